@@ -1,0 +1,1 @@
+"""The poller: sacct states drive BEAT's on_split_* callbacks."""

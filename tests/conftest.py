@@ -1,0 +1,80 @@
+"""Shared fixtures: the real parts (Slurm cluster, PostgreSQL, sshd) and how their absence is reported.
+
+A missing part skips its tests on a developer's machine, but under
+BRIDGE_REQUIRE_SLURM=1 (set by .ci/run) it fails them: CI must never pass by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+REQUIRE = os.environ.get("BRIDGE_REQUIRE_SLURM") == "1"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "BRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def need(part: str, why: str) -> NoReturn:
+    """Skip for lack of a real part, or fail when BRIDGE_REQUIRE_SLURM=1 says it must be there."""
+    message = f"{part} is not available: {why}"
+    if REQUIRE:
+        pytest.fail(f"{message} (BRIDGE_REQUIRE_SLURM=1 requires it)", pytrace=False)
+    pytest.skip(message)
+
+
+# --- databases -------------------------------------------------------------------------
+
+
+def _postgres_admin():
+    """An autocommit psycopg connection to the admin database, or need()."""
+    try:
+        import psycopg
+    except ImportError:
+        need("PostgreSQL", "psycopg is not installed (pip install -e '.[dev]')")
+    from sqlalchemy.engine import make_url
+
+    url = make_url(POSTGRES_ADMIN_URL)
+    try:
+        return psycopg.connect(
+            host=url.host, port=url.port or 5432, user=url.username,
+            password=url.password, dbname=url.database, autocommit=True, connect_timeout=5,
+        )
+    except psycopg.OperationalError as e:
+        need("PostgreSQL", f"cannot connect to {url.render_as_string(hide_password=True)}: {e}")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    admin = _postgres_admin()
+    name = f"bb_test_{uuid.uuid4().hex[:12]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    from sqlalchemy.engine import make_url
+
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A fresh SQLite database file for one test."""
+    return f"sqlite:///{tmp_path / 'bridge.sqlite'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """The same test on SQLite and on PostgreSQL."""
+    if request.param == "postgresql":
+        request.applymarker(pytest.mark.postgres)
+        return request.getfixturevalue("postgres_url")
+    return request.getfixturevalue("sqlite_url")
