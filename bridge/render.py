@@ -1,0 +1,258 @@
+"""Render the sbatch script of one job array from a jinja2 template.
+
+Values from experiments (names, paths) end up in two languages: `#SBATCH` lines,
+which sbatch parses itself (src/sbatch/opt.c `_get_argument`: quotes group, a
+backslash escapes the next character even inside quotes, an unquoted `#` ends
+the line), and the shell body, which bash parses. Each gets its own quoting:
+`sbatch_quote` for directives, `shlex.quote` (the `shquote` filter) for the body.
+A newline could end a `#SBATCH` comment and start a shell command, so newlines
+and other control characters are refused outright.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+
+from bridge.errors import BridgeError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TEMPLATE = "array.sbatch.j2"
+_SAFE = re.compile(r"^[A-Za-z0-9_.,:/=%@+-]+$")
+_OPTION = re.compile(r"^--([A-Za-z][A-Za-z0-9-]*)(?:=(.*))?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SEPARATOR = re.compile(r"packjob|hetjob", re.IGNORECASE)
+
+
+class TemplateError(BridgeError):
+    """An sbatch template could not be rendered."""
+
+
+class UnsafeValueError(BridgeError):
+    """A value cannot be put into an sbatch script safely."""
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    """Everything one job array's script says: Slurm options and the per-element command."""
+
+    job_name: str
+    submission_tag: str
+    partition: str
+    cpus_per_task: int
+    mem_mb: int
+    time_minutes: int
+    array_indices: tuple[int, ...]
+    output: str
+    error: str
+    python: str
+    element_runner: str
+    spool_dir: str
+    throttle: int | None = None
+    account: str | None = None
+    qos: str | None = None
+    comment: str | None = None
+    extra_directives: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+
+def package_templates_dir() -> Path:
+    """The shipped templates: package data `bridge.templates`, else the repository's templates/."""
+    try:
+        path = Path(str(resources.files("bridge.templates")))
+        if (path / DEFAULT_TEMPLATE).is_file():
+            return path
+    except (ModuleNotFoundError, TypeError):  # pragma: no cover - depends on the install
+        pass
+    return Path(__file__).resolve().parent.parent / "templates"  # pragma: no cover
+
+
+def check_value(what: str, value: str) -> str:
+    """Return value, or raise UnsafeValueError if it holds a newline or another control character."""
+    bad = [c for c in value if ord(c) < 32 or ord(c) == 127]
+    if bad:
+        raise UnsafeValueError(f"{what} contains a control character {bad[0]!r}: {value!r}")
+    return value
+
+
+def sbatch_quote(value: str) -> str:
+    """Quote a value for an `#SBATCH` line so that sbatch's own parser reads it back unchanged."""
+    check_value("#SBATCH value", value)
+    # Old sbatch releases blank out "packjob" anywhere on a directive line (het-job
+    # separator): quoted, such a value at least stays one argument.
+    if _SAFE.match(value) and not _SEPARATOR.search(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def sbatch_unquote(text: str) -> list[str]:
+    """Split an `#SBATCH` argument text the way sbatch does (for tests and admin directives)."""
+    words: list[str] = []
+    word: list[str] | None = None
+    quote, escape = "", False
+    for c in text:
+        if escape:
+            escape = False
+        elif c == "\\":
+            escape = True
+            word = word if word is not None else []
+            continue
+        elif quote:
+            if c == quote:
+                quote = ""
+                continue
+        elif c in "\"'":
+            quote, word = c, word if word is not None else []
+            continue
+        elif c == "#":
+            break
+        elif c.isspace():
+            if word is not None:
+                words.append("".join(word))
+                word = None
+            continue
+        word = word if word is not None else []
+        word.append(c)
+    if word is not None:
+        words.append("".join(word))
+    return words
+
+
+def compact_ranges(indices: Iterable[int]) -> str:
+    """`[0, 1, 2, 3, 5]` -> `"0-3,5"`: the array index list as sbatch's --array wants it."""
+    values = sorted(set(indices))
+    if not values or values[0] < 0:
+        raise UnsafeValueError(f"array indices must be a non-empty list of integers >= 0, got {values!r}")
+    parts, start, prev = [], values[0], values[0]
+    for v in values[1:] + [None]:
+        if v is not None and v == prev + 1:
+            prev = v
+            continue
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+        if v is not None:
+            start = prev = v
+    return ",".join(parts)
+
+
+def parse_directive(text: str) -> tuple[str, str | None]:
+    """`--constraint="intel avx"` -> `("constraint", "intel avx")`; a flag gives `(name, None)`."""
+    check_value("extra directive", text)
+    match = _OPTION.match(text.strip())
+    if not match:
+        raise UnsafeValueError(f"extra directive {text!r} is not a long sbatch option like --name=value")
+    name, raw = match.groups()
+    if raw is None:
+        return name, None
+    words = sbatch_unquote(raw)
+    if len(words) != 1:
+        raise UnsafeValueError(f"extra directive {text!r} must have exactly one value")
+    return name, words[0]
+
+
+def sbatch_directives(spec: ArraySpec) -> dict[str, str | None]:
+    """The one sorted mapping of `#SBATCH` options (name -> unquoted value, None for a flag)."""
+    array = compact_ranges(spec.array_indices)
+    if spec.throttle is not None:
+        if spec.throttle < 1:
+            raise UnsafeValueError(f"throttle must be >= 1, got {spec.throttle}")
+        array += f"%{spec.throttle}"
+    comment = spec.submission_tag if not spec.comment else f"{spec.submission_tag} {spec.comment}"
+    options: dict[str, str | None] = {
+        "array": array,
+        "comment": comment,
+        "cpus-per-task": str(_positive("cpus_per_task", spec.cpus_per_task)),
+        "error": spec.error,
+        "job-name": spec.job_name,
+        "mem": f"{_positive('mem_mb', spec.mem_mb)}M",
+        "no-requeue": None,  # PREEMPTED or NODE_FAIL must end the element, not restart it unseen
+        "output": spec.output,
+        "partition": spec.partition,
+        "time": str(_positive("time_minutes", spec.time_minutes)),
+    }
+    if spec.account:
+        options["account"] = spec.account
+    if spec.qos:
+        options["qos"] = spec.qos
+    for text in spec.extra_directives:
+        name, value = parse_directive(text)
+        if name in options:
+            raise UnsafeValueError(f"extra directive {text!r} conflicts with the bridge's --{name}")
+        options[name] = value
+    for name, value in options.items():
+        if value is not None:
+            check_value(f"--{name}", value)
+    return dict(sorted(options.items()))
+
+
+def _positive(what: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UnsafeValueError(f"{what} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _environment(search_path: Sequence[Path]) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["shquote"] = lambda v: shlex.quote(check_value("shell value", str(v)))
+    env.filters["sbatchquote"] = sbatch_quote
+    return env
+
+
+def _context(spec: ArraySpec) -> dict[str, object]:
+    for name, value in spec.env:
+        if not _ENV_NAME.match(name):
+            raise UnsafeValueError(f"environment variable name {name!r} is not valid")
+    runner_is_path = spec.element_runner.endswith(".py") or "/" in spec.element_runner
+    return {
+        "spec": spec,
+        "directives": sbatch_directives(spec),
+        "env": dict(spec.env),
+        "runner_is_path": runner_is_path,
+    }
+
+
+def render_array_script(
+    spec: ArraySpec,
+    template: str | Path | None = None,
+    search_path: Sequence[Path] = (),
+) -> str:
+    """Render the array's sbatch script.
+
+    `template` is a name looked up in `search_path` (admin dirs first) then the
+    shipped templates, or a path to a file (a queue's resolved override).
+    """
+    dirs = [Path(p) for p in search_path]
+    name = DEFAULT_TEMPLATE if template is None else str(template)
+    if isinstance(template, Path) and template.is_absolute():
+        dirs.insert(0, template.parent)
+        name = template.name
+    dirs.append(package_templates_dir())
+    context = _context(spec)
+    try:
+        text = _environment(dirs).get_template(name).render(context)
+    except jinja2.TemplateNotFound as e:
+        raise TemplateError(f"template {name} not found in {', '.join(map(str, dirs))}") from e
+    except jinja2.TemplateSyntaxError as e:
+        raise TemplateError(f"template {e.filename or name} line {e.lineno}: syntax error: {e.message}") from e
+    except jinja2.UndefinedError as e:
+        raise TemplateError(f"template {name}: undefined variable: {e.message}") from e
+    except UnsafeValueError:
+        raise
+    except (jinja2.TemplateError, TypeError, ValueError) as e:
+        raise TemplateError(f"template {name}: {e}") from e
+    log.debug("rendered %s for %s (%d elements)", name, spec.job_name, len(spec.array_indices))
+    return text
