@@ -1,0 +1,151 @@
+"""The one table from a Slurm job state to what the poller does about it.
+
+Sources: sacct(1) "JOB STATE CODES" and squeue(1) for the transient states.
+A state missing from the table is logged and treated as still active: a
+surprise must never read as success or failure.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(str, enum.Enum):
+    """What a Slurm state means for a split."""
+
+    ACTIVE = "active"  # queued or between states: nothing to do yet
+    STARTED = "started"  # running on a node: on_split_started
+    DONE = "done"  # on_split_done (after the result and the cache are checked)
+    FAILED = "failed"  # on_split_fail
+    CANCELLED = "cancelled"  # on_split_cancelled
+
+
+TERMINAL = frozenset({Outcome.DONE, Outcome.FAILED, Outcome.CANCELLED})
+ACTIVE = frozenset({Outcome.ACTIVE, Outcome.STARTED})
+
+# state -> (outcome, reason for a failure)
+STATES: dict[str, tuple[Outcome, str | None]] = {
+    "PENDING": (Outcome.ACTIVE, None),
+    "CONFIGURING": (Outcome.ACTIVE, None),
+    "REQUEUED": (Outcome.ACTIVE, None),
+    "REQUEUE_FED": (Outcome.ACTIVE, None),
+    "REQUEUE_HOLD": (Outcome.ACTIVE, None),
+    "RESV_DEL_HOLD": (Outcome.ACTIVE, None),
+    "SPECIAL_EXIT": (Outcome.ACTIVE, None),
+    "RESIZING": (Outcome.ACTIVE, None),
+    "SUSPENDED": (Outcome.ACTIVE, None),
+    "STOPPED": (Outcome.ACTIVE, None),
+    "RUNNING": (Outcome.STARTED, None),
+    "COMPLETING": (Outcome.STARTED, None),
+    "SIGNALING": (Outcome.STARTED, None),
+    "STAGE_OUT": (Outcome.STARTED, None),
+    "COMPLETED": (Outcome.DONE, None),
+    "FAILED": (Outcome.FAILED, "failed"),
+    "OUT_OF_MEMORY": (Outcome.FAILED, "out_of_memory"),
+    "TIMEOUT": (Outcome.FAILED, "timed_out"),
+    "DEADLINE": (Outcome.FAILED, "deadline"),
+    "BOOT_FAIL": (Outcome.FAILED, "boot_fail"),
+    "NODE_FAIL": (Outcome.FAILED, "node_fail"),
+    "PREEMPTED": (Outcome.FAILED, "preempted"),
+    "REVOKED": (Outcome.FAILED, "revoked"),
+    "CANCELLED": (Outcome.CANCELLED, None),
+}
+
+_MESSAGES = {
+    "out_of_memory": "exceeded its memory limit and was killed",
+    "timed_out": "reached its time limit and was killed",
+    "deadline": "reached its deadline",
+    "boot_fail": "its node failed to boot",
+    "node_fail": "its node failed",
+    "preempted": "was preempted by another job",
+    "revoked": "was revoked (federation: it ran on another cluster)",
+}
+# slurmstepd writes this into the element's stderr when jobacct_gather kills it
+# (JobAcctGatherParams=OverMemoryKill), and cgroup-based kills say "oom-kill".
+_OOM_MARKERS = ("exceeded memory limit", "exceeded job memory limit", "oom-kill", "out of memory")
+SIGKILL = 9
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one sacct state of one element means: outcome, why, and what to put in the Result."""
+
+    outcome: Outcome
+    state: str
+    reason: str | None = None  # failed, out_of_memory, timed_out, ... (None unless FAILED)
+    exit_code: int = 0
+    signal: int = 0
+    message: str = ""
+
+    @property
+    def timed_out(self) -> bool:
+        return self.reason == "timed_out"
+
+    @property
+    def terminal(self) -> bool:
+        return self.outcome in TERMINAL
+
+
+def normalize_state(state: str) -> str:
+    """`CANCELLED by 0` -> `CANCELLED`, `COMPLETED+` -> `COMPLETED` (first word, `+` stripped)."""
+    words = state.split()
+    return words[0].rstrip("+").upper() if words else ""
+
+
+def outcome_of(state: str) -> Outcome:
+    """The outcome of a Slurm state; an unknown state is logged and stays active."""
+    entry = STATES.get(normalize_state(state))
+    if entry is None:
+        log.warning("unknown Slurm state %r: treated as still active", state)
+        return Outcome.ACTIVE
+    return entry[0]
+
+
+def is_out_of_memory(state: str, exit_code: int = 0, signal: int = 0, stderr: str | None = None) -> bool:
+    """True for a memory kill: OUT_OF_MEMORY, or FAILED killed by SIGKILL, or the kill line in stderr.
+
+    Slurm 22.05 without cgroups (jobacct_gather OverMemoryKill) reports the
+    allocation as FAILED with ExitCode 0:9, never OUT_OF_MEMORY (slurm-notes.md).
+    """
+    state = normalize_state(state)
+    if state == "OUT_OF_MEMORY":
+        return True
+    if state != "FAILED":
+        return False
+    if stderr and any(marker in stderr.lower() for marker in _OOM_MARKERS):
+        return True
+    return signal == SIGKILL and exit_code == 0
+
+
+def judge(state: str, exit_code: int = 0, signal: int = 0, stderr: str | None = None) -> Verdict:
+    """The verdict on one element from its sacct state, ExitCode `N:S` and optional stderr text."""
+    name = normalize_state(state)
+    outcome = outcome_of(state)
+    reason = STATES.get(name, (outcome, None))[1]
+    if outcome is not Outcome.FAILED:
+        return Verdict(outcome, name, None, exit_code, signal, _plain_message(outcome, name))
+    if is_out_of_memory(name, exit_code, signal, stderr):
+        reason = "out_of_memory"
+    return Verdict(outcome, name, reason, exit_code, signal, _fail_message(name, reason, exit_code, signal))
+
+
+def _plain_message(outcome: Outcome, state: str) -> str:
+    return {
+        Outcome.DONE: "completed",
+        Outcome.CANCELLED: "cancelled",
+        Outcome.STARTED: "running",
+    }.get(outcome, f"still active ({state or 'no state'})")
+
+
+def _fail_message(state: str, reason: str | None, exit_code: int, signal: int) -> str:
+    """A sentence for the Result's system error: which Slurm state, and the exit code kept."""
+    why = _MESSAGES.get(reason or "", "failed")
+    if reason == "failed":
+        why = f"exited with code {exit_code}" if exit_code else "failed"
+    if signal:
+        why += f" (signal {signal})"
+    return f"Slurm state {state}: the element {why}; ExitCode {exit_code}:{signal}"

@@ -1,0 +1,117 @@
+"""The one table from Slurm state to outcome, and the out-of-memory classifier."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from poller.sacct import latest_by_element, parse_sacct
+from poller.states import ACTIVE, STATES, TERMINAL, Outcome, is_out_of_memory, judge, outcome_of
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize(
+    ("state", "outcome"),
+    [
+        ("COMPLETED", Outcome.DONE),
+        ("COMPLETED+", Outcome.DONE),
+        ("CANCELLED", Outcome.CANCELLED),
+        ("CANCELLED by 0", Outcome.CANCELLED),
+        ("CANCELLED+", Outcome.CANCELLED),
+        ("RUNNING", Outcome.STARTED),
+        ("COMPLETING", Outcome.STARTED),
+        ("PENDING", Outcome.ACTIVE),
+        ("CONFIGURING", Outcome.ACTIVE),
+        ("REQUEUED", Outcome.ACTIVE),
+        ("RESIZING", Outcome.ACTIVE),
+        ("SUSPENDED", Outcome.ACTIVE),
+    ]
+    + [(s, Outcome.FAILED) for s in ("FAILED", "OUT_OF_MEMORY", "TIMEOUT", "DEADLINE", "BOOT_FAIL", "NODE_FAIL", "PREEMPTED")],
+)
+def test_table(state: str, outcome: Outcome) -> None:
+    assert outcome_of(state) is outcome
+
+
+def test_outcome_is_a_str_enum_and_sets_partition_it() -> None:
+    assert Outcome.DONE == "done"
+    assert TERMINAL | ACTIVE == set(Outcome) and not TERMINAL & ACTIVE
+
+
+@pytest.mark.parametrize("state", ["SOMETHING_NEW", "", "   "])
+def test_unknown_state_stays_active_with_a_warning(state: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    assert outcome_of(state) is Outcome.ACTIVE
+    assert "unknown Slurm state" in caplog.text
+    assert not judge(state).terminal
+
+
+@pytest.mark.parametrize(
+    ("state", "exit_code", "signal", "reason"),
+    [
+        ("FAILED", 3, 0, "failed"),
+        ("TIMEOUT", 0, 0, "timed_out"),
+        ("OUT_OF_MEMORY", 0, 125, "out_of_memory"),
+        ("FAILED", 0, 9, "out_of_memory"),
+        ("DEADLINE", 0, 0, "deadline"),
+        ("BOOT_FAIL", 0, 0, "boot_fail"),
+        ("NODE_FAIL", 1, 0, "node_fail"),
+        ("PREEMPTED", 0, 0, "preempted"),
+    ],
+)
+def test_fail_reasons(state: str, exit_code: int, signal: int, reason: str) -> None:
+    verdict = judge(state, exit_code, signal)
+    assert verdict.outcome is Outcome.FAILED and verdict.reason == reason
+    assert verdict.timed_out is (reason == "timed_out")
+    assert verdict.exit_code == exit_code and f"ExitCode {exit_code}:{signal}" in verdict.message
+    assert state in verdict.message
+
+
+def test_failed_exit_code_in_message() -> None:
+    assert "exited with code 3" in judge("FAILED", 3, 0).message
+
+
+def test_non_failures_have_no_reason() -> None:
+    for state in ("COMPLETED", "CANCELLED by 0", "RUNNING", "PENDING"):
+        verdict = judge(state)
+        assert verdict.reason is None and not verdict.timed_out
+
+
+STDERR_OOM = (
+    "slurmstepd: error: Job 57 exceeded memory limit (614400 > 102400), being killed\n"
+    "slurmstepd: error: Exceeded job memory limit\n"
+)
+
+
+def test_out_of_memory_classifier() -> None:
+    assert is_out_of_memory("OUT_OF_MEMORY")
+    assert is_out_of_memory("FAILED", 0, 9)  # 22.05 without cgroups: FAILED 0:9
+    assert is_out_of_memory("FAILED", 1, 0, STDERR_OOM)
+    assert judge("FAILED", 1, 0, STDERR_OOM).reason == "out_of_memory"
+    assert not is_out_of_memory("FAILED", 3, 0, "Traceback: ValueError\n")
+    assert not is_out_of_memory("FAILED", 1, 9)  # exited 1 itself, then a kill: not the memory kill
+    assert not is_out_of_memory("CANCELLED", 0, 9)
+    assert not is_out_of_memory("TIMEOUT", 0, 9, STDERR_OOM)
+    assert judge("TIMEOUT", 0, 9, STDERR_OOM).reason == "timed_out"
+
+
+def test_every_table_entry_is_known() -> None:
+    assert all(outcome in Outcome for outcome, _ in STATES.values())
+    assert {s for s, (o, _) in STATES.items() if o is Outcome.FAILED} >= {
+        "FAILED", "OUT_OF_MEMORY", "TIMEOUT", "DEADLINE", "BOOT_FAIL", "NODE_FAIL", "PREEMPTED"
+    }
+
+
+def test_verdicts_on_the_mixed_sample() -> None:
+    elements = latest_by_element(parse_sacct((DATA / "sacct_mixed.txt").read_text()))
+    verdicts = {f"{a}_{t}": judge(r.state_text, r.exit_code, r.signal) for (a, t), r in elements.items()}
+    assert verdicts["41_0"].outcome is Outcome.DONE
+    assert (verdicts["41_1"].outcome, verdicts["41_1"].exit_code) == (Outcome.FAILED, 3)
+    assert verdicts["41_2"].outcome is Outcome.CANCELLED
+    assert verdicts["41_3"].timed_out
+    assert verdicts["41_4"].reason == "out_of_memory"
+    assert verdicts["41_5"].outcome is Outcome.STARTED
+    assert verdicts["41_6"].outcome is Outcome.ACTIVE
+    assert verdicts["53_4"].outcome is Outcome.ACTIVE
