@@ -12,12 +12,13 @@ import logging
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.errors import ConfigError
+from bridge.errors import BridgeError, ConfigError
+from bridge.render import BRIDGE_OPTIONS, extra_options, package_templates_dir
 
 log = logging.getLogger(__name__)
 
@@ -142,49 +143,42 @@ class _Table:
             return default
         return self.data[name]
 
-    def str(self, name: str, default: Any = _MISSING, pattern: re.Pattern | None = None) -> Any:
+    def _get(self, name: str, default: Any, ok: Callable[[Any], bool], expected: str) -> Any:
         value = self.raw(name, default)
-        if value is default and default is not _MISSING:
+        if default is not _MISSING and value is default:
             return value
-        if not isinstance(value, str) or not value.strip() or _has_control(value):
-            raise self.fail(name, value, "a non-empty string without control characters")
-        if pattern is not None and not pattern.match(value):
+        if not ok(value):
+            raise self.fail(name, value, expected)
+        return value
+
+    def text(self, name: str, default: Any = _MISSING, pattern: re.Pattern | None = None) -> Any:
+        value = self._get(name, default, _is_text, "a non-empty string without control characters")
+        if value is not default and pattern is not None and not pattern.match(value):
             raise self.fail(name, value, f"a name matching {pattern.pattern}")
         return value
 
     def choice(self, name: str, choices: tuple[str, ...], default: Any = _MISSING) -> str:
-        value = self.raw(name, default)
-        if value not in choices:
-            raise self.fail(name, value, "one of " + ", ".join(repr(c) for c in choices))
-        return value
+        expected = "one of " + ", ".join(repr(c) for c in choices)
+        return self._get(name, default, lambda v: v in choices, expected)
 
-    def int(self, name: str, default: Any = _MISSING, minimum: int = 1) -> Any:
-        value = self.raw(name, default)
-        if value is default and default is not _MISSING:
-            return value
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(name, value, f"an integer >= {minimum}")
-        return value
+    def integer(self, name: str, default: Any = _MISSING, minimum: int = 1) -> Any:
+        ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum  # noqa: E731
+        return self._get(name, default, ok, f"an integer >= {minimum}")
 
-    def float(self, name: str, default: Any = _MISSING, minimum: float = 0.0) -> Any:
-        value = self.raw(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-            raise self.fail(name, value, f"a number >= {minimum}")
-        return float(value)
+    def number(self, name: str, default: Any = _MISSING, minimum: float = 0.0) -> float:
+        ok = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= minimum  # noqa: E731
+        return float(self._get(name, default, ok, f"a number >= {minimum}"))
 
-    def bool(self, name: str, default: Any = _MISSING) -> bool:
-        value = self.raw(name, default)
-        if not isinstance(value, bool):
-            raise self.fail(name, value, "true or false")
-        return value
+    def flag(self, name: str, default: Any = _MISSING) -> bool:
+        return self._get(name, default, lambda v: isinstance(v, bool), "true or false")
 
     def path(self, name: str, default: Any = _MISSING) -> Any:
-        value = self.str(name, default)
+        value = self.text(name, default)
         if value is default and default is not _MISSING:
             return value
         return _resolve(self.file.parent, value)
 
-    def list(self, name: str) -> list[Any]:
+    def items(self, name: str) -> list[Any]:
         value = self.raw(name, [])
         if not isinstance(value, list):
             raise self.fail(name, value, "a list")
@@ -207,6 +201,10 @@ class _Table:
             raise ConfigError(
                 f"{self.file}: unknown key {self.key(unknown[0])!s} in {where} (valid keys: {valid})"
             )
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip()) and not _has_control(value)
 
 
 def _has_control(text: str) -> bool:
@@ -254,8 +252,8 @@ def load_config(path: str | Path) -> BridgeConfig:
         ssh=ssh,
         poll=_poll(top.table("poll")),
         retry=_retry(top.table("retry")),
-        split_errors=top.int("split_errors", 3),
-        cache_errors=top.int("cache_errors", 5),
+        split_errors=top.integer("split_errors", 3),
+        cache_errors=top.integer("cache_errors", 5),
         templates_dir=templates_dir,
         slurm_conf=slurm_conf,
         slurm_env=slurm_env,
@@ -269,7 +267,7 @@ def _database_url(t: _Table | None, base: Path) -> str:
     """The database URL; a relative SQLite file path is made relative to the config file."""
     if t is None:
         return f"sqlite:///{base / 'bridge.sqlite'}"
-    url = t.str("url", f"sqlite:///{base / 'bridge.sqlite'}")
+    url = t.text("url", f"sqlite:///{base / 'bridge.sqlite'}")
     t.done()
     prefix = "sqlite:///"
     rest = url[len(prefix):] if url.startswith(prefix) else None
@@ -282,13 +280,13 @@ def _ssh(t: _Table | None) -> SshConfig | None:
     if t is None:
         return None
     ssh = SshConfig(
-        host=t.str("host"),
-        port=t.int("port", 22),
-        user=t.str("user", None),
+        host=t.text("host"),
+        port=t.integer("port", 22),
+        user=t.text("user", None),
         key_file=t.path("key_file", None),
         known_hosts=t.path("known_hosts", None),
-        allow_unknown_hosts=t.bool("allow_unknown_hosts", False),
-        connect_timeout=t.float("connect_timeout", 10.0, minimum=0.1),
+        allow_unknown_hosts=t.flag("allow_unknown_hosts", False),
+        connect_timeout=t.number("connect_timeout", 10.0, minimum=0.1),
     )
     if ssh.port > 65535:
         raise t.fail("port", ssh.port, "an integer from 1 to 65535")
@@ -306,7 +304,7 @@ def _slurm(t: _Table | None) -> tuple[Path | None, dict[str, str]]:
         for name in env_table.data:
             if not _ENV_NAME.match(name):
                 raise env_table.fail(name, name, "an environment variable name")
-            env[name] = env_table.str(name)
+            env[name] = env_table.text(name)
         env_table.done()
     t.done()
     return conf, env
@@ -315,7 +313,7 @@ def _slurm(t: _Table | None) -> tuple[Path | None, dict[str, str]]:
 def _poll(t: _Table | None) -> PollConfig:
     if t is None:
         return PollConfig()
-    poll = PollConfig(t.float("min_interval", 2.0, 0.1), t.float("max_interval", 30.0, 0.1))
+    poll = PollConfig(t.number("min_interval", 2.0, 0.1), t.number("max_interval", 30.0, 0.1))
     if poll.max_interval < poll.min_interval:
         raise t.fail("max_interval", poll.max_interval, f"a number >= poll.min_interval ({poll.min_interval})")
     t.done()
@@ -325,12 +323,11 @@ def _poll(t: _Table | None) -> PollConfig:
 def _retry(t: _Table | None) -> RetryPolicy:
     if t is None:
         return RetryPolicy()
-    retry = RetryPolicy(t.int("attempts", 5), t.float("base_delay", 1.0), t.float("max_delay", 30.0))
+    retry = RetryPolicy(t.integer("attempts", 5), t.number("base_delay", 1.0), t.number("max_delay", 30.0))
     if retry.max_delay < retry.base_delay:
         raise t.fail("max_delay", retry.max_delay, f"a number >= retry.base_delay ({retry.base_delay})")
     t.done()
     return retry
-
 
 
 def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = ()) -> dict[str, QueueConfig]:
@@ -357,18 +354,23 @@ def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = ()) -> dict
 def _queue(name: str, t: _Table, templates_dirs: tuple[Path, ...]) -> QueueConfig:
     queue = QueueConfig(
         name=name,
-        partition=t.str("partition", pattern=_NAME),
-        memory_limit=t.int("memory_limit"),
-        time_limit=t.int("time_limit"),
-        cores_per_slot=t.int("cores_per_slot"),
-        max_slots_per_user=t.int("max_slots_per_user"),
-        account=t.str("account", None, pattern=_NAME),
-        qos=t.str("qos", None, pattern=_NAME),
-        extra_directives=tuple(_directive(t, i, v) for i, v in enumerate(t.list("extra_directives"))),
+        partition=t.text("partition", pattern=_NAME),
+        memory_limit=t.integer("memory_limit"),
+        time_limit=t.integer("time_limit"),
+        cores_per_slot=t.integer("cores_per_slot"),
+        max_slots_per_user=t.integer("max_slots_per_user"),
+        account=t.text("account", None, pattern=_NAME),
+        qos=t.text("qos", None, pattern=_NAME),
+        extra_directives=tuple(_directive(t, i, v) for i, v in enumerate(t.items("extra_directives"))),
         template=_template(t, templates_dirs),
-        environments=tuple(_environment(t, i, v) for i, v in enumerate(t.list("environments"))),
+        environments=tuple(_environment(t, i, v) for i, v in enumerate(t.items("environments"))),
     )
     t.done()
+    taken = BRIDGE_OPTIONS | {o for o, v in (("account", queue.account), ("qos", queue.qos)) if v}
+    try:
+        extra_options(queue.extra_directives, taken)
+    except BridgeError as e:
+        raise ConfigError(f"{t.file}: {t.key('extra_directives')}: {e} (the bridge sets: {', '.join(sorted(taken))})") from e
     return queue
 
 
@@ -376,18 +378,16 @@ def _directive(t: _Table, i: int, value: Any) -> str:
     """An admin's extra `#SBATCH` line: one long option, never a second line."""
     if not isinstance(value, str) or _has_control(value):
         raise t.fail(f"extra_directives[{i}]", value, "a string without newlines or control characters")
-    if not re.match(r"^--[A-Za-z][A-Za-z0-9-]*(=.*)?$", value.strip()):
+    if not re.match(r"^--[A-Za-z][A-Za-z0-9-]*(=.+)?$", value.strip()):
         raise t.fail(f"extra_directives[{i}]", value, "a long sbatch option like '--constraint=intel' (no '#SBATCH')")
     return value.strip()
 
 
 def _template(t: _Table, templates_dirs: tuple[Path, ...]) -> Path | None:
     """A per-queue template: found in the admin templates dirs, then next to queues.toml."""
-    name = t.str("template", None)
+    name = t.text("template", None)
     if name is None:
         return None
-    from bridge.render import package_templates_dir
-
     candidates = [d / name for d in templates_dirs] + [t.file.parent / name, package_templates_dir() / name]
     for candidate in candidates:
         if candidate.is_file():
@@ -404,7 +404,7 @@ def _environment(t: _Table, i: int, value: Any) -> EnvironmentRef:
             return EnvironmentRef(name, version)
     elif isinstance(value, dict):
         sub = _Table(t.file, f"{t.key(key)}", value)
-        env = EnvironmentRef(sub.str("name"), sub.str("version"))
+        env = EnvironmentRef(sub.text("name"), sub.text("version"))
         sub.done()
         return env
     raise t.fail(key, value, "'name-version' or a table {name = ..., version = ...}")

@@ -29,6 +29,10 @@ DEFAULT_TEMPLATE = "array.sbatch.j2"
 _SAFE = re.compile(r"^[A-Za-z0-9_.,:/=%@+-]+$")
 _OPTION = re.compile(r"^--([A-Za-z][A-Za-z0-9-]*)(?:=(.*))?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The options every array gets from the bridge (account and qos only when the queue sets them).
+BRIDGE_OPTIONS = frozenset(
+    {"array", "comment", "cpus-per-task", "error", "job-name", "mem", "no-requeue", "output", "partition", "time"}
+)
 _SEPARATOR = re.compile(r"packjob|hetjob", re.IGNORECASE)
 
 
@@ -157,6 +161,18 @@ def parse_directive(text: str) -> tuple[str, str | None]:
     return name, words[0]
 
 
+def extra_options(directives: Iterable[str], taken: Iterable[str] = BRIDGE_OPTIONS) -> dict[str, str | None]:
+    """An admin's extra directives as options; one that sets an option the bridge sets is an error."""
+    taken = set(taken)
+    options: dict[str, str | None] = {}
+    for text in directives:
+        name, value = parse_directive(text)
+        if name in taken or name in options:
+            raise UnsafeValueError(f"extra directive {text!r} conflicts with another --{name}")
+        options[name] = value
+    return options
+
+
 def sbatch_directives(spec: ArraySpec) -> dict[str, str | None]:
     """The one sorted mapping of `#SBATCH` options (name -> unquoted value, None for a flag)."""
     array = compact_ranges(spec.array_indices)
@@ -181,11 +197,7 @@ def sbatch_directives(spec: ArraySpec) -> dict[str, str | None]:
         options["account"] = spec.account
     if spec.qos:
         options["qos"] = spec.qos
-    for text in spec.extra_directives:
-        name, value = parse_directive(text)
-        if name in options:
-            raise UnsafeValueError(f"extra directive {text!r} conflicts with the bridge's --{name}")
-        options[name] = value
+    options.update(extra_options(spec.extra_directives, taken=options))
     for name, value in options.items():
         if value is not None:
             check_value(f"--{name}", value)

@@ -16,12 +16,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from bridge.slurm import SACCT_FIELDS
+from poller.states import normalize_state
+
 log = logging.getLogger(__name__)
 
-FIELDS: tuple[str, ...] = (
-    "JobID", "JobIDRaw", "JobName", "Partition", "State", "ExitCode",
-    "NodeList", "Submit", "Start", "End", "Comment",
-)
+FIELDS = SACCT_FIELDS
 REQUIRED = ("JobID", "State")
 _JOB_ID = re.compile(r"^(\d+)(?:_(\d+|\[[^\]]*\]))?(?:\+\d+)?(?:\.(\S+))?$")
 _RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$")
@@ -103,10 +103,7 @@ def parse_exit_code(text: str) -> tuple[int, int]:
     return int(code), int(signal or 0)
 
 
-def parse_state(text: str) -> str:
-    """`CANCELLED by 0` -> `CANCELLED`; `COMPLETED+` -> `COMPLETED`."""
-    words = text.split()
-    return words[0].rstrip("+").upper() if words else ""
+parse_state = normalize_state  # `CANCELLED by 0` -> `CANCELLED`: one rule, kept in poller.states
 
 
 def _columns(line: str, fields: Sequence[str]) -> dict[str, str] | None:

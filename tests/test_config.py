@@ -122,15 +122,14 @@ max_delay = 4
 def test_queue_options(tmp_path: Path) -> None:
     (tmp_path / "gpu.sbatch.j2").write_text("#!/bin/bash\n")
     queues = QUEUES + """
-account = "lab1"
 qos = "normal"
-extra_directives = ["--constraint=intel", "--exclusive"]
+extra_directives = ["--constraint=intel", "--exclusive", "--account=lab1"]
 template = "gpu.sbatch.j2"
 environments = ["Python 3-1.2.0", { name = "R", version = "4.3" }]
 """
     queue = load_queues(write(tmp_path, MINIMAL, queues).parent / "queues.toml")["default"]
-    assert (queue.account, queue.qos) == ("lab1", "normal")
-    assert queue.extra_directives == ("--constraint=intel", "--exclusive")
+    assert (queue.account, queue.qos) == (None, "normal")  # an account may come as an extra directive
+    assert queue.extra_directives == ("--constraint=intel", "--exclusive", "--account=lab1")
     assert queue.template == tmp_path / "gpu.sbatch.j2"
     assert queue.environments == (EnvironmentRef("Python 3", "1.2.0"), EnvironmentRef("R", "4.3"))
 
@@ -192,6 +191,10 @@ def queue_error(tmp_path: Path, extra: str = "", replace: tuple[str, str] | None
         ('extra_directives = ["--x=1\\n#SBATCH --y"]\n', None, ["queues.default.extra_directives[0]", "newlines"]),
         ('extra_directives = ["#SBATCH --nice=1"]\n', None, ["extra_directives[0]", "long sbatch option"]),
         ('extra_directives = "--nice=1"\n', None, ["queues.default.extra_directives", "a list"]),
+        ('extra_directives = ["--partition=debug"]\n', None, ["queues.default.extra_directives", "conflicts", "the bridge sets:"]),
+        ('qos = "q"\nextra_directives = ["--qos=other"]\n', None, ["extra_directives", "--qos", "conflicts"]),
+        ('extra_directives = ["--nice=1", "--nice=2"]\n', None, ["extra_directives", "--nice", "conflicts"]),
+        ('extra_directives = ["--mail-user=a b"]\n', None, ["extra_directives", "exactly one value"]),
         ('template = "nope.j2"\n', None, ["queues.default.template", "'nope.j2'", "exists in one of"]),
         ('environments = ["python"]\n', None, ["queues.default.environments[0]", "name-version"]),
         ('environments = [{ name = "R" }]\n', None, ["queues.default.environments[0].version is missing"]),
