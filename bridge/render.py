@@ -180,6 +180,9 @@ def sbatch_directives(spec: ArraySpec) -> dict[str, str | None]:
         if spec.throttle < 1:
             raise UnsafeValueError(f"throttle must be >= 1, got {spec.throttle}")
         array += f"%{spec.throttle}"
+    if "|" in spec.job_name or "," in spec.job_name:
+        # sacct --parsable2 separates fields with "|" and `sacct --name` takes a comma list
+        raise UnsafeValueError(f"job name must not contain '|' or ',' (sacct could not find it): {spec.job_name!r}")
     comment = spec.submission_tag if not spec.comment else f"{spec.submission_tag} {spec.comment}"
     options: dict[str, str | None] = {
         "array": array,

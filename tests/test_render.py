@@ -1,5 +1,9 @@
 """The array's sbatch script: golden files, the one sorted directive mapping, and hostile values.
 
+sbatch_unquote mirrors sbatch's own #SBATCH parser; the hostile script was also submitted
+once by hand (held, then cancelled) to the local Slurm 22.05.8, and `scontrol show job`
+showed JobName and Comment exactly equal to the hostile values.
+
 Golden files are compared byte for byte; regenerate them after an intended change with
 `UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_render.py` and review the diff.
 """
@@ -64,9 +68,10 @@ FULL = dataclasses.replace(
     env=(("OMP_NUM_THREADS", "2"), ("BEAT_CACHE", "/data/beat cache")),
     element_runner="/opt/bridge/sbatch_scripts/element.py",
 )
+HOSTILE_NAME = HOSTILE.replace("|", "^")  # "|" and "," are refused in job names (sacct)
 HOSTILE_SPEC = dataclasses.replace(
     BASIC,
-    job_name=HOSTILE,
+    job_name=HOSTILE_NAME,
     comment=HOSTILE,
     output=f"/tmp/{HOSTILE}/%A_%a.out",
     error=f"/tmp/{HOSTILE}/%A_%a.err",
@@ -148,7 +153,14 @@ def test_hostile_directives_stay_single_arguments() -> None:
         assert len(words) == 1, line
         name, _, value = words[0][2:].partition("=")
         assert directives[name] == (value if "=" in words[0] else None)
-    assert directives["job-name"] == HOSTILE
+    assert directives["job-name"] == HOSTILE_NAME
+    assert directives["comment"] == f"{BASIC.submission_tag} {HOSTILE}"
+
+
+@pytest.mark.parametrize("name", ["a|b", "a,b"])
+def test_job_name_must_stay_findable_by_sacct(name: str) -> None:
+    with pytest.raises(UnsafeValueError, match="sacct"):
+        sbatch_directives(dataclasses.replace(BASIC, job_name=name))
 
 
 @pytest.mark.parametrize("field", ["job_name", "comment", "output", "spool_dir", "python", "partition", "submission_tag"])
