@@ -130,6 +130,20 @@ def sacct_argv(
     return argv
 
 
+def sacct_argvs(
+    start: datetime,
+    end: datetime | None,
+    job_ids: Sequence[int | str],
+    fields: Sequence[str] = SACCT_FIELDS,
+    chunk: int = 500,
+) -> list[list[str]]:
+    """`sacct_argv` for a long id list, split so that no command line grows without bound."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    ids = list(job_ids)
+    return [sacct_argv(start, end, ids[i : i + chunk], fields=fields) for i in range(0, len(ids), chunk)]
+
+
 def scancel_argv(element_ids: Iterable[str]) -> list[str]:
     """One `scancel` for every element id ("123_4", "123" for a whole array)."""
     ids = [str(i) for i in element_ids]

@@ -27,6 +27,7 @@ from bridge.slurm import (
     parse_slurm_duration,
     permanent_reason,
     sacct_argv,
+    sacct_argvs,
     sbatch_argv,
     scancel_argv,
     scontrol_show_partition_argv,
@@ -65,6 +66,13 @@ def test_sacct_argv_by_names_and_default_end() -> None:
     assert argv[4:] == ["--format=JobID,State", "-S", "2026-01-02T03:04:05", "-E", "now", "--name", "bb-a,bb-b"]
     with pytest.raises(BridgeError):
         sacct_argv(datetime(2026, 1, 1), names=["a,b"])
+
+
+def test_sacct_argvs_chunks_long_id_lists() -> None:
+    argvs = sacct_argvs(datetime(2026, 1, 1), None, list(range(1, 1201)), chunk=500)
+    assert [a[a.index("-j") + 1].count(",") + 1 for a in argvs] == [500, 500, 200]
+    assert argvs[0][argvs[0].index("-j") + 1].startswith("1,2,3,")
+    assert sacct_argvs(datetime(2026, 1, 1), None, []) == []
 
 
 def test_scancel_argv() -> None:
