@@ -180,6 +180,8 @@ def sbatch_directives(spec: ArraySpec) -> dict[str, str | None]:
         if spec.throttle < 1:
             raise UnsafeValueError(f"throttle must be >= 1, got {spec.throttle}")
         array += f"%{spec.throttle}"
+    if not spec.job_name.strip() or not spec.submission_tag.strip():
+        raise UnsafeValueError("job name and submission tag must not be empty: sacct finds arrays by them")
     if "|" in spec.job_name or "," in spec.job_name:
         # sacct --parsable2 separates fields with "|" and `sacct --name` takes a comma list
         raise UnsafeValueError(f"job name must not contain '|' or ',' (sacct could not find it): {spec.job_name!r}")

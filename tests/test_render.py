@@ -157,10 +157,10 @@ def test_hostile_directives_stay_single_arguments() -> None:
     assert directives["comment"] == f"{BASIC.submission_tag} {HOSTILE}"
 
 
-@pytest.mark.parametrize("name", ["a|b", "a,b"])
-def test_job_name_must_stay_findable_by_sacct(name: str) -> None:
+@pytest.mark.parametrize(("name", "tag"), [("a|b", "t"), ("a,b", "t"), ("", "t"), ("n", " ")])
+def test_job_name_must_stay_findable_by_sacct(name: str, tag: str) -> None:
     with pytest.raises(UnsafeValueError, match="sacct"):
-        sbatch_directives(dataclasses.replace(BASIC, job_name=name))
+        sbatch_directives(dataclasses.replace(BASIC, job_name=name, submission_tag=tag))
 
 
 @pytest.mark.parametrize("field", ["job_name", "comment", "output", "spool_dir", "python", "partition", "submission_tag"])
