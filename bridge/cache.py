@@ -1,0 +1,125 @@
+"""BEAT's on-disk cache: where the root is, reading data indexes, checking completeness.
+
+A cached file's hash ``h`` lives under the root at ``h[0:2]/h[2:4]/h[4:6]/h[6:]``;
+each split writes ``<path>.<start>.<end>.data`` and ``.index`` (one ``start end``
+line per data block) plus ``.data.checksum`` / ``.index.checksum`` (SHA-256 hex).
+The cache root is always resolved at call time: an explicit argument, else the
+module setting ``CACHE_ROOT``, else the ``BEAT_BRIDGE_CACHE`` environment variable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from bridge.errors import BridgeError
+
+log = logging.getLogger(__name__)
+
+CACHE_ROOT: str | None = None  # set by the CLI from the configuration; read at call time
+ENV_VAR = "BEAT_BRIDGE_CACHE"
+
+Range = tuple[int, int]
+
+
+class CacheError(BridgeError):
+    """The cache is missing, incomplete or unreadable."""
+
+
+def cache_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """The cache root: the argument, else CACHE_ROOT, else $BEAT_BRIDGE_CACHE."""
+    chosen = root or CACHE_ROOT or os.environ.get(ENV_VAR)
+    if not chosen:
+        raise CacheError(f"no cache root: pass one, or set {ENV_VAR}")
+    return Path(chosen)
+
+
+def _files(base: Path, suffix: str) -> list[tuple[int, int, Path]]:
+    """(start, end, file) of every ``<base>.<start>.<end><suffix>`` file, sorted by start."""
+    pattern = re.compile(re.escape(base.name) + r"\.(\d+)\.(\d+)" + re.escape(suffix) + "$")
+    found = []
+    for entry in base.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match:
+            found.append((int(match[1]), int(match[2]), entry))
+    return sorted(found)
+
+
+def read_index(path: str, root: str | os.PathLike[str] | None = None) -> list[Range]:
+    """The data blocks of a cached file, from all its ``.index`` files (CacheError if none)."""
+    base = cache_root(root) / path
+    try:
+        files = _files(base, ".index")
+        blocks = []
+        for _start, _end, file in files:
+            for line in file.read_text().split("\n"):
+                if line.strip():
+                    start, end = line.split()
+                    blocks.append((int(start), int(end)))
+    except (OSError, ValueError) as e:
+        raise CacheError(f"cannot read the index of {base}: {e}") from e
+    if not blocks:
+        raise CacheError(f"no index for {base} (yet)")
+    return sorted(blocks)
+
+
+def is_cache_complete(
+    path: str, nb_expected_blocks: int, cache: str | os.PathLike[str] | None = None
+) -> bool:
+    """True only if `path` has exactly that many index files, contiguous from 0, all verified.
+
+    Each index needs its data file, and both checksums must match. Any error
+    (missing root, unreadable file, bad name) means False: the shared file
+    system may simply not show the files yet.
+    """
+    try:
+        base = cache_root(cache) / path
+        indexes = _files(base, ".index")
+        if len(indexes) != nb_expected_blocks:
+            return False
+        expected_start = 0
+        for start, end, index in indexes:
+            if start != expected_start or end < start:
+                return False
+            data = index.with_name(index.name[: -len(".index")] + ".data")
+            if not (_checksum_ok(data) and _checksum_ok(index)):
+                return False
+            expected_start = end + 1
+        return True
+    except Exception as e:  # noqa: BLE001 - any error means "not complete (yet)"
+        log.debug("cache %s not complete: %s", path, e)
+        return False
+
+
+def _checksum_ok(file: Path) -> bool:
+    expected = file.with_name(file.name + ".checksum").read_text().strip()
+    return hashlib.sha256(file.read_bytes()).hexdigest() == expected
+
+
+def split_ranges(indexes: Sequence[Sequence[Range]], nb_splits: int) -> list[Range]:
+    """Up to `nb_splits` contiguous inclusive ranges cut on boundaries common to all inputs.
+
+    Only the starts of data blocks present in every input are cut points (as
+    beat.core's foundSplitRanges); units are shared out evenly, the first
+    ranges getting one more when they do not divide. Fewer units, fewer ranges.
+    """
+    if not indexes or nb_splits < 1:
+        return []
+    starts = set.intersection(*({start for start, _ in index} for index in indexes))
+    last = min(max(end for _, end in index) for index in indexes)
+    units = sorted(s for s in starts if s <= last)
+    count = min(nb_splits, len(units))
+    if count == 0:
+        return []
+    size, extra = divmod(len(units), count)
+    ranges, first = [], 0
+    for i in range(count):
+        following = first + size + (1 if i < extra else 0)
+        end = units[following] - 1 if following < len(units) else last
+        ranges.append((units[first], end))
+        first = following
+    return ranges

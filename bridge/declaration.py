@@ -1,0 +1,264 @@
+"""Experiment declarations (JSON or TOML) turned into rows: the web server's side.
+
+A declaration::
+
+    {
+      "name": "my-experiment",            # unique per author
+      "author": "alice",                  # user name, counts for max_slots_per_user
+      "blocks": {
+        "numbers": {
+          "algorithm": "pkg.module:function",   # required, "package.module:function"
+          "parameters": {"scale": 2},           # optional, JSON values
+          "queue": "cpu",                       # required, an existing queue name
+          "environment": "python-3.11",         # "name-version", a unique "name",
+                                                #  or {"name": ..., "version": ...}
+          "required_slots": 2,                  # optional, default 1
+          "inputs": {                           # optional, name -> source
+            "in": {"dataset": "numbers", "size": 100},     # `size` data units
+            "other": {"block": "upstream", "output": "out"} # another block's output
+          },
+          "outputs": ["out"],                   # required, at least one name
+          "dependencies": ["upstream"]          # optional, beyond those implied by inputs
+        }
+      }
+    }
+
+Output hashes come from bridge.hashing (algorithm, parameters, environment,
+input hashes, output name); a dataset input hashes its name and size. The
+queue and environment must exist (see bridge.scheduling.upsert_queue); when a
+queue lists environments, the block's must be one of them. The whole
+declaration is validated before any row is added; a DeclarationError names the
+block and the field. On success the experiment is committed, status P.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.errors import BridgeError
+from bridge.hashing import cache_path, dataset_hash, output_hash
+from bridge.models import Block, CachedFile, Environment, Experiment, Queue
+
+ALGORITHM = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+TOP_KEYS = {"name", "author", "blocks"}
+BLOCK_KEYS = {"algorithm", "parameters", "queue", "environment", "required_slots", "inputs",
+              "outputs", "dependencies"}
+
+
+class DeclarationError(BridgeError):
+    """The experiment declaration is invalid."""
+
+
+@dataclass
+class _Block:
+    """One validated block, before it becomes a row."""
+
+    name: str
+    spec: Mapping[str, Any]
+    queue: Queue
+    environment: Environment
+    upstream: set[str] = field(default_factory=set)
+    hashes: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def load_experiment_file(session: Session, path: str | Path) -> Experiment:
+    """Load a declaration from a .json or .toml file (see the module docstring)."""
+    path = Path(path)
+    try:
+        if path.suffix == ".json":
+            declaration = json.loads(path.read_text())
+        elif path.suffix == ".toml":
+            declaration = tomllib.loads(path.read_text())
+        else:
+            raise DeclarationError(f"{path}: expected a .json or .toml file")
+    except (OSError, ValueError) as e:
+        raise DeclarationError(f"{path}: {e}") from e
+    try:
+        return load_experiment(session, declaration)
+    except DeclarationError as e:
+        raise DeclarationError(f"{path}: {e}") from e
+
+
+def load_experiment(session: Session, declaration: Mapping[str, Any]) -> Experiment:
+    """Validate a declaration completely, then add the experiment and its blocks and commit."""
+    name, author, specs = _check_top(session, declaration)
+    blocks = {bname: _check_block(session, bname, spec) for bname, spec in specs.items()}
+    for block in blocks.values():
+        _link_inputs(block, blocks)
+    order = _topological(blocks)
+    for bname in order:
+        _hash_outputs(blocks[bname], blocks)
+    experiment = Experiment(name=name, author=author)
+    session.add(experiment)
+    rows = {bname: _block_row(session, experiment, blocks[bname], position)
+            for position, bname in enumerate(order)}
+    for bname, row in rows.items():
+        row.dependencies = [rows[up] for up in sorted(blocks[bname].upstream)]
+    session.commit()
+    return experiment
+
+
+def _check_top(session: Session, declaration: Any) -> tuple[str, str, Mapping[str, Any]]:
+    if not isinstance(declaration, Mapping):
+        raise DeclarationError("a declaration is a mapping with name, author and blocks")
+    unknown = set(declaration) - TOP_KEYS
+    if unknown:
+        raise DeclarationError(f"unknown key(s) {sorted(unknown)}; expected {sorted(TOP_KEYS)}")
+    name, author = declaration.get("name"), declaration.get("author")
+    for key, value in (("name", name), ("author", author)):
+        if not isinstance(value, str) or not value.strip():
+            raise DeclarationError(f"'{key}' must be a non-empty string")
+    specs = declaration.get("blocks")
+    if not isinstance(specs, Mapping) or not specs:
+        raise DeclarationError("'blocks' must be a non-empty mapping of block name to block")
+    taken = select(Experiment.id).where(Experiment.author == author, Experiment.name == name)
+    if session.scalar(taken) is not None:
+        raise DeclarationError(f"experiment {author}/{name} already exists")
+    return name, author, specs
+
+
+def _fail(block: str, key: str, message: str) -> DeclarationError:
+    return DeclarationError(f"block '{block}', field '{key}': {message}")
+
+
+def _check_block(session: Session, name: str, spec: Any) -> _Block:
+    if not isinstance(spec, Mapping):
+        raise DeclarationError(f"block '{name}': must be a mapping")
+    unknown = set(spec) - BLOCK_KEYS
+    if unknown:
+        raise _fail(name, sorted(unknown)[0], f"unknown field; expected {sorted(BLOCK_KEYS)}")
+    if not isinstance(spec.get("algorithm"), str) or not ALGORITHM.match(spec["algorithm"]):
+        raise _fail(name, "algorithm", "expected 'package.module:function'")
+    if not isinstance(spec.get("parameters", {}), Mapping):
+        raise _fail(name, "parameters", "must be a mapping")
+    slots = spec.get("required_slots", 1)
+    if not isinstance(slots, int) or isinstance(slots, bool) or slots < 1:
+        raise _fail(name, "required_slots", "must be an integer >= 1")
+    outputs = spec.get("outputs")
+    if (not isinstance(outputs, list) or not outputs
+            or not all(isinstance(o, str) and o for o in outputs) or len(set(outputs)) != len(outputs)):
+        raise _fail(name, "outputs", "must be a non-empty list of distinct names")
+    queue = session.scalar(select(Queue).where(Queue.name == spec.get("queue")))
+    if queue is None:
+        raise _fail(name, "queue", f"unknown queue {spec.get('queue')!r}")
+    environment = _environment(session, name, spec.get("environment"))
+    if queue.environments and environment not in queue.environments:
+        raise _fail(name, "environment",
+                    f"{environment.name} ({environment.version}) is not offered by queue {queue.name}")
+    return _Block(name=name, spec=spec, queue=queue, environment=environment)
+
+
+def _environment(session: Session, block: str, value: Any) -> Environment:
+    """The environment named by a dict, 'name-version', or an unambiguous 'name'."""
+    if isinstance(value, Mapping):
+        found = session.scalars(select(Environment).where(
+            Environment.name == value.get("name"), Environment.version == str(value.get("version"))
+        )).all()
+    elif isinstance(value, str):
+        every = session.scalars(select(Environment)).all()
+        found = [e for e in every if f"{e.name}-{e.version}" == value] or [
+            e for e in every if e.name == value]
+    else:
+        raise _fail(block, "environment", "expected 'name-version' or {name, version}")
+    if len(found) != 1:
+        what = "ambiguous" if found else "unknown"
+        raise _fail(block, "environment", f"{what} environment {value!r}")
+    return found[0]
+
+
+def _link_inputs(block: _Block, blocks: Mapping[str, _Block]) -> None:
+    """Check inputs and dependencies; record the upstream blocks of `block`."""
+    inputs = block.spec.get("inputs", {})
+    if not isinstance(inputs, Mapping):
+        raise _fail(block.name, "inputs", "must be a mapping of input name to source")
+    for iname, source in inputs.items():
+        where = f"inputs.{iname}"
+        if isinstance(source, Mapping) and set(source) == {"dataset", "size"}:
+            size = source["size"]
+            if not isinstance(source["dataset"], str) or not isinstance(size, int) or size < 1:
+                raise _fail(block.name, where, "dataset needs a name and an integer size >= 1")
+        elif isinstance(source, Mapping) and set(source) == {"block", "output"}:
+            upstream = blocks.get(source["block"])
+            if upstream is None:
+                raise _fail(block.name, where, f"no block named {source['block']!r}")
+            if source["output"] not in upstream.spec["outputs"]:
+                raise _fail(block.name, where, f"block {upstream.name!r} has no output "
+                            f"{source['output']!r}")
+            block.upstream.add(upstream.name)
+        else:
+            raise _fail(block.name, where, "expected {dataset, size} or {block, output}")
+    dependencies = block.spec.get("dependencies", [])
+    if not isinstance(dependencies, list):
+        raise _fail(block.name, "dependencies", "must be a list of block names")
+    for dependency in dependencies:
+        if dependency not in blocks:
+            raise _fail(block.name, "dependencies", f"no block named {dependency!r}")
+        block.upstream.add(dependency)
+
+
+def _topological(blocks: Mapping[str, _Block]) -> list[str]:
+    """Block names, each after its upstream blocks (ties by name); DeclarationError on a cycle."""
+    remaining = {name: set(b.upstream) for name, b in blocks.items()}
+    order: list[str] = []
+    while remaining:
+        ready = sorted(name for name, ups in remaining.items() if not ups)
+        if not ready:
+            cycle = sorted(remaining)
+            raise _fail(cycle[0], "dependencies", f"dependency cycle among blocks {cycle}")
+        for name in ready:
+            order.append(name)
+            del remaining[name]
+        for ups in remaining.values():
+            ups.difference_update(ready)
+    return order
+
+
+def _hash_outputs(block: _Block, blocks: Mapping[str, _Block]) -> None:
+    """Compute the input and output hashes of `block` (its upstream blocks already done)."""
+    for iname, source in block.spec.get("inputs", {}).items():
+        if "dataset" in source:
+            hash_ = dataset_hash(source["dataset"], source["size"])
+            block.inputs[iname] = {"dataset": source["dataset"], "size": source["size"]}
+        else:
+            hash_ = blocks[source["block"]].hashes[source["output"]]
+            block.inputs[iname] = {"block": source["block"], "output": source["output"]}
+        block.inputs[iname].update(hash=hash_, path=cache_path(hash_))
+    env = (block.environment.name, block.environment.version)
+    input_hashes = {iname: entry["hash"] for iname, entry in block.inputs.items()}
+    for oname in block.spec["outputs"]:
+        block.hashes[oname] = output_hash(
+            block.spec["algorithm"], block.spec.get("parameters", {}), env, input_hashes, oname)
+
+
+def _block_row(session: Session, experiment: Experiment, block: _Block, position: int) -> Block:
+    """The Block row of a validated block, with its (shared) cached files."""
+    command = {
+        "experiment": experiment.name, "author": experiment.author, "block": block.name,
+        "algorithm": block.spec["algorithm"], "parameters": block.spec.get("parameters", {}),
+        "queue": block.queue.name, "partition": block.queue.partition,
+        "environment": {"name": block.environment.name, "version": block.environment.version},
+        "nb_slots": block.spec.get("required_slots", 1),
+        "inputs": block.inputs,
+        "outputs": {o: {"hash": h, "path": cache_path(h)} for o, h in block.hashes.items()},
+    }
+    outputs = []
+    for hash_ in sorted(block.hashes.values()):
+        cached = session.scalar(select(CachedFile).where(CachedFile.hash == hash_))
+        outputs.append(cached or CachedFile(hash=hash_))
+    row = Block(
+        experiment=experiment, name=block.name, command=json.dumps(command, sort_keys=True),
+        queue=block.queue, environment=block.environment, outputs=outputs,
+        required_slots=block.spec.get("required_slots", 1), execution_order=position,
+    )
+    session.add(row)
+    return row
