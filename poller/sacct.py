@@ -108,6 +108,8 @@ parse_state = normalize_state  # `CANCELLED by 0` -> `CANCELLED`: one rule, kept
 
 def _columns(line: str, fields: Sequence[str]) -> dict[str, str] | None:
     values = line.split("|")
+    if len(values) == len(fields) + 1 and values[-1] == "":
+        values.pop()  # `--parsable` (not 2) ends every line with "|"
     if len(values) > len(fields) and fields[-1] in ("Comment", "JobName"):
         # free text last: a "|" inside it must not shift the other columns
         values = values[: len(fields) - 1] + ["|".join(values[len(fields) - 1 :])]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from bridge.slurm import parse_sbatch_parsable
 from poller.sacct import (
     FIELDS,
     ArrayIdError,
@@ -139,11 +141,26 @@ def test_latest_by_element_prefers_started_rows() -> None:
     assert latest[(80, 0)].pending_range
 
 
-@pytest.mark.skipif(not (DATA / "sacct_array10.txt").exists(), reason="real 10-element sample not recorded yet")
+def test_trailing_separator_of_parsable1_is_tolerated() -> None:
+    line = "70_1|72|bb|cpu|COMPLETED|0:0|n2|2026-11-25T13:00:00|2026-11-25T13:00:01|2026-11-25T13:00:02|"
+    assert [r.job_id for r in parse_sacct(line, TEN)] == ["70_1"]
+
+
+# Recorded on the local cluster: a 10-element array (sbatch_array10.txt holds sbatch's answer)
+# where element 3 exits 3, element 5 is scancelled and element 7 runs past its time limit.
 def test_real_array10_sample() -> None:
-    records = parse_sacct((DATA / "sacct_array10.txt").read_text(), TEN)
+    job_id = parse_sbatch_parsable((DATA / "sbatch_array10.txt").read_text())
+    text = (DATA / "sacct_array10.txt").read_text()
+    records = parse_sacct(text)
+    assert parse_sacct(text, TEN) == [dataclasses.replace(r, comment="") for r in records]
     elements = latest_by_element(records)
-    states = {r.state for r in elements.values()}
-    assert {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"} <= states
-    assert any(r.state == "FAILED" and r.exit_code == 3 for r in elements.values())
-    assert {r.node_list for r in elements.values() if r.start} <= {"n1", "n2"}
+    assert sorted(elements) == [(job_id, t) for t in range(10)]
+    by_task = {t: r for (_, t), r in elements.items()}
+    assert (by_task[3].state, by_task[3].exit_code) == ("FAILED", 3)
+    assert (by_task[5].state, by_task[5].state_text) == ("CANCELLED", "CANCELLED by 0")
+    assert by_task[7].state == "TIMEOUT"
+    assert {t for t, r in by_task.items() if r.state == "COMPLETED"} == {0, 1, 2, 4, 6, 8, 9}
+    assert {r.node_list for r in by_task.values()} == {"n1", "n2"}
+    assert by_task[9].raw_id == str(job_id)  # the last element's raw id is the array id (slurm-notes.md)
+    assert all(r.start and r.end and r.submit <= r.start <= r.end for r in by_task.values())
+    assert by_task[7].end - by_task[7].start >= timedelta(minutes=1)

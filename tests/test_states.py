@@ -115,3 +115,14 @@ def test_verdicts_on_the_mixed_sample() -> None:
     assert verdicts["41_5"].outcome is Outcome.STARTED
     assert verdicts["41_6"].outcome is Outcome.ACTIVE
     assert verdicts["53_4"].outcome is Outcome.ACTIVE
+
+
+def test_verdicts_on_the_real_array10_sample() -> None:
+    elements = latest_by_element(parse_sacct((DATA / "sacct_array10.txt").read_text()))
+    verdicts = {t: judge(r.state_text, r.exit_code, r.signal) for (_, t), r in elements.items()}
+    assert [verdicts[t].outcome for t in range(10)] == [
+        Outcome.DONE, Outcome.DONE, Outcome.DONE, Outcome.FAILED, Outcome.DONE,
+        Outcome.CANCELLED, Outcome.DONE, Outcome.FAILED, Outcome.DONE, Outcome.DONE,
+    ]
+    assert (verdicts[3].reason, verdicts[3].exit_code) == ("failed", 3)
+    assert verdicts[7].timed_out and verdicts[7].reason == "timed_out"
