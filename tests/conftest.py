@@ -78,3 +78,36 @@ def db_url(request: pytest.FixtureRequest) -> str:
         request.applymarker(pytest.mark.postgres)
         return request.getfixturevalue("postgres_url")
     return request.getfixturevalue("sqlite_url")
+
+
+# --- the Slurm cluster -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """The running local cluster (beat-bridge cluster up); started here if BRIDGE_START_CLUSTER=1."""
+    from bridge.cluster import LocalCluster, load_spec
+    from bridge.errors import BridgeError
+
+    cluster = LocalCluster(load_spec(), say=lambda line: None)
+    if not all(cluster.status().values()):
+        if os.environ.get("BRIDGE_START_CLUSTER") != "1":
+            need("the Slurm cluster", "not running; run `beat-bridge cluster up` or set BRIDGE_START_CLUSTER=1")
+        try:
+            cluster.up()
+        except BridgeError as e:
+            need("the Slurm cluster", f"`cluster up` failed: {e}")
+    return cluster
+
+
+@pytest.fixture(scope="session")
+def slurm(slurm_cluster):
+    """A LocalRunner whose environment points the Slurm clients at the local cluster."""
+    return slurm_cluster.runner
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that uses the cluster with `slurm`, so `-m 'not slurm'` runs the rest."""
+    for item in items:
+        if {"slurm", "slurm_cluster"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slurm)
