@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Every set-up step on a fresh Debian 12 machine, as root, idempotent and quick when done:
+# Python venv with the package, PostgreSQL for the tests (only where none answers).
+# The Slurm packages and daemons are `beat-bridge cluster up`'s job.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_updated=0
+apt_install() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "setup: missing Debian packages $*; run as root or: sudo apt-get install -y $*" >&2
+        exit 1
+    fi
+    if [ "$apt_updated" = 0 ]; then apt-get update -qq; apt_updated=1; fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Python: a venv of the first python3 on PATH (Debian's needs python3-venv for ensurepip).
+if [ ! -x .venv/bin/python ]; then
+    command -v python3 >/dev/null || apt_install python3
+    if ! python3 -m venv .venv 2>/dev/null; then
+        rm -rf .venv
+        apt_install python3-venv
+        python3 -m venv .venv
+    fi
+fi
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,postgres]'
+
+# PostgreSQL on 127.0.0.1:5432 with trust auth for the tests (the python-svc machines have it).
+if [ "${BRIDGE_SETUP_POSTGRES:-0}" = 1 ] && ! .venv/bin/python - <<'PY' 2>/dev/null
+import socket; socket.create_connection(("127.0.0.1", 5432), timeout=2).close()
+PY
+then
+    echo "setup: no PostgreSQL on 127.0.0.1:5432: installing Debian's and trusting loopback for the tests"
+    apt_install postgresql
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    hba=/etc/postgresql/$version/main/pg_hba.conf
+    grep -q '^host all all 127.0.0.1/32 trust' "$hba" || sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || pg_ctlcluster "$version" main reload
+fi
