@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every set-up step on a fresh Debian 12 machine, as root, idempotent and quick when done:
-# Python venv with the package, PostgreSQL for the tests (only where none answers).
+# Python venv with the package; with BRIDGE_SETUP_TEST_PARTS=1 also what the tests need:
+# openssh-server, and PostgreSQL where none answers on 127.0.0.1:5432.
 # The Slurm packages and daemons are `beat-bridge cluster up`'s job.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,8 +27,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,postgres]'
 
+[ "${BRIDGE_SETUP_TEST_PARTS:-0}" = 1 ] || exit 0
+
+# The SSH runner's tests start their own OpenSSH server on loopback.
+[ -x /usr/sbin/sshd ] || apt_install openssh-server
+
 # PostgreSQL on 127.0.0.1:5432 with trust auth for the tests (the python-svc machines have it).
-if [ "${BRIDGE_SETUP_POSTGRES:-0}" = 1 ] && ! .venv/bin/python - <<'PY' 2>/dev/null
+if ! .venv/bin/python - <<'PY' 2>/dev/null
 import socket; socket.create_connection(("127.0.0.1", 5432), timeout=2).close()
 PY
 then
