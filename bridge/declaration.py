@@ -46,7 +46,10 @@ from sqlalchemy.orm import Session
 
 from bridge.errors import BridgeError
 from bridge.hashing import cache_path, dataset_hash, output_hash
-from bridge.models import Block, CachedFile, Environment, Experiment, Queue
+from bridge.history import record
+from bridge.models import (
+    Block, BlockStatus, CachedFile, Environment, Experiment, ExperimentStatus, Queue,
+)
 
 ALGORITHM = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 TOP_KEYS = {"name", "author", "blocks"}
@@ -98,12 +101,15 @@ def load_experiment(session: Session, declaration: Mapping[str, Any]) -> Experim
     order = _topological(blocks)
     for bname in order:
         _hash_outputs(blocks[bname], blocks)
-    experiment = Experiment(name=name, author=author)
+    experiment = Experiment(name=name, author=author, status=ExperimentStatus.PENDING)
     session.add(experiment)
     rows = {bname: _block_row(session, experiment, blocks[bname], position)
             for position, bname in enumerate(order)}
     for bname, row in rows.items():
         row.dependencies = [rows[up] for up in sorted(blocks[bname].upstream)]
+    session.flush()
+    for row in (experiment, *rows.values()):
+        record(session, row, None, row.status, source="load_experiment")
     session.commit()
     return experiment
 
@@ -259,6 +265,7 @@ def _block_row(session: Session, experiment: Experiment, block: _Block, position
         experiment=experiment, name=block.name, command=json.dumps(command, sort_keys=True),
         queue=block.queue, environment=block.environment, outputs=outputs,
         required_slots=block.spec.get("required_slots", 1), execution_order=position,
+        status=BlockStatus.PENDING,
     )
     session.add(row)
     return row

@@ -20,7 +20,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bridge import cache, outcomes, scheduling
+from bridge import cache as cache_module
+from bridge import outcomes, scheduling
 from bridge.history import begin_locked, reload
 from bridge.models import Block, Experiment, Job, JobSplit, Queue
 
@@ -55,9 +56,12 @@ def process_newly_cancelled_experiments(session: Session) -> list[JobSplit]:
     return outcomes.process_newly_cancelled_experiments(session)
 
 
-def is_cache_complete(path: str, nb_expected_blocks: int, cache_root: str | None = None) -> bool:
-    """Whether a cache entry is complete: all index/data files there, contiguous, checksums OK."""
-    return cache.is_cache_complete(path, nb_expected_blocks, cache_root)
+def is_cache_complete(path: str, nb_expected_blocks: int, cache: str | None = None) -> bool:
+    """Whether a cache entry is complete: all index/data files there, contiguous, checksums OK.
+
+    `cache` is the cache root, resolved at call time when omitted (see bridge.cache).
+    """
+    return cache_module.is_cache_complete(path, nb_expected_blocks, cache)
 
 
 def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) -> list[JobSplit]:
@@ -65,9 +69,9 @@ def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) ->
     return scheduling.retrieve_candidate_splits_for_queue(session, queue)
 
 
-def get_configuration_for_split(split: JobSplit) -> dict[str, Any]:
+def get_configuration_for_split(split: JobSplit, cache_root: str | None = None) -> dict[str, Any]:
     """The configuration an array element runs with: the block's command plus its range."""
-    return scheduling.get_configuration_for_split(split)
+    return scheduling.get_configuration_for_split(split, cache_root)
 
 
 def on_split_started(session: Session, split: JobSplit | int) -> bool:

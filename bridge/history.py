@@ -42,6 +42,7 @@ def begin_locked(session: Session) -> None:
         .values(counter=SchedulerLock.counter + 1)
         .execution_options(synchronize_session=False)
     )
+    session.expire_all()  # even with expire_on_commit=False, read everything afresh
 
 
 def identity_of(obj: Any) -> int | None:
@@ -103,7 +104,8 @@ def transition(
         set_committed_value(obj, name, value)
     if seen != to:
         record(session, obj, seen, to, source=source, reason=reason)
-        log.info("%s %s: %s -> %s (%s)", cls.__name__, obj.id, _letter(seen), _letter(to), source)
+        log.info("%s %s%s: %s -> %s (%s)", cls.__name__, obj.id, _slurm(obj), _letter(seen),
+                 _letter(to), source)
     return True
 
 
@@ -118,10 +120,7 @@ def guarded_set(session: Session, obj: Any, condition: Any, *, source: str, **va
         log.debug("%s %s: %s not applied", cls.__name__, obj.id, source)
         return False
     for name, value in values.items():
-        if not hasattr(value, "__clause_element__") and not hasattr(value, "compile"):
-            set_committed_value(obj, name, value)
-        else:
-            session.expire(obj, [name])
+        set_committed_value(obj, name, value)
     return True
 
 
@@ -134,6 +133,13 @@ def record(
         from_status=None if seen is None else _letter(seen), to_status=_letter(to),
         source=source, reason=reason,
     ))
+
+
+def _slurm(obj: Any) -> str:
+    """" job J, Slurm 123_4" for a split (what an admin greps for), "" otherwise."""
+    if not hasattr(obj, "slurm_element_id"):
+        return ""
+    return f" job {obj.job_id}, Slurm {obj.slurm_element_id or '-'}"
 
 
 def _letter(status: Any) -> str:

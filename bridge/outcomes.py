@@ -313,10 +313,10 @@ def cancel_job(session: Session, job: Job, source: str) -> list[JobSplit]:
     if heir is not None:
         for split in list(job.splits):
             split.job = heir
-        heir.mirror = False
-        heir.start_date = job.start_date
-        log.info("job %s hands its splits to mirror job %s", job.id, heir.id)
         session.flush()
+        guarded_set(session, heir, Job.mirror.is_(True), source="handoff", mirror=False,
+                    start_date=job.start_date)
+        log.info("job %s hands its splits to mirror job %s", job.id, heir.id)
     to_scancel = [] if job.mirror or heir else _stop_splits(session, job, source, "cancelled")
     if not any(split.status in ACTIVE for split in job.splits):
         _cancel_block(session, block, source)

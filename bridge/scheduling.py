@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from bridge import outcomes
 from bridge.cache import CacheError, read_index, split_ranges
+from bridge.cache import cache_root as resolve_cache_root
 from bridge.errors import BridgeError
 from bridge.hashing import job_key
 from bridge.history import begin_locked, guarded_set, identity_of, record, reload, transition
@@ -291,7 +292,7 @@ def _mark_similar(session: Session, job: Job) -> list[Job]:
             log.info("job %s has splits on Slurm: not made a mirror of job %s", other.id, job.id)
             continue
         other.splits.clear()
-        other.mirror = True
+        guarded_set(session, other, Job.mirror.is_(False), source="mirror", mirror=True)
         marked.append(other)
         log.info("job %s (block %s) mirrors job %s", other.id, other.block.name, job.id)
     session.flush()
@@ -300,14 +301,22 @@ def _mark_similar(session: Session, job: Job) -> list[Job]:
     return marked
 
 
-def get_configuration_for_split(split: JobSplit) -> dict[str, Any]:
-    """What an array element needs: the block's command, its range and its identifiers."""
+def get_configuration_for_split(split: JobSplit, cache_root: str | None = None) -> dict[str, Any]:
+    """What an array element needs: the block's command, its range and its identifiers.
+
+    Input and output ``path`` entries are relative to the cache root, given
+    as ``cache`` when one is passed or configured (None otherwise).
+    """
     job = split.job
     configuration = json.loads(job.block.command)
+    try:
+        root: str | None = str(resolve_cache_root(cache_root))
+    except CacheError:
+        root = None
     configuration.update(
         range=None if split.start_index is None else [split.start_index, split.end_index],
         split_index=split.split_index, nb_splits=len(job.splits),
-        split_id=split.id, job_id=job.id, block_id=job.block.id,
+        split_id=split.id, job_id=job.id, block_id=job.block.id, cache=root,
     )
     return configuration
 

@@ -110,7 +110,7 @@ def test_history_records_every_transition(session):
     exp = declare(session, two_blocks())
     run_block(session, exp, "first")
     rows = session.scalars(select(StateHistory).where(StateHistory.entity == "experiments")).all()
-    assert [(r.from_status, r.to_status) for r in rows] == [("P", "S"), ("S", "R")]
+    assert [(r.from_status, r.to_status) for r in rows] == [(None, "P"), ("P", "S"), ("S", "R")]
     split_rows = session.scalars(select(StateHistory).where(StateHistory.entity == "job_splits")).all()
     assert [(r.from_status, r.to_status) for r in split_rows] == [(None, "N"), ("N", "P"), ("P", "C")]
 

@@ -69,6 +69,6 @@ def test_done_and_cancel_at_once(session, factory):
             assert b.job is None
             history = check.scalars(select(StateHistory).where(
                 StateHistory.entity == "experiments", StateHistory.entity_id == exp_id)).all()
-            tos = [h.to_status for h in history]
-            assert tos.count("D") + tos.count("P") == 1
+            ends = [h.to_status for h in history if h.from_status in ("R", "C")]
+            assert ends in (["D"], ["C", "P"])  # one end, never two
     assert count(session, Job) == 0 and count(session, JobSplit) == 0
