@@ -1,0 +1,315 @@
+"""What one job-array element runs: one split of one block, from its spool file to its result.
+
+Run as ``python -m bridge.sbatch_scripts.element --spool DIR --index N`` (or as a
+path, ``python .../sbatch_scripts/element.py ...``); N is $SLURM_ARRAY_TASK_ID,
+which is the split index.
+
+Spool contract (written by the bridge before sbatch, in ``<spool_dir>/<tag>/``):
+
+- ``split-N.json``: ``{"configuration": get_configuration_for_split(split),
+  "cache_root": "/abs/cache", "submission_tag": tag}``. The element checks that
+  the configuration's split_index is N and, when $BEAT_SUBMISSION_TAG is set,
+  that it equals the tag.
+- ``split-N.result.json`` (written by the element, atomically, also on failure
+  whenever the spool directory is writable): BEAT's result dict ``{"status",
+  "stdout", "stderr", "user_error", "system_error", "timed_out": false,
+  "statistics": {"cpu": {"user", "system"} (seconds, this process and its
+  children), "memory": {"rss"} (peak, bytes), "data": {"read", "written"}
+  (bytes of cache files; generated datasets read nothing), "time": {"elapsed"}}}``.
+
+Exit codes: 0 success (status 0, outputs written); 1 user error (the algorithm
+raised, or returned outputs that do not fit the block: status 1, ``user_error``);
+2 system error (bad or missing spool file, algorithm not importable, unknown
+dataset, missing or corrupt upstream cache, cannot write the cache: status 1,
+``system_error``); 143 terminated by SIGTERM (scancel, or Slurm's time limit:
+status 1, ``system_error``, no output written). One line goes to the real
+stdout (or stderr on failure), i.e. the element's Slurm .out/.err files.
+
+The algorithm interface: the block's ``algorithm`` is ``"package.module:function"``
+and is called as ``function(inputs, parameters, context)`` where
+
+- ``inputs``: ``dict[str, list]``, each declared input's values over the split's
+  range (one per data unit, in index order; the whole input for an unsplit block);
+- ``parameters``: the block's parameters dict;
+- ``context``: a :class:`Context` (block, experiment, output names, range, split);
+
+and returns ``dict[str, list]`` with exactly the declared outputs. For a split
+block (range [s, e]) each output has exactly e-s+1 values, value k being unit
+s+k; an unsplit block may return any non-empty number of values per output,
+numbered from 0 (so a reducer returns one). Values must be JSON-serialisable.
+What the algorithm prints (fd level, so subprocesses too) becomes the result's
+stdout/stderr, truncated to the first and last MAX_OUTPUT/2 bytes. The data
+format is that of bridge.sbatch_scripts.element_io.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import resource
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bridge.sbatch_scripts.element_io import (
+    ElementSystemError, IOStats, OutputError, Range, atomic_write, check_outputs, read_inputs,
+    write_output,
+)
+
+MAX_OUTPUT = 64 * 1024
+EXIT_OK, EXIT_USER, EXIT_SYSTEM, EXIT_TERMINATED = 0, 1, 2, 128 + signal.SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: Slurm cancelled the element or its time limit passed."""
+
+
+class UserError(Exception):
+    """The algorithm failed; the message is its traceback (or what its outputs got wrong)."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an algorithm may know of its split besides inputs and parameters."""
+
+    block: str
+    experiment: str
+    outputs: tuple[str, ...]
+    start: int | None
+    end: int | None
+    split_index: int
+    nb_splits: int
+
+
+@dataclass
+class Outcome:
+    """What the element found out, turned into the result dict at the end."""
+
+    stats: IOStats = field(default_factory=IOStats)
+    stdout: str = ""
+    stderr: str = ""
+    user_error: str | None = None
+    system_error: str | None = None
+    written: list[str] = field(default_factory=list)
+    label: str = ""
+
+
+def load_spool(spool: Path, index: int) -> tuple[dict[str, Any], Path, str]:
+    """(configuration, cache root, submission tag) from ``split-<index>.json``, checked."""
+    file = spool / f"split-{index}.json"
+    try:
+        document = json.loads(file.read_text())
+    except (OSError, ValueError) as e:
+        raise ElementSystemError(f"cannot read spool file {file}: {e}") from e
+    if not isinstance(document, dict) or not isinstance(document.get("configuration"), dict):
+        raise ElementSystemError(f"{file}: expected an object with a 'configuration' object")
+    configuration, tag, root = document["configuration"], document.get("submission_tag"), document.get("cache_root")
+    if not isinstance(root, str) or not os.path.isabs(root):
+        raise ElementSystemError(f"{file}: 'cache_root' must be an absolute path, got {root!r}")
+    if configuration.get("split_index", index) != index:
+        raise ElementSystemError(f"{file}: split_index {configuration.get('split_index')} is not "
+                                 f"the array index {index}")
+    expected_tag = os.environ.get("BEAT_SUBMISSION_TAG")
+    if expected_tag and tag != expected_tag:
+        raise ElementSystemError(f"{file}: submission tag {tag!r} is not this array's {expected_tag!r}")
+    _check_configuration(file, configuration)
+    return configuration, Path(root), str(tag)
+
+
+def _check_configuration(file: Path, configuration: dict[str, Any]) -> None:
+    problems = []
+    if not isinstance(configuration.get("algorithm"), str) or ":" not in configuration["algorithm"]:
+        problems.append("'algorithm' must be 'package.module:function'")
+    if not isinstance(configuration.get("inputs", {}), dict):
+        problems.append("'inputs' must be an object")
+    if not isinstance(configuration.get("parameters", {}), dict):
+        problems.append("'parameters' must be an object")
+    outputs = configuration.get("outputs")
+    if not isinstance(outputs, dict) or not outputs or not all(
+            isinstance(o, dict) and isinstance(o.get("path"), str) for o in outputs.values()):
+        problems.append("'outputs' must map each output name to an object with a 'path'")
+    span = configuration.get("range")
+    if span is not None and not (isinstance(span, list) and len(span) == 2 and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in span) and 0 <= span[0] <= span[1]):
+        problems.append(f"'range' must be null or [start, end] with 0 <= start <= end, got {span!r}")
+    if problems:
+        raise ElementSystemError(f"{file}: bad configuration: {'; '.join(problems)}")
+
+
+def import_algorithm(reference: str) -> Callable[..., Any]:
+    """The function named by ``package.module:function`` (ElementSystemError if not importable)."""
+    module_name, _, function_name = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as e:  # noqa: BLE001 - any import failure is ours to report, with its traceback
+        raise ElementSystemError(f"cannot import algorithm module {module_name!r}:\n"
+                                 f"{''.join(traceback.format_exception(e))}") from e
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise ElementSystemError(f"module {module_name!r} has no function {function_name!r}")
+    return function
+
+
+@contextmanager
+def captured_output(outcome: Outcome) -> Iterator[None]:
+    """Send fds 1 and 2 to temporary files meanwhile; keep what was written in `outcome`."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = os.dup(1), os.dup(2)
+        os.dup2(out.fileno(), 1)
+        os.dup2(err.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+            outcome.stdout, outcome.stderr = _truncated(out), _truncated(err)
+
+
+def _truncated(stream: Any, limit: int = MAX_OUTPUT) -> str:
+    """The text of a file: all of it, or its first and last limit/2 bytes around a marker."""
+    size = stream.seek(0, os.SEEK_END)
+    stream.seek(0)
+    if size <= limit:
+        return stream.read().decode(errors="replace")
+    head = stream.read(limit // 2)
+    stream.seek(size - limit // 2)
+    tail = stream.read()
+    marker = f"\n[... {size - limit} bytes truncated ...]\n".encode()
+    return (head + marker + tail).decode(errors="replace")
+
+
+def _algorithm_traceback(error: BaseException) -> str:
+    """The traceback of an algorithm's exception, without this module's calling frame."""
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__.tb_next))
+
+
+def run_split(spool: Path, index: int, outcome: Outcome) -> None:
+    """Read the spool file, run the algorithm over its range, write its outputs; raise on failure."""
+    configuration, root, tag = load_spool(spool, index)
+    outcome.label = (f"element {tag} split {index} (split {configuration.get('split_id')}, "
+                     f"job {configuration.get('job_id')}, block {configuration.get('block')!r})")
+    function = import_algorithm(configuration["algorithm"])
+    span: Range | None = tuple(configuration["range"]) if configuration.get("range") else None
+    inputs = read_inputs(configuration.get("inputs", {}), root, span, outcome.stats)
+    declared = list(configuration["outputs"])
+    context = Context(
+        block=str(configuration.get("block", "")), experiment=str(configuration.get("experiment", "")),
+        outputs=tuple(declared), start=span[0] if span else None, end=span[1] if span else None,
+        split_index=index, nb_splits=int(configuration.get("nb_splits", 1)),
+    )
+    with captured_output(outcome):
+        try:
+            returned = function(inputs, dict(configuration.get("parameters", {})), context)
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever the algorithm raises is its error
+            raise UserError(_algorithm_traceback(e)) from e
+    try:
+        outputs = check_outputs(returned, declared, span)
+        start = span[0] if span else 0
+        for name in declared:
+            written = write_output(root, configuration["outputs"][name]["path"], start,
+                                   outputs[name], outcome.stats)
+            outcome.written.append(str(written))
+    except OutputError as e:
+        raise UserError(str(e)) from e
+
+
+def result_dict(outcome: Outcome, elapsed: float) -> dict[str, Any]:
+    """BEAT's result dict for this element, with this process's resource usage."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    failed = outcome.user_error is not None or outcome.system_error is not None
+    return {
+        "status": 1 if failed else 0,
+        "stdout": outcome.stdout,
+        "stderr": outcome.stderr,
+        "user_error": outcome.user_error,
+        "system_error": outcome.system_error,
+        "timed_out": False,
+        "statistics": {
+            "cpu": {"user": own.ru_utime + children.ru_utime, "system": own.ru_stime + children.ru_stime},
+            # ru_maxrss is in kilobytes on Linux
+            "memory": {"rss": max(own.ru_maxrss, children.ru_maxrss) * 1024},
+            "data": {"read": outcome.stats.read, "written": outcome.stats.written},
+            "time": {"elapsed": round(elapsed, 3)},
+        },
+    }
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def execute(spool: Path, index: int) -> int:
+    """Run one split and write its result file; returns the exit code (see the module docstring)."""
+    began = time.monotonic()
+    outcome = Outcome(label=f"element split {index} (spool {spool})")
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        run_split(spool, index, outcome)
+        code = EXIT_OK
+    except UserError as e:
+        outcome.user_error, code = str(e), EXIT_USER
+    except ElementSystemError as e:
+        outcome.system_error, code = str(e), EXIT_SYSTEM
+    except Terminated:
+        outcome.system_error = "terminated by SIGTERM: cancelled, or over the time limit"
+        code = EXIT_TERMINATED
+    except Exception as e:  # noqa: BLE001 - a bug of ours still gets a result file
+        outcome.system_error = f"element failure:\n{''.join(traceback.format_exception(e))}"
+        code = EXIT_SYSTEM
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the result must be written whole
+    result = result_dict(outcome, time.monotonic() - began)
+    code = _write_result(spool / f"split-{index}.result.json", result, outcome, code)
+    signal.signal(signal.SIGTERM, previous)
+    _announce(outcome, result, code)
+    return code
+
+
+def _write_result(file: Path, result: dict[str, Any], outcome: Outcome, code: int) -> int:
+    try:
+        atomic_write(file, json.dumps(result, indent=1, sort_keys=True).encode())
+    except OSError as e:
+        print(f"{outcome.label}: cannot write result {file}: {e}", file=sys.stderr, flush=True)
+        return code or EXIT_SYSTEM
+    return code
+
+
+def _announce(outcome: Outcome, result: dict[str, Any], code: int) -> None:
+    """One line for the Slurm .out file (success) or .err file (failure)."""
+    elapsed = result["statistics"]["time"]["elapsed"]
+    if code == EXIT_OK:
+        print(f"{outcome.label}: done in {elapsed} s, wrote {', '.join(outcome.written)}", flush=True)
+        return
+    kind = "user error" if outcome.user_error else "system error"
+    text = (outcome.user_error or outcome.system_error or "").strip().splitlines() or [""]
+    print(f"{outcome.label}: {kind} (exit {code}) after {elapsed} s: {text[-1]}", file=sys.stderr, flush=True)
+    if outcome.stderr:
+        sys.stderr.write(outcome.stderr[-4000:])
+        sys.stderr.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run one split of a block (one job-array element).")
+    parser.add_argument("--spool", required=True, type=Path, help="the array's spool directory")
+    parser.add_argument("--index", required=True, type=int, help="the split index ($SLURM_ARRAY_TASK_ID)")
+    args = parser.parse_args(argv)
+    return execute(args.spool, args.index)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
