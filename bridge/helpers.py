@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from bridge import cache as cache_module
 from bridge import outcomes, scheduling
-from bridge.history import begin_locked, reload
+from bridge.history import locked, reload
 from bridge.models import Block, Experiment, Job, JobSplit, Queue
 
 __all__ = [
@@ -103,12 +103,11 @@ def mark_similar_jobs_as_mirror(session: Session, job: Job | int) -> list[Job]:
 
 def update_dependent_jobs(session: Session, job: Job | Block | int) -> list[Job]:
     """Mark the dependent jobs of a done job (or block) runnable; returns them."""
-    begin_locked(session)
-    if isinstance(job, Block):
-        block = reload(session, Block, job)
-    else:
-        row = reload(session, Job, job)
-        block = row.block if row is not None else None
-    made = outcomes.unblock_dependents(session, block) if block is not None else []
-    session.commit()
+    with locked(session):
+        if isinstance(job, Block):
+            block = reload(session, Block, job)
+        else:
+            row = reload(session, Job, job)
+            block = row.block if row is not None else None
+        made = outcomes.unblock_dependents(session, block) if block is not None else []
     return made

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import inspect, update
@@ -43,6 +44,18 @@ def begin_locked(session: Session) -> None:
         .execution_options(synchronize_session=False)
     )
     session.expire_all()  # even with expire_on_commit=False, read everything afresh
+
+
+@contextmanager
+def locked(session: Session) -> Iterator[Session]:
+    """One helper's transaction: locked first, committed at the end, rolled back on error."""
+    begin_locked(session)
+    try:
+        yield session
+    except BaseException:
+        session.rollback()
+        raise
+    session.commit()
 
 
 def identity_of(obj: Any) -> int | None:

@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bridge.history import begin_locked, guarded_set, reload, transition
+from bridge.history import guarded_set, locked, reload, transition
 from bridge.models import (
     Block, BlockStatus, CacheStatus, Experiment, ExperimentStatus, Job, JobSplit, Result,
     SplitStatus, utcnow,
@@ -48,29 +48,27 @@ RESULT_FIELDS = ("stdout", "stderr", "user_error", "system_error", "statistics",
 
 def on_split_started(session: Session, split: JobSplit | int) -> bool:
     """Mark a queued split processing, and its job, block(s), outputs and experiment(s)."""
-    begin_locked(session)
-    row, job = _load(session, split)
-    moved = row is not None and transition(
-        session, row, S.PROCESSING, {S.QUEUED}, source="on_split_started", warn=True, start_date=utcnow())
-    if moved:
-        start_job(session, job)
-    session.commit()
+    with locked(session):
+        row, job = _load(session, split)
+        moved = row is not None and transition(
+            session, row, S.PROCESSING, {S.QUEUED}, source="on_split_started", warn=True, start_date=utcnow())
+        if moved:
+            start_job(session, job)
     return moved
 
 
 def on_split_done(session: Session, split: JobSplit | int, result: Mapping[str, Any] | None) -> bool:
     """Record a completed split; when it is the job's last, the job is done (see module)."""
-    begin_locked(session)
-    row, job = _load(session, split)
-    seen = row.status if row is not None else None
-    moved = row is not None and transition(
-        session, row, S.COMPLETED, ACTIVE, source="on_split_done", warn=True, end_date=utcnow())
-    if moved:
-        row.result = _store_result(session, job.block, row, result)
-        if seen == S.QUEUED:
-            start_job(session, job)
-        settle_job(session, job, "on_split_done")
-    session.commit()
+    with locked(session):
+        row, job = _load(session, split)
+        seen = row.status if row is not None else None
+        moved = row is not None and transition(
+            session, row, S.COMPLETED, ACTIVE, source="on_split_done", warn=True, end_date=utcnow())
+        if moved:
+            row.result = _store_result(session, job.block, row, result)
+            if seen == S.QUEUED:
+                start_job(session, job)
+            settle_job(session, job, "on_split_done")
     return moved
 
 
@@ -78,38 +76,36 @@ def on_split_fail(
     session: Session, split: JobSplit | int, result: Mapping[str, Any] | str | None
 ) -> list[JobSplit]:
     """Record a failed split and fail its job; returns the sibling splits to scancel."""
-    begin_locked(session)
-    row, job = _load(session, split)
-    to_scancel: list[JobSplit] = []
-    if row is not None and row.status == S.CANCELLING:
-        if transition(session, row, S.CANCELLED, {S.CANCELLING}, source="on_split_fail",
-                      reason="failed while being cancelled", end_date=utcnow()):
-            row.result = _store_result(session, job.block, row, result, cancelled=True)
+    with locked(session):
+        row, job = _load(session, split)
+        to_scancel: list[JobSplit] = []
+        if row is not None and row.status == S.CANCELLING:
+            if transition(session, row, S.CANCELLED, {S.CANCELLING}, source="on_split_fail",
+                          reason="failed while being cancelled", end_date=utcnow()):
+                row.result = _store_result(session, job.block, row, result, cancelled=True)
+                settle_job(session, job, "on_split_fail")
+        elif row is not None and transition(session, row, S.FAILED, {S.QUEUED, S.PROCESSING},
+                                            source="on_split_fail", warn=True, end_date=utcnow()):
+            row.result = _store_result(session, job.block, row, result)
+            to_scancel = fail_job(session, job, _reason(row.result), "on_split_fail")
             settle_job(session, job, "on_split_fail")
-    elif row is not None and transition(session, row, S.FAILED, {S.QUEUED, S.PROCESSING},
-                                        source="on_split_fail", warn=True, end_date=utcnow()):
-        row.result = _store_result(session, job.block, row, result)
-        to_scancel = fail_job(session, job, _reason(row.result), "on_split_fail")
-        settle_job(session, job, "on_split_fail")
-    session.commit()
     return to_scancel
 
 
 def on_split_cancelled(session: Session, split: JobSplit | int) -> list[JobSplit]:
     """Record a cancelled split; an unrequested cancel fails the job. Returns splits to scancel."""
-    begin_locked(session)
-    row, job = _load(session, split)
-    to_scancel: list[JobSplit] = []
-    seen = row.status if row is not None else None
-    if row is not None and transition(session, row, S.CANCELLED, ACTIVE,
-                                      source="on_split_cancelled", warn=True, end_date=utcnow()):
-        experiment = job.block.experiment
-        if seen != S.CANCELLING and experiment.status != E.CANCELLING:
-            reason = "cancelled on Slurm outside the bridge"
-            row.result = _store_result(session, job.block, row, reason, cancelled=True)
-            to_scancel = fail_job(session, job, reason, "on_split_cancelled")
-        settle_job(session, job, "on_split_cancelled")
-    session.commit()
+    with locked(session):
+        row, job = _load(session, split)
+        to_scancel: list[JobSplit] = []
+        seen = row.status if row is not None else None
+        if row is not None and transition(session, row, S.CANCELLED, ACTIVE,
+                                          source="on_split_cancelled", warn=True, end_date=utcnow()):
+            experiment = job.block.experiment
+            if seen != S.CANCELLING and experiment.status != E.CANCELLING:
+                reason = "cancelled on Slurm outside the bridge"
+                row.result = _store_result(session, job.block, row, reason, cancelled=True)
+                to_scancel = fail_job(session, job, reason, "on_split_cancelled")
+            settle_job(session, job, "on_split_cancelled")
     return to_scancel
 
 
@@ -378,20 +374,19 @@ def process_newly_cancelled_experiments(session: Session) -> list[JobSplit]:
     Splits already cancelling from an earlier cycle are returned again until
     Slurm reports them cancelled: scancel is idempotent, and a lost one is retried.
     """
-    begin_locked(session)
-    to_scancel: list[JobSplit] = []
-    cancelling = session.scalars(
-        select(Experiment).where(Experiment.status == E.CANCELLING).order_by(Experiment.id)
-    ).all()
-    for experiment in cancelling:
-        for block in experiment.blocks:
-            if block.job is not None and block.status in UNFINISHED_BLOCK:
-                cancel_job(session, block.job, "process_newly_cancelled_experiments")
-        settle_experiment(session, experiment, "process_newly_cancelled_experiments")
-        to_scancel.extend(
-            split for block in experiment.blocks if block.job is not None
-            for split in block.job.splits
-            if split.status == S.CANCELLING and split.slurm_job_id is not None
-        )
-    session.commit()
+    with locked(session):
+        to_scancel: list[JobSplit] = []
+        cancelling = session.scalars(
+            select(Experiment).where(Experiment.status == E.CANCELLING).order_by(Experiment.id)
+        ).all()
+        for experiment in cancelling:
+            for block in experiment.blocks:
+                if block.job is not None and block.status in UNFINISHED_BLOCK:
+                    cancel_job(session, block.job, "process_newly_cancelled_experiments")
+            settle_experiment(session, experiment, "process_newly_cancelled_experiments")
+            to_scancel.extend(
+                split for block in experiment.blocks if block.job is not None
+                for split in block.job.splits
+                if split.status == S.CANCELLING and split.slurm_job_id is not None
+            )
     return to_scancel

@@ -24,7 +24,7 @@ from bridge.cache import CacheError, read_index, split_ranges
 from bridge.cache import cache_root as resolve_cache_root
 from bridge.errors import BridgeError
 from bridge.hashing import job_key
-from bridge.history import begin_locked, guarded_set, identity_of, record, reload, transition
+from bridge.history import guarded_set, identity_of, locked, record, reload, transition
 from bridge.models import (
     Block, BlockStatus, CacheStatus, Environment, Experiment, ExperimentStatus, Job, JobSplit,
     Queue, Result, SplitStatus, Worker, utcnow,
@@ -80,26 +80,28 @@ def schedule_experiment(session: Session, experiment: Experiment | int) -> None:
     naming it, and nothing changes. Blocks whose outputs are all cached are done
     at once; a job is runnable now when its dependencies are all done.
     """
-    begin_locked(session)
-    exp = reload(session, Experiment, experiment, lock=True)
-    if exp is None or exp.status != E.PENDING:
-        if exp is not None:
-            log.warning("experiment %s is %s, not P: not scheduled", exp.id, exp.status.value)
-        session.commit()
-        return
+    with locked(session):
+        exp = reload(session, Experiment, experiment, lock=True)
+        if exp is None or exp.status != E.PENDING:
+            if exp is not None:
+                log.warning("experiment %s is %s, not P: not scheduled", exp.id, exp.status.value)
+            return
+        _check_schedulable(exp)
+        pending = any([_schedule_block(session, block) for block in exp.blocks])
+        now = utcnow()
+        transition(session, exp, E.SCHEDULED if pending else E.DONE, {E.PENDING},
+                   source="schedule_experiment", start_date=None if pending else now,
+                   end_date=None if pending else now)
+
+
+def _check_schedulable(exp: Experiment) -> None:
+    """SchedulingError naming the first block without a queue or an environment."""
     for block in exp.blocks:
         for what in ("queue", "environment"):
             if getattr(block, what) is None:
-                session.rollback()
                 raise SchedulingError(
                     f"experiment {exp.fullname}, block {block.name!r}: no {what} (deleted since "
                     "the experiment was declared?); re-declare it with an existing one")
-    pending = any([_schedule_block(session, block) for block in exp.blocks])
-    now = utcnow()
-    transition(session, exp, E.SCHEDULED if pending else E.DONE, {E.PENDING},
-               source="schedule_experiment", start_date=None if pending else now,
-               end_date=None if pending else now)
-    session.commit()
 
 
 def _schedule_block(session: Session, block: Block) -> bool:
@@ -120,11 +122,10 @@ def _schedule_block(session: Session, block: Block) -> bool:
 
 def cancel_experiment(session: Session, experiment: Experiment | int) -> bool:
     """Mark a scheduled or running experiment cancelling (C); nothing else. True if it moved."""
-    begin_locked(session)
-    exp = reload(session, Experiment, experiment, lock=True)
-    moved = exp is not None and transition(
-        session, exp, E.CANCELLING, LIVE, source="cancel_experiment", warn=True)
-    session.commit()
+    with locked(session):
+        exp = reload(session, Experiment, experiment, lock=True)
+        moved = exp is not None and transition(
+            session, exp, E.CANCELLING, LIVE, source="cancel_experiment", warn=True)
     return moved
 
 
@@ -141,21 +142,20 @@ def split_new_jobs(
     upstream index counts a split error and is retried next call; past
     `max_split_errors` (default MAX_SPLIT_ERRORS) the block fails.
     """
-    begin_locked(session)
-    limit = MAX_SPLIT_ERRORS if max_split_errors is None else max_split_errors
-    created: list[JobSplit] = []
-    jobs = list(session.scalars(
-        select(Job).join(Job.block).join(Block.experiment)
-        .where(Job.runnable_date.is_not(None), Job.mirror.is_(False), ~Job.splits.any(),
-               Experiment.status.in_(LIVE))
-        .order_by(Job.runnable_date, Job.id)
-    ))
-    while jobs:
-        more: list[Job] = []
-        for job in jobs:
-            more.extend(_split_job(session, job, cache_root, limit, created))
-        jobs = more
-    session.commit()
+    with locked(session):
+        limit = MAX_SPLIT_ERRORS if max_split_errors is None else max_split_errors
+        created: list[JobSplit] = []
+        jobs = list(session.scalars(
+            select(Job).join(Job.block).join(Block.experiment)
+            .where(Job.runnable_date.is_not(None), Job.mirror.is_(False), ~Job.splits.any(),
+                   Experiment.status.in_(LIVE))
+            .order_by(Job.runnable_date, Job.id)
+        ))
+        while jobs:
+            more: list[Job] = []
+            for job in jobs:
+                more.extend(_split_job(session, job, cache_root, limit, created))
+            jobs = more
     return created
 
 
@@ -273,10 +273,9 @@ def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) ->
 
 def mark_similar_jobs_as_mirror(session: Session, job: Job | int) -> list[Job]:
     """Make other jobs with the same key mirrors of `job`, deleting their unsubmitted splits."""
-    begin_locked(session)
-    row = reload(session, Job, job, lock=True)
-    marked = _mark_similar(session, row) if row is not None else []
-    session.commit()
+    with locked(session):
+        row = reload(session, Job, job, lock=True)
+        marked = _mark_similar(session, row) if row is not None else []
     return marked
 
 
@@ -285,8 +284,9 @@ def _mark_similar(session: Session, job: Job) -> list[Job]:
         log.warning("job %s is itself a mirror: no jobs marked", job.id)
         return []
     marked = []
-    others = session.scalars(select(Job).where(
-        Job.key == job.key, Job.id != job.id, Job.mirror.is_(False)).order_by(Job.id))
+    others = session.scalars(select(Job).where(  # not-yet-runnable jobs wait their turn
+        Job.key == job.key, Job.id != job.id, Job.mirror.is_(False),
+        Job.runnable_date.is_not(None)).order_by(Job.id))
     for other in others:
         if any(s.status != S.QUEUED or s.submission_tag is not None for s in other.splits):
             log.info("job %s has splits on Slurm: not made a mirror of job %s", other.id, job.id)
@@ -328,17 +328,16 @@ def mark_splits_submitting(
     session: Session, splits: Sequence[JobSplit | int], tag: str
 ) -> list[JobSplit]:
     """Claim queued, unclaimed splits of live experiments with `tag`, before sbatch."""
-    begin_locked(session)
-    claimed = []
-    for split in splits:
-        row = reload(session, JobSplit, split)
-        if row is None or row.job.mirror or row.job.block.experiment.status not in LIVE:
-            continue
-        free = and_(JobSplit.status == S.QUEUED, JobSplit.submission_tag.is_(None),
-                    JobSplit.slurm_job_id.is_(None))
-        if guarded_set(session, row, free, source="submitting", submission_tag=tag):
-            claimed.append(row)
-    session.commit()
+    with locked(session):
+        claimed = []
+        for split in splits:
+            row = reload(session, JobSplit, split)
+            if row is None or row.job.mirror or row.job.block.experiment.status not in LIVE:
+                continue
+            free = and_(JobSplit.status == S.QUEUED, JobSplit.submission_tag.is_(None),
+                        JobSplit.slurm_job_id.is_(None))
+            if guarded_set(session, row, free, source="submitting", submission_tag=tag):
+                claimed.append(row)
     return claimed
 
 
@@ -347,37 +346,35 @@ def record_submission(session: Session, tag: str, slurm_job_id: str | int) -> li
 
     Then the jobs with the same key as a submitted job become its mirrors.
     """
-    begin_locked(session)
-    splits = list(session.scalars(
-        select(JobSplit).where(JobSplit.submission_tag == tag, JobSplit.slurm_job_id.is_(None))
-        .order_by(JobSplit.job_id, JobSplit.split_index)))
-    now = utcnow()
-    for split in splits:
-        guarded_set(session, split, JobSplit.slurm_job_id.is_(None), source="submitted",
-                    slurm_job_id=str(slurm_job_id), submit_time=now,
-                    slurm_element_id=f"{slurm_job_id}_{split.split_index}")
-        log.info("split %s (job %s) submitted as %s_%s", split.id, split.job_id, slurm_job_id,
-                 split.split_index)
-    for job in {split.job for split in splits}:
-        _mark_similar(session, job)
-    session.commit()
+    with locked(session):
+        splits = list(session.scalars(
+            select(JobSplit).where(JobSplit.submission_tag == tag, JobSplit.slurm_job_id.is_(None))
+            .order_by(JobSplit.job_id, JobSplit.split_index)))
+        now = utcnow()
+        for split in splits:
+            guarded_set(session, split, JobSplit.slurm_job_id.is_(None), source="submitted",
+                        slurm_job_id=str(slurm_job_id), submit_time=now,
+                        slurm_element_id=f"{slurm_job_id}_{split.split_index}")
+            log.info("split %s (job %s) submitted as %s_%s", split.id, split.job_id, slurm_job_id,
+                     split.split_index)
+        for job in {split.job for split in splits}:
+            _mark_similar(session, job)
     return splits
 
 
 def release_submission(session: Session, tag: str) -> int:
     """Give back splits claimed with `tag` that sbatch surely did not take; returns how many."""
-    begin_locked(session)
-    splits = list(session.scalars(select(JobSplit).where(
-        JobSplit.submission_tag == tag, JobSplit.slurm_job_id.is_(None))))
-    for split in splits:
-        if split.status == S.CANCELLING:
-            transition(session, split, S.CANCELLED, {S.CANCELLING}, source="release_submission",
-                       submission_tag=None)
-            outcomes.settle_job(session, split.job, "release_submission")
-        else:
-            guarded_set(session, split, JobSplit.slurm_job_id.is_(None), source="release",
-                        submission_tag=None)
-    session.commit()
+    with locked(session):
+        splits = list(session.scalars(select(JobSplit).where(
+            JobSplit.submission_tag == tag, JobSplit.slurm_job_id.is_(None))))
+        for split in splits:
+            if split.status == S.CANCELLING:
+                transition(session, split, S.CANCELLED, {S.CANCELLING}, source="release_submission",
+                           submission_tag=None)
+                outcomes.settle_job(session, split.job, "release_submission")
+            else:
+                guarded_set(session, split, JobSplit.slurm_job_id.is_(None), source="release",
+                            submission_tag=None)
     return len(splits)
 
 
@@ -392,30 +389,28 @@ def record_slurm_state(
     start_time: datetime | None = None, end_time: datetime | None = None,
 ) -> bool:
     """Record what sacct says of a split (only the fields given); False if the split is gone."""
-    begin_locked(session)
-    row = reload(session, JobSplit, split)
-    values: dict[str, Any] = {k: v for k, v in {
-        "slurm_state": state, "slurm_node": node, "slurm_exit_code": exit_code,
-        "start_time": start_time, "end_time": end_time}.items() if v is not None}
-    if node is not None:
-        worker = session.scalar(select(Worker).where(Worker.name == node))
-        values["worker_id"] = worker.id if worker else None
-    changed = row is not None and bool(values) and guarded_set(
-        session, row, JobSplit.id == row.id, source="slurm", **values)
-    session.commit()
+    with locked(session):
+        row = reload(session, JobSplit, split)
+        values: dict[str, Any] = {k: v for k, v in {
+            "slurm_state": state, "slurm_node": node, "slurm_exit_code": exit_code,
+            "start_time": start_time, "end_time": end_time}.items() if v is not None}
+        if node is not None:
+            worker = session.scalar(select(Worker).where(Worker.name == node))
+            values["worker_id"] = worker.id if worker else None
+        changed = row is not None and bool(values) and guarded_set(
+            session, row, JobSplit.id == row.id, source="slurm", **values)
     return changed
 
 
 def note_cache_error(session: Session, split: JobSplit | int) -> int | None:
     """Count one failed cache verification of a split; returns the new count (None if gone)."""
-    begin_locked(session)
-    row = reload(session, JobSplit, split)
-    count = None
-    if row is not None:
-        count = row.cache_errors + 1
-        guarded_set(session, row, JobSplit.cache_errors == row.cache_errors,
-                    source="cache_error", cache_errors=count)
-    session.commit()
+    with locked(session):
+        row = reload(session, JobSplit, split)
+        count = None
+        if row is not None:
+            count = row.cache_errors + 1
+            guarded_set(session, row, JobSplit.cache_errors == row.cache_errors,
+                        source="cache_error", cache_errors=count)
     return count
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dbsupport import OK, count, declare, get_block, splits_of, two_blocks
+from dbsupport import OK, block, count, declare, get_block, splits_of, two_blocks
 
 from bridge import helpers
 from bridge.models import Job, JobSplit
@@ -105,3 +105,15 @@ def test_mark_similar_jobs_as_mirror_deletes_unsubmitted_splits(session):
     assert [m.id for m in marked] == [twin_job.id]
     session.refresh(twin_job)
     assert twin_job.mirror is True and twin_job.splits == []
+
+
+def test_a_job_not_yet_runnable_is_not_made_a_mirror(session):
+    a = declare(session, {"name": "a", "author": "a", "blocks": {"x": block()}})
+    b = declare(session, {"name": "b", "author": "a", "blocks": {
+        "y": block("pkg.y:f"), "x": block(dependencies=["y"])}})
+    (split,) = [s for s in helpers.split_new_jobs(session) if s.job.block.experiment_id == a.id]
+    helpers.mark_similar_jobs_as_mirror(session, split.job)
+    waiting = get_block(session, b, "x").job
+    assert waiting.mirror is False and waiting.runnable_date is None
+    helpers.on_split_started(session, split)
+    assert get_block(session, b, "x").status == "N"  # does not follow before its turn
