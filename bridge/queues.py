@@ -1,0 +1,96 @@
+"""The admins' queue mapping against the live cluster: check it, and load it into the database.
+
+`check_queues` is pure: it compares queues.toml with what `scontrol show
+partition` and `sinfo -N` report, so `beat-bridge queues check` can say every
+problem at once instead of letting sbatch refuse arrays one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge import slurm as cmds
+from bridge.config import QueueConfig
+from bridge.models import Worker
+from bridge.runner import Runner
+from bridge.scheduling import upsert_queue
+
+
+@dataclass(frozen=True)
+class ClusterView:
+    """What the live cluster says about its partitions and nodes."""
+
+    partitions: tuple[Mapping[str, str], ...]
+    nodes: tuple[cmds.NodeInfo, ...]
+
+
+def read_cluster(runner: Runner) -> ClusterView:
+    """Partitions and nodes of the cluster behind the runner (two commands)."""
+    partitions = runner.run(cmds.scontrol_show_partition_argv(), timeout=30).check()
+    nodes = runner.run(cmds.sinfo_nodes_argv(), timeout=30).check()
+    return ClusterView(tuple(cmds.parse_scontrol_show_partition(partitions.stdout)),
+                       tuple(cmds.parse_sinfo_nodes(nodes.stdout)))
+
+
+def check_queues(queues: Mapping[str, QueueConfig], cluster: ClusterView) -> list[str]:
+    """Every mismatch between the queue mapping and the cluster, one sentence each."""
+    by_name = {p["PartitionName"]: p for p in cluster.partitions}
+    problems = []
+    for queue in queues.values():
+        where = f"queues.{queue.name}"
+        part = by_name.get(queue.partition)
+        if part is None:
+            problems.append(f"{where}.partition: no partition {queue.partition!r} on the cluster; "
+                            f"valid: {', '.join(sorted(by_name)) or 'none'}")
+            continue
+        problems += _limits(where, queue, part, [n for n in cluster.nodes if queue.partition in n.partitions])
+    return problems
+
+
+def _limits(where: str, queue: QueueConfig, part: Mapping[str, str], nodes: Sequence[cmds.NodeInfo]) -> list[str]:
+    problems = []
+    max_time = cmds.parse_slurm_duration(part.get("MaxTime", "UNLIMITED"))
+    if max_time is not None and queue.time_limit > max_time:
+        problems.append(f"{where}.time_limit: {queue.time_limit} min is over the MaxTime of partition "
+                        f"{queue.partition!r} ({max_time} min)")
+    if not nodes:
+        return problems + [f"{where}: partition {queue.partition!r} has no nodes"]
+    memory = max(n.memory_mb for n in nodes)
+    if queue.memory_limit > memory:
+        problems.append(f"{where}.memory_limit: {queue.memory_limit} MB is more than any node of "
+                        f"{queue.partition!r} has ({memory} MB)")
+    cpus = max(n.cpus for n in nodes)
+    if queue.cores_per_slot > cpus:
+        problems.append(f"{where}.cores_per_slot: {queue.cores_per_slot} is more than any node of "
+                        f"{queue.partition!r} has ({cpus} CPUs)")
+    return problems
+
+
+def sync_queues(session: Session, queues: Mapping[str, QueueConfig]) -> None:
+    """Create or update one Queue row (and its environments) per configured queue; commits."""
+    for q in queues.values():
+        upsert_queue(session, name=q.name, partition=q.partition, memory_limit=q.memory_limit,
+                     time_limit=q.time_limit, cores_per_slot=q.cores_per_slot,
+                     max_slots_per_user=q.max_slots_per_user,
+                     environments=[(e.name, e.version) for e in q.environments])
+    session.commit()
+
+
+def sync_workers(session: Session, nodes: Sequence[cmds.NodeInfo]) -> None:
+    """One Worker row per Slurm node (cores, memory, state); nodes gone from Slurm become inactive."""
+    seen = set()
+    for node in nodes:
+        if node.name in seen:  # sinfo -N lists a node once per partition
+            continue
+        seen.add(node.name)
+        worker = session.scalar(select(Worker).where(Worker.name == node.name)) or Worker(name=node.name)
+        worker.cores, worker.memory, worker.state, worker.active = node.cpus, node.memory_mb, node.state, node.usable
+        session.add(worker)
+    for worker in session.scalars(select(Worker).where(Worker.name.not_in(seen))):
+        worker.active = False
+    session.commit()
+
