@@ -1,0 +1,389 @@
+"""The array element as a real subprocess: spool file in, cache files and result JSON out.
+
+Each test hand-builds ``split-N.json`` files as the bridge writes them (see
+bridge.sbatch_scripts.element) in a temporary spool directory and runs
+``python -m bridge.sbatch_scripts.element --spool DIR --index N``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bridge.cache import is_cache_complete, read_index
+from bridge.hashing import cache_path, sha256_json
+
+ALGORITHMS = "bridge.examples.algorithms"
+TAG = "bb-test-tag"
+ELEMENT = Path(__file__).resolve().parent.parent / "sbatch_scripts" / "element.py"
+
+# Test-only algorithms, importable from a module the tests put on PYTHONPATH.
+MY_ALGOS = '''
+import sys
+
+def chatty(inputs, parameters, context):
+    print("x" * 200_000)
+    print("to stderr", file=sys.stderr)
+    return {context.outputs[0]: [0] * (context.end - context.start + 1)}
+
+def exits(inputs, parameters, context):
+    sys.exit(3)
+
+def not_json(inputs, parameters, context):
+    return {context.outputs[0]: [object()] * (context.end - context.start + 1)}
+
+def wrong_length(inputs, parameters, context):
+    return {context.outputs[0]: [1]}
+
+def wrong_name(inputs, parameters, context):
+    return {"other": [1]}
+
+def show_context(inputs, parameters, context):
+    print(context)
+    return {name: [len(inputs)] for name in context.outputs}
+'''
+
+
+class Setup:
+    """A spool directory and a cache root in tmp_path, and a way to run elements on them."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.spool = tmp_path / "spool" / TAG
+        self.cache = tmp_path / "cache"
+        self.spool.mkdir(parents=True)
+        self.cache.mkdir()
+        self.algos = tmp_path / "algos"
+        self.algos.mkdir()
+        (self.algos / "myalgos.py").write_text(MY_ALGOS)
+        (self.algos / "broken_algos.py").write_text("raise ImportError('no such dependency')\n")
+
+    def write_split(self, index: int, *, algorithm: str, inputs: dict[str, Any], outputs: list[str],
+                    span: list[int] | None, nb_splits: int = 1, parameters: dict[str, Any] | None = None,
+                    block: str = "b") -> dict[str, str]:
+        """Write split-<index>.json; returns each output's cache path."""
+        paths = {o: cache_path(sha256_json({"block": block, "output": o})) for o in outputs}
+        configuration = {
+            "experiment": "exp", "author": "alice", "block": block, "algorithm": algorithm,
+            "parameters": parameters or {}, "inputs": inputs,
+            "outputs": {o: {"hash": p.replace("/", ""), "path": p} for o, p in paths.items()},
+            "range": span, "split_index": index, "nb_splits": nb_splits,
+            "split_id": 100 + index, "job_id": 7, "block_id": 3,
+        }
+        document = {"configuration": configuration, "cache_root": str(self.cache), "submission_tag": TAG}
+        (self.spool / f"split-{index}.json").write_text(json.dumps(document))
+        return paths
+
+    def run(self, index: int, *, as_path: bool = False, env: dict[str, str] | None = None,
+            spool: Path | None = None) -> subprocess.CompletedProcess[str]:
+        runner = [str(ELEMENT)] if as_path else ["-m", "bridge.sbatch_scripts.element"]
+        environment = {k: v for k, v in os.environ.items() if k != "BEAT_SUBMISSION_TAG"}
+        environment.update(PYTHONPATH=str(self.algos), **(env or {}))
+        return subprocess.run(
+            [sys.executable, *runner, "--spool", str(spool or self.spool), "--index", str(index)],
+            capture_output=True, text=True, timeout=60, env=environment,
+        )
+
+    def result(self, index: int) -> dict[str, Any]:
+        return json.loads((self.spool / f"split-{index}.result.json").read_text())
+
+    def values(self, path: str) -> dict[int, Any]:
+        """Every unit of a cached file, from all its .data files."""
+        units = {}
+        base = self.cache / path
+        for file in base.parent.glob(base.name + ".*.data"):
+            for line in file.read_text().splitlines():
+                record = json.loads(line)
+                units[record["index"]] = record["value"]
+        return units
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Setup:
+    return Setup(tmp_path)
+
+
+def numbers(size: int) -> dict[str, Any]:
+    return {"dataset": "numbers", "size": size, "hash": "h", "path": "p"}
+
+
+def upstream(path: str) -> dict[str, Any]:
+    return {"block": "up", "output": "out", "hash": path.replace("/", ""), "path": path}
+
+
+def make_numbers_times_3(setup: Setup, size: int = 10) -> str:
+    """Run a 2-split scale block on numbers(size); returns its output's cache path."""
+    half = size // 2
+    for index, span in enumerate(([0, half - 1], [half, size - 1])):
+        paths = setup.write_split(index, algorithm=f"{ALGORITHMS}:scale", inputs={"in": numbers(size)},
+                                  outputs=["out"], span=span, nb_splits=2, parameters={"factor": 3},
+                                  block="up")
+        done = setup.run(index)
+        assert done.returncode == 0, done.stderr
+    return paths["out"]
+
+
+# --- success ------------------------------------------------------------------------------
+
+
+def test_dataset_block_in_two_splits_writes_a_verified_cache(setup):
+    path = make_numbers_times_3(setup)
+
+    assert is_cache_complete(path, 2, setup.cache)
+    assert read_index(path, setup.cache) == [(i, i) for i in range(10)]
+    assert setup.values(path) == {i: 3 * i for i in range(10)}
+    for index in (0, 1):
+        result = setup.result(index)
+        assert result["status"] == 0 and result["user_error"] is None and result["system_error"] is None
+        assert result["timed_out"] is False
+        statistics = result["statistics"]
+        assert statistics["cpu"]["user"] > 0 and statistics["cpu"]["system"] >= 0
+        assert statistics["memory"]["rss"] > 1_000_000  # bytes, not kilobytes
+        assert statistics["data"] == {"read": 0, "written": statistics["data"]["written"]}
+        assert statistics["data"]["written"] > 0
+    assert not list(setup.cache.rglob(".*.tmp")), "no temporary file is left behind"
+
+
+def test_one_split_alone_is_not_a_complete_cache(setup):
+    paths = setup.write_split(0, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(10)},
+                              outputs=["out"], span=[0, 4], nb_splits=2)
+    assert setup.run(0).returncode == 0
+    assert not is_cache_complete(paths["out"], 2, setup.cache)
+    assert is_cache_complete(paths["out"], 1, setup.cache)  # one file, contiguous from 0
+
+
+def test_block_input_is_read_over_the_range_across_upstream_files(setup):
+    up = make_numbers_times_3(setup)  # files [0, 4] and [5, 9]
+    paths = setup.write_split(0, algorithm=f"{ALGORITHMS}:square", inputs={"in": upstream(up)},
+                              outputs=["sq"], span=[3, 6], nb_splits=3, block="down")
+
+    done = setup.run(0)
+
+    assert done.returncode == 0, done.stderr
+    assert setup.values(paths["sq"]) == {i: (3 * i) ** 2 for i in range(3, 7)}
+    assert read_index(paths["sq"], setup.cache) == [(i, i) for i in range(3, 7)]
+    assert setup.result(0)["statistics"]["data"]["read"] > 0
+
+
+def test_unsplit_reducer_reads_the_whole_input_and_captures_stdout(setup):
+    up = make_numbers_times_3(setup)
+    paths = setup.write_split(0, algorithm=f"{ALGORITHMS}:total", inputs={"in": upstream(up)},
+                              outputs=["total"], span=None, block="sum")
+
+    done = setup.run(0)
+
+    assert done.returncode == 0, done.stderr
+    assert setup.values(paths["total"]) == {0: 3 * sum(range(10))}
+    assert is_cache_complete(paths["total"], 1, setup.cache)
+    result = setup.result(0)
+    assert result["stdout"] == "total of 10 values\n"
+    assert "done in" in done.stdout and "total of" not in done.stdout
+
+
+def test_diamond_join_adds_a_dataset_and_a_block_output(setup):
+    up = make_numbers_times_3(setup)
+    paths = setup.write_split(0, algorithm=f"{ALGORITHMS}:add",
+                              inputs={"a": upstream(up), "b": numbers(10)},
+                              outputs=["sum"], span=[0, 9], block="join")
+    assert setup.run(0).returncode == 0
+    assert setup.values(paths["sum"]) == {i: 4 * i for i in range(10)}
+
+
+def test_runs_as_a_path_too(setup):
+    paths = setup.write_split(0, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(3)},
+                              outputs=["out"], span=None)
+    done = setup.run(0, as_path=True)
+    assert done.returncode == 0, done.stderr
+    assert setup.values(paths["out"]) == {0: 0, 1: 1, 2: 4}
+
+
+def test_context_and_several_outputs(setup):
+    paths = setup.write_split(1, algorithm="myalgos:show_context",
+                              inputs={"x": numbers(4), "y": numbers(4)}, outputs=["o1", "o2"],
+                              span=None, nb_splits=2)
+    assert setup.run(1).returncode == 0
+    assert setup.values(paths["o1"]) == setup.values(paths["o2"]) == {0: 2}
+    stdout = setup.result(1)["stdout"]
+    assert "block='b'" in stdout and "outputs=('o1', 'o2')" in stdout and "split_index=1" in stdout
+
+
+def test_matching_submission_tag_is_accepted(setup):
+    setup.write_split(0, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(2)},
+                      outputs=["out"], span=None)
+    assert setup.run(0, env={"BEAT_SUBMISSION_TAG": TAG}).returncode == 0
+
+
+# --- user errors --------------------------------------------------------------------------
+
+
+def test_algorithm_exception_is_a_user_error_with_traceback(setup):
+    paths = setup.write_split(0, algorithm=f"{ALGORITHMS}:fail_always", inputs={"in": numbers(4)},
+                              outputs=["out"], span=[0, 3], parameters={"message": "bad things"})
+
+    done = setup.run(0)
+
+    assert done.returncode == 1
+    result = setup.result(0)
+    assert result["status"] == 1 and result["system_error"] is None
+    assert "Traceback" in result["user_error"] and "RuntimeError: bad things" in result["user_error"]
+    assert "element.py" not in result["user_error"]  # the element's own frame is left out
+    assert result["stderr"] == "fail_always: about to fail\n"
+    assert "user error" in done.stderr and "bad things" in done.stderr
+    assert not (setup.cache / paths["out"]).parent.exists()
+
+
+@pytest.mark.parametrize("function, words", [
+    ("wrong_length", "1 values for the 4 units"),
+    ("wrong_name", "returned outputs ['other']"),
+    ("not_json", "cannot be stored as JSON"),
+    ("exits", "SystemExit: 3"),
+])
+def test_outputs_that_do_not_fit_are_user_errors(setup, function, words):
+    setup.write_split(0, algorithm=f"myalgos:{function}", inputs={"in": numbers(8)},
+                      outputs=["out"], span=[4, 7])
+    done = setup.run(0)
+    assert done.returncode == 1, done.stderr
+    assert words in setup.result(0)["user_error"]
+    assert not list(setup.cache.rglob("*.data"))
+
+
+def test_large_output_is_truncated_in_the_result(setup):
+    setup.write_split(0, algorithm="myalgos:chatty", inputs={}, outputs=["out"], span=[0, 1])
+    assert setup.run(0).returncode == 0
+    result = setup.result(0)
+    assert len(result["stdout"]) < 70_000 and "bytes truncated" in result["stdout"]
+    assert result["stderr"] == "to stderr\n"
+
+
+# --- system errors ------------------------------------------------------------------------
+
+
+def _system_error(setup: Setup, index: int = 0) -> str:
+    done = setup.run(index)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    result = setup.result(index)
+    assert result["status"] == 1 and result["user_error"] is None
+    assert "system error" in done.stderr
+    return result["system_error"]
+
+
+def test_missing_spool_file(setup):
+    assert "cannot read spool file" in _system_error(setup, 5)
+
+
+def test_missing_spool_directory_still_exits_2(setup, tmp_path):
+    done = setup.run(0, spool=tmp_path / "nowhere")
+    assert done.returncode == 2
+    assert "cannot write result" in done.stderr and "cannot read spool file" in done.stderr
+
+
+def test_bad_spool_files(setup):
+    (setup.spool / "split-0.json").write_text("{not json")
+    assert "cannot read spool file" in _system_error(setup)
+    setup.write_split(0, algorithm="nocolon", inputs={}, outputs=[], span=[3, 1])
+    message = _system_error(setup)
+    assert "'algorithm' must be" in message and "'outputs' must" in message and "'range' must" in message
+
+
+def test_split_index_must_be_the_array_index(setup):
+    setup.write_split(0, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(2)},
+                      outputs=["out"], span=None)
+    (setup.spool / "split-0.json").rename(setup.spool / "split-1.json")
+    assert "is not the array index 1" in _system_error(setup, 1)
+
+
+def test_other_submission_tag_is_refused(setup):
+    setup.write_split(0, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(2)},
+                      outputs=["out"], span=None)
+    done = setup.run(0, env={"BEAT_SUBMISSION_TAG": "another-tag"})
+    assert done.returncode == 2
+    assert "is not this array's 'another-tag'" in setup.result(0)["system_error"]
+
+
+@pytest.mark.parametrize("algorithm, words", [
+    ("no_such_package.algos:f", "cannot import algorithm module 'no_such_package.algos'"),
+    ("broken_algos:f", "ImportError: no such dependency"),
+    (f"{ALGORITHMS}:no_such_function", "has no function 'no_such_function'"),
+])
+def test_unimportable_algorithm(setup, algorithm, words):
+    setup.write_split(0, algorithm=algorithm, inputs={"in": numbers(2)}, outputs=["out"], span=None)
+    assert words in _system_error(setup)
+
+
+def test_unknown_dataset_names_the_valid_ones(setup):
+    setup.write_split(0, algorithm=f"{ALGORITHMS}:square",
+                      inputs={"in": {"dataset": "nope", "size": 3}}, outputs=["out"], span=None)
+    message = _system_error(setup)
+    assert "unknown dataset 'nope'" in message and "numbers" in message and "words" in message
+
+
+def test_range_beyond_the_dataset(setup):
+    setup.write_split(0, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(3)},
+                      outputs=["out"], span=[2, 5])
+    assert "outside dataset 'numbers' of size 3" in _system_error(setup)
+
+
+def test_missing_upstream_units(setup):
+    up = make_numbers_times_3(setup)
+    setup.write_split(2, algorithm=f"{ALGORITHMS}:square", inputs={"in": upstream(up)},
+                      outputs=["out"], span=[8, 12], block="down")
+    message = _system_error(setup, 2)
+    assert "input 'in'" in message and "not in the cache (first missing: 10)" in message
+
+
+def test_upstream_never_written(setup):
+    setup.write_split(0, algorithm=f"{ALGORITHMS}:square", inputs={"in": upstream("aa/bb/cc/dd")},
+                      outputs=["out"], span=None)
+    assert "no cached data" in _system_error(setup)
+
+
+def test_corrupt_upstream_is_refused(setup):
+    up = make_numbers_times_3(setup)
+    data = next((setup.cache / up).parent.glob("*.5.9.data"))
+    data.write_text(data.read_text().replace('"value":15', '"value":16'))
+    setup.write_split(0, algorithm=f"{ALGORITHMS}:square", inputs={"in": upstream(up)},
+                      outputs=["out"], span=[5, 9], block="down")
+    assert "checksum mismatch" in _system_error(setup)
+
+
+def test_path_leaving_the_cache_root_is_refused(setup):
+    setup.write_split(0, algorithm=f"{ALGORITHMS}:square", inputs={"in": upstream("../../etc")},
+                      outputs=["out"], span=None)
+    assert "bad cache path" in _system_error(setup)
+
+
+# --- termination --------------------------------------------------------------------------
+
+
+def test_sigterm_writes_a_result_and_no_output(setup):
+    paths = setup.write_split(0, algorithm=f"{ALGORITHMS}:sleep_then_copy", inputs={"in": numbers(2)},
+                              outputs=["out"], span=None, parameters={"seconds": 30})
+    environment = {**os.environ, "PYTHONPATH": str(setup.algos)}
+    environment.pop("BEAT_SUBMISSION_TAG", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bridge.sbatch_scripts.element", "--spool", str(setup.spool), "--index", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+    time.sleep(1.0)  # imports take ~0.1 s; then it sleeps in the algorithm
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=20)
+
+    assert process.returncode == 143, stderr
+    result = setup.result(0)
+    assert result["status"] == 1 and "SIGTERM" in result["system_error"]
+    assert not (setup.cache / paths["out"]).parent.exists()
+
+
+def test_module_docstring_documents_the_contract():
+    from bridge.sbatch_scripts import element
+
+    doc = textwrap.dedent(element.__doc__ or "")
+    for words in ("split-N.json", "split-N.result.json", "Exit codes", "function(inputs, parameters, context)"):
+        assert words in doc
