@@ -1,0 +1,88 @@
+"""The runner the configuration asks for: local, SSH, or a clear refusal for pyslurm.
+
+pyslurm sits beside the command seam in the design, but no backend ships: pyslurm
+on PyPI exists only for Slurm 25.11 (and the old 17.11/18.08), and no Slurm 25.11 can
+be installed here to test one (../shared/slurm-notes.md). Untested backend code is
+not shipped; `runner = "pyslurm"` gets an error that says so instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from bridge.config import RUNNERS, BridgeConfig
+from bridge.errors import BridgeError, ConfigError
+from bridge.runner import LocalRunner, Runner
+
+log = logging.getLogger(__name__)
+
+PYSLURM_SLURM_VERSIONS = "25.11 (and the old 17.11/18.08 series)"
+
+
+class PyslurmUnsupported(ConfigError):
+    """runner = "pyslurm" is not supported by this bridge."""
+
+
+def make_runner(config: BridgeConfig) -> Runner:
+    """The runner named by bridge.toml's `runner` key."""
+    if config.runner == "local":
+        return LocalRunner(env=config.runner_env())
+    if config.runner == "ssh":
+        return _ssh_runner(config)
+    if config.runner == "pyslurm":
+        raise PyslurmUnsupported(pyslurm_message(config))
+    choices = ", ".join(repr(r) for r in RUNNERS if r != "pyslurm")
+    raise ConfigError(f"{config.path}: runner = {config.runner!r} is invalid: expected one of {choices}")
+
+
+def _ssh_runner(config: BridgeConfig) -> Runner:
+    ssh = config.ssh
+    if ssh is None:
+        raise ConfigError(f"{config.path}: runner = \"ssh\" needs an [ssh] table (host, key_file, known_hosts)")
+    if ssh.key_file is None:
+        raise ConfigError(
+            f"{config.path}: [ssh] key_file is missing: the SSH runner uses key authentication only"
+        )
+    from bridge.ssh_runner import SshRunner  # paramiko is imported only when SSH is used
+
+    return SshRunner(
+        host=ssh.host, port=ssh.port, user=ssh.user, key_file=ssh.key_file,
+        known_hosts=ssh.known_hosts, allow_unknown_hosts=ssh.allow_unknown_hosts,
+        connect_timeout=ssh.connect_timeout, env=config.runner_env(),
+    )
+
+
+def pyslurm_message(config: BridgeConfig) -> str:
+    """Why runner = "pyslurm" is refused: the versions pyslurm needs, the cluster's and the module's."""
+    return (
+        f"{config.path}: runner = \"pyslurm\" is not supported. pyslurm on PyPI exists only for "
+        f"Slurm {PYSLURM_SLURM_VERSIONS}; this bridge ships no pyslurm backend because no Slurm "
+        f"25.11 can be installed here to test it. This cluster runs {cluster_slurm_version(config)}. "
+        f"{_pyslurm_module()} Use runner = \"local\" (on the login node) or \"ssh\"."
+    )
+
+
+def cluster_slurm_version(config: BridgeConfig) -> str:
+    """'Slurm 22.05.8' from `sbatch --version`, or why it is unknown."""
+    try:
+        result = LocalRunner(env=config.runner_env()).run(["sbatch", "--version"], timeout=10)
+    except BridgeError as e:
+        return f"an unknown Slurm version (sbatch --version failed: {e})"
+    match = re.search(r"(\d+\.\d+(?:\.\d+)?)", result.stdout)
+    if result.returncode != 0 or not match:
+        detail = (result.stderr.strip().splitlines() or ["no version printed"])[-1]
+        return f"an unknown Slurm version (sbatch --version: {detail})"
+    return f"Slurm {match.group(1)}"
+
+
+def _pyslurm_module() -> str:
+    """What `import pyslurm` gives here, in one sentence."""
+    try:
+        import pyslurm  # type: ignore[import-not-found]
+    except ImportError:
+        return "The pyslurm module is not installed."
+    except Exception as e:  # a pyslurm built for another libslurm may fail in other ways
+        return f"The pyslurm module is installed but cannot be imported ({type(e).__name__}: {e})."
+    version = getattr(pyslurm, "__version__", None) or "of unknown version"
+    return f"The pyslurm module {version} is installed, but it is still unsupported by this bridge."
