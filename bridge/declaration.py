@@ -151,16 +151,16 @@ def _check_block(session: Session, name: str, spec: Any) -> _Block:
     if not isinstance(slots, int) or isinstance(slots, bool) or slots < 1:
         raise _fail(name, "required_slots", "must be an integer >= 1")
     outputs = spec.get("outputs")
-    if (not isinstance(outputs, list) or not outputs
-            or not all(isinstance(o, str) and o for o in outputs) or len(set(outputs)) != len(outputs)):
+    names_ok = isinstance(outputs, list) and all(isinstance(o, str) and o for o in outputs)
+    if not names_ok or not outputs or len(set(outputs)) != len(outputs):
         raise _fail(name, "outputs", "must be a non-empty list of distinct names")
     queue = session.scalar(select(Queue).where(Queue.name == spec.get("queue")))
     if queue is None:
         raise _fail(name, "queue", f"unknown queue {spec.get('queue')!r}")
     environment = _environment(session, name, spec.get("environment"))
     if queue.environments and environment not in queue.environments:
-        raise _fail(name, "environment",
-                    f"{environment.name} ({environment.version}) is not offered by queue {queue.name}")
+        offered = f"{environment.name} ({environment.version}) is not offered by queue {queue.name}"
+        raise _fail(name, "environment", offered)
     return _Block(name=name, spec=spec, queue=queue, environment=environment)
 
 

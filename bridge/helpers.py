@@ -79,7 +79,9 @@ def on_split_started(session: Session, split: JobSplit | int) -> bool:
     return outcomes.on_split_started(session, split)
 
 
-def on_split_done(session: Session, split: JobSplit | int, result: Mapping[str, Any] | None) -> bool:
+def on_split_done(
+    session: Session, split: JobSplit | int, result: Mapping[str, Any] | None
+) -> bool:
     """Must be called each time a split completes successfully (True if that changed anything)."""
     return outcomes.on_split_done(session, split, result)
 

@@ -51,7 +51,8 @@ def on_split_started(session: Session, split: JobSplit | int) -> bool:
     with locked(session):
         row, job = _load(session, split)
         moved = row is not None and transition(
-            session, row, S.PROCESSING, {S.QUEUED}, source="on_split_started", warn=True, start_date=utcnow())
+            session, row, S.PROCESSING, {S.QUEUED}, source="on_split_started", warn=True,
+            start_date=utcnow())
         if moved:
             start_job(session, job)
     return moved
@@ -63,7 +64,8 @@ def on_split_done(session: Session, split: JobSplit | int, result: Mapping[str, 
         row, job = _load(session, split)
         seen = row.status if row is not None else None
         moved = row is not None and transition(
-            session, row, S.COMPLETED, ACTIVE, source="on_split_done", warn=True, end_date=utcnow())
+            session, row, S.COMPLETED, ACTIVE, source="on_split_done", warn=True,
+            end_date=utcnow())
         if moved:
             row.result = _store_result(session, job.block, row, result)
             if seen == S.QUEUED:
