@@ -86,3 +86,55 @@ def test_array_elements_run_the_algorithm_and_write_a_verified_cache(slurm, tmp_
     data = [json.loads(line) for f in sorted((cache / out_path).parent.glob("*.data"))
             for line in f.read_text().splitlines()]
     assert sorted((d["index"], d["value"]) for d in data) == [(i, 5 * i) for i in range(10)]
+
+
+def test_allocate_is_killed_over_its_memory_and_scancel_reaches_the_element(slurm, tmp_path):
+    """Element 0 holds 400 MB under --mem=100M; element 1 sleeps and is scancelled while running."""
+    tag = f"bb-element-{uuid.uuid4().hex[:12]}"
+    spool, cache, logs = tmp_path / "spool" / tag, tmp_path / "cache", tmp_path / "logs"
+    for directory in (spool, cache, logs):
+        directory.mkdir(parents=True)
+    for index, (function, parameters) in enumerate((
+            ("allocate", {"megabytes": 400, "seconds": 20}), ("sleep_then_copy", {"seconds": 60}))):
+        configuration = {
+            "experiment": "slurm-test", "block": function, "algorithm": f"bridge.examples.algorithms:{function}",
+            "parameters": parameters, "inputs": {"in": {"dataset": "numbers", "size": 2}},
+            "outputs": {"out": {"path": cache_path(sha256_json({"test": tag, "i": index}))}},
+            "range": None, "split_index": index, "nb_splits": 2,
+        }
+        document = {"configuration": configuration, "cache_root": str(cache), "submission_tag": tag}
+        (spool / f"split-{index}.json").write_text(json.dumps(document))
+    script = render_array_script(ArraySpec(
+        job_name="bb-element-limits", submission_tag=tag, partition="debug", cpus_per_task=1,
+        mem_mb=100, time_minutes=2, array_indices=(0, 1),
+        output=str(logs / "%A_%a.out"), error=str(logs / "%A_%a.err"),
+        python=sys.executable, element_runner="bridge.sbatch_scripts.element", spool_dir=str(spool),
+    ))
+    since = datetime.now() - timedelta(minutes=1)
+    job_id = parse_sbatch_parsable(slurm.run(sbatch_argv(), stdin=script, timeout=30).check().stdout)
+
+    deadline = time.monotonic() + 60
+    while not (spool / "split-1.json").exists() or not _running(slurm, job_id, since, 1):
+        assert time.monotonic() < deadline, "element 1 never ran"
+        time.sleep(0.5)
+    time.sleep(1.0)  # let python start and reach the algorithm
+    slurm.run(["scancel", f"{job_id}_1"], timeout=30).check()
+    elements = _wait_terminal(slurm, job_id, since, count=2)
+
+    logs_text = "\n".join(f"{f.name}: {f.read_text()}" for f in sorted(logs.iterdir()))
+    # No cgroups here: OverMemoryKill kills with SIGKILL and the allocation row says FAILED
+    # (../shared/slurm-notes.md); a cgroup-enforcing cluster would say OUT_OF_MEMORY.
+    assert elements[0].state in {"FAILED", "OUT_OF_MEMORY"}, logs_text
+    assert "memory" in (logs / f"{job_id}_0.err").read_text().lower(), logs_text
+    assert elements[0].signal == 9 or elements[0].state == "OUT_OF_MEMORY", elements[0]
+    if (spool / "split-0.result.json").exists():  # SIGKILL (seen here) leaves none: the poller decides
+        assert json.loads((spool / "split-0.result.json").read_text())["status"] == 1
+    assert elements[1].state == "CANCELLED", logs_text
+    cancelled = json.loads((spool / "split-1.result.json").read_text())
+    assert cancelled["status"] == 1 and "SIGTERM" in cancelled["system_error"]
+    assert not list(cache.rglob("*.data"))
+
+
+def _running(slurm, job_id: int, since: datetime, index: int) -> bool:
+    text = slurm.run(sacct_argv(since, job_ids=[job_id]), timeout=30).check().stdout
+    return any(r.array_task_id == index and r.state == "RUNNING" for r in parse_sacct(text))
