@@ -15,7 +15,9 @@ Spool contract (written by the bridge before sbatch, in ``<spool_dir>/<tag>/``):
   "stdout", "stderr", "user_error", "system_error", "timed_out": false,
   "statistics": {"cpu": {"user", "system"} (seconds, this process and its
   children), "memory": {"rss"} (peak, bytes), "data": {"read", "written"}
-  (bytes of cache files; generated datasets read nothing), "time": {"elapsed"}}}``.
+  (bytes: upstream ``.data`` files read, whole or in part; all four files of
+  every output written; generated datasets read nothing), "time": {"elapsed"}
+  (seconds)}}``.
 
 Exit codes: 0 success (status 0, outputs written); 1 user error (the algorithm
 raised, or returned outputs that do not fit the block: status 1, ``user_error``);

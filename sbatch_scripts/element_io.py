@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 from bridge.errors import BridgeError
-from bridge.examples.datasets import OutOfRange, UnknownDataset, generate
 
 Range = tuple[int, int]
 
@@ -75,6 +74,12 @@ def read_inputs(
 
 
 def _read_dataset(entry: Mapping[str, Any], span: Range | None) -> list[Any]:
+    """Units of a generated dataset (bridge.examples.datasets; imported here so that an
+    installation without it gives a system error in the result, not a crash)."""
+    try:
+        from bridge.examples.datasets import OutOfRange, UnknownDataset, generate
+    except ImportError as e:
+        raise ElementSystemError(f"generated datasets are not installed: {e}") from e
     start, end = span if span is not None else (None, None)
     try:
         return generate(entry["dataset"], int(entry["size"]), start, end)

@@ -387,3 +387,22 @@ def test_module_docstring_documents_the_contract():
     doc = textwrap.dedent(element.__doc__ or "")
     for words in ("split-N.json", "split-N.result.json", "Exit codes", "function(inputs, parameters, context)"):
         assert words in doc
+
+
+# --- pure parts of element_io ---------------------------------------------------------------
+
+
+def test_encode_is_canonical_json_lines_with_one_index_line_per_unit():
+    from bridge.sbatch_scripts.element_io import encode
+
+    data, index = encode([{"b": 1, "a": [2]}, "x"], start=7)
+    assert data == b'{"index":7,"value":{"a":[2],"b":1}}\n{"index":8,"value":"x"}\n'
+    assert index == b"7 7\n8 8\n"
+
+
+def test_datasets_module_missing_is_a_system_error(monkeypatch, tmp_path):
+    from bridge.sbatch_scripts.element_io import ElementSystemError, IOStats, read_inputs
+
+    monkeypatch.setitem(sys.modules, "bridge.examples.datasets", None)
+    with pytest.raises(ElementSystemError, match="input 'in': generated datasets are not installed"):
+        read_inputs({"in": numbers(3)}, tmp_path, None, IOStats())
