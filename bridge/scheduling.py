@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, inspect, or_, select
 from sqlalchemy.orm import Session
 
 from bridge import outcomes
@@ -163,7 +163,12 @@ def _split_job(
     session: Session, job: Job, root: str | None, limit: int, created: list[JobSplit]
 ) -> list[Job]:
     """Split one job, or skip or mirror it; returns the jobs this made runnable."""
+    state = inspect(job)
+    if state.deleted or state.was_deleted or job.mirror or job.splits:
+        return []  # an earlier job of this call failed its experiment, or mirrored this one
     block = job.block
+    if block.experiment.status not in LIVE or block.status not in (B.PENDING, B.PROCESSING):
+        return []
     if block.outputs and all(c.status == CacheStatus.CACHED for c in block.outputs):
         log.info("block %s: outputs cached meanwhile, done without running", block.name)
         return outcomes.complete_job(session, job, "split_new_jobs")

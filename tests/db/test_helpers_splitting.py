@@ -115,3 +115,19 @@ def test_claimed_once(session):
     recorded = record_submission(session, "a", "900")
     assert [s.slurm_element_id for s in recorded] == ["900_0", "900_1"]
     assert record_submission(session, "a", "901") == []
+
+
+def test_a_split_failure_cancels_other_jobs_of_the_same_call(session, cache_root):
+    exp = declare(session, {"name": "e", "author": "a", "blocks": {
+        "first": block(),
+        "second": block("pkg.m:g", slots=2, inputs={"in": {"block": "first", "output": "out"}}),
+        "third": block("pkg.m:h", dependencies=["first"]),
+    }})
+    helpers.split_new_jobs(session)
+    (split,) = splits_of(session, exp, "first")
+    helpers.on_split_done(session, split, {"status": 0})  # second and third runnable, no index
+    assert helpers.split_new_jobs(session, str(cache_root), max_split_errors=0) == []
+    session.refresh(exp)
+    assert exp.status == "F"
+    assert get_block(session, exp, "second").status == "F"
+    assert get_block(session, exp, "third").status == "L"
