@@ -41,7 +41,8 @@ s+k; an unsplit block may return any non-empty number of values per output,
 numbered from 0 (so a reducer returns one). Values must be JSON-serialisable.
 What the algorithm prints (fd level, so subprocesses too) becomes the result's
 stdout/stderr, truncated to the first and last MAX_OUTPUT/2 bytes. The data
-format is that of bridge.sbatch_scripts.element_io.
+format is that of bridge.sbatch_scripts.element_io; bridge.sbatch_scripts.spool
+names, writes and reads the spool files for the bridge's side.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ from bridge.sbatch_scripts.element_io import (
     ElementSystemError, IOStats, OutputError, Range, atomic_write, check_outputs, read_inputs,
     write_output,
 )
+from bridge.sbatch_scripts.spool import result_file, split_file
 
 MAX_OUTPUT = 64 * 1024
 EXIT_OK, EXIT_USER, EXIT_SYSTEM, EXIT_TERMINATED = 0, 1, 2, 128 + signal.SIGTERM
@@ -107,7 +109,7 @@ class Outcome:
 
 def load_spool(spool: Path, index: int) -> tuple[dict[str, Any], Path, str]:
     """(configuration, cache root, submission tag) from ``split-<index>.json``, checked."""
-    file = spool / f"split-{index}.json"
+    file = split_file(spool, index)
     try:
         document = json.loads(file.read_text())
     except (OSError, ValueError) as e:
@@ -276,7 +278,7 @@ def execute(spool: Path, index: int) -> int:
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the result must be written whole
     result = result_dict(outcome, time.monotonic() - began)
-    code = _write_result(spool / f"split-{index}.result.json", result, outcome, code)
+    code = _write_result(result_file(spool, index), result, outcome, code)
     signal.signal(signal.SIGTERM, previous)
     _announce(outcome, result, code)
     return code

@@ -406,3 +406,37 @@ def test_datasets_module_missing_is_a_system_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "bridge.examples.datasets", None)
     with pytest.raises(ElementSystemError, match="input 'in': generated datasets are not installed"):
         read_inputs({"in": numbers(3)}, tmp_path, None, IOStats())
+
+
+# --- the spool helpers for the bridge's side ---------------------------------------------
+
+
+def test_spool_helpers_round_trip_through_a_real_element(tmp_path):
+    from bridge.sbatch_scripts.spool import array_spool_dir, read_result, write_split_file
+
+    spool = array_spool_dir(tmp_path / "spool", TAG)
+    path = cache_path(sha256_json({"round": "trip"}))
+    configuration = {"algorithm": f"{ALGORITHMS}:square", "inputs": {"in": numbers(3)},
+                     "outputs": {"out": {"path": path}}, "range": None, "split_index": 4}
+    write_split_file(spool, 4, configuration, tmp_path / "cache", TAG)
+    assert read_result(spool, 4) is None
+
+    done = subprocess.run([sys.executable, "-m", "bridge.sbatch_scripts.element", "--spool", str(spool),
+                           "--index", "4"], capture_output=True, text=True, timeout=60,
+                          env={k: v for k, v in os.environ.items() if k != "BEAT_SUBMISSION_TAG"})
+
+    assert done.returncode == 0, done.stderr
+    assert read_result(spool, 4)["status"] == 0
+    assert is_cache_complete(path, 1, tmp_path / "cache")
+
+
+def test_read_result_of_a_damaged_file_is_a_system_error(tmp_path):
+    from bridge.sbatch_scripts.spool import array_spool_dir, read_result, result_file
+
+    (tmp_path / "split-0.result.json").write_text('{"status": 0')
+    assert "is not JSON" in read_result(tmp_path, 0)["system_error"]
+    result_file(tmp_path, 1).write_text("[]")
+    assert read_result(tmp_path, 1)["status"] == 1
+    for tag in ("", "a/b", ".."):
+        with pytest.raises(ValueError):
+            array_spool_dir(tmp_path, tag)
