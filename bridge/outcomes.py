@@ -26,7 +26,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from bridge.history import guarded_set, locked, reload, transition
@@ -201,6 +201,8 @@ def complete_job(session: Session, job: Job, source: str) -> list[Job]:
     now = utcnow()
     runnable: list[Job] = []
     for follower in (job, *mirrors_of(session, job)):
+        if _gone(follower):
+            continue
         block = follower.block
         transition(session, block, B.DONE, UNFINISHED_BLOCK, source=source,
                    start_date=block.start_date or now, end_date=now)
@@ -214,6 +216,8 @@ def fail_job(session: Session, job: Job, reason: str, source: str) -> list[JobSp
     """Fail the job's block and its mirrors' blocks; returns the siblings to scancel."""
     to_scancel = _stop_splits(session, job, source, reason)
     for follower in (job, *mirrors_of(session, job)):
+        if _gone(follower):
+            continue
         block = follower.block
         transition(session, block, B.FAILED, UNFINISHED_BLOCK, source=source, reason=reason,
                    end_date=utcnow())
@@ -224,7 +228,7 @@ def fail_job(session: Session, job: Job, reason: str, source: str) -> list[JobSp
             _delete_job(session, follower)
         to_scancel.extend(_cancel_pending_blocks(session, block.experiment, source))
         settle_experiment(session, block.experiment, source)
-    if not job.splits:
+    if not _gone(job) and not job.splits:
         _delete_job(session, job)
     return to_scancel
 
@@ -243,6 +247,12 @@ def _stop_splits(session: Session, job: Job, source: str, reason: str) -> list[J
         if split.status == S.CANCELLING and split.slurm_job_id is not None:
             to_scancel.append(split)
     return to_scancel
+
+
+def _gone(job: Job) -> bool:
+    """Whether the job was deleted earlier in this transaction (a cascade reached it)."""
+    state = inspect(job)
+    return state.deleted or state.was_deleted
 
 
 def _delete_job(session: Session, job: Job) -> None:

@@ -117,3 +117,29 @@ def test_a_job_not_yet_runnable_is_not_made_a_mirror(session):
     assert waiting.mirror is False and waiting.runnable_date is None
     helpers.on_split_started(session, split)
     assert get_block(session, b, "x").status == "N"  # does not follow before its turn
+
+
+def test_the_same_block_twice_in_one_experiment(session):
+    twin = block(inputs={"in": {"dataset": "numbers", "size": 4}})
+    exp = declare(session, {"name": "e", "author": "a", "blocks": {
+        "a": twin, "b": dict(twin), "after": block("pkg.m:g", dependencies=["a", "b"])}})
+    (split,) = helpers.split_new_jobs(session)
+    helpers.on_split_started(session, split)
+    helpers.on_split_fail(session, split, "boom")
+    session.refresh(exp)
+    assert exp.status == "F"
+    assert [get_block(session, exp, n).status for n in ("a", "after", "b")] == ["F", "L", "F"]
+    assert count(session, Job) == 0
+
+
+def test_the_same_block_twice_in_one_experiment_runs_once(session):
+    twin = block(inputs={"in": {"dataset": "numbers", "size": 4}})
+    exp = declare(session, {"name": "e", "author": "a", "blocks": {
+        "a": twin, "b": dict(twin), "after": block("pkg.m:g", dependencies=["a", "b"])}})
+    (split,) = helpers.split_new_jobs(session)
+    helpers.on_split_done(session, split, OK)
+    assert get_block(session, exp, "after").job.runnable_date is not None
+    (last,) = helpers.split_new_jobs(session)
+    helpers.on_split_done(session, last, OK)
+    session.refresh(exp)
+    assert exp.status == "D"
