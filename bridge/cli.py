@@ -44,8 +44,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log every external command (DEBUG)")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_cluster(commands)
+    _add_db(commands)
+    _add_experiments(commands)
+    _add_queues(commands)
+    _add_submit(commands)
     _add_demo(commands)
     return parser
+
+
+def _config_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=None,
+        help="bridge.toml (default: $BEAT_BRIDGE_CONFIG, else config/bridge.toml); "
+        "it names its queues.toml, relative to itself",
+    )
+
+
+def _app(args: argparse.Namespace):
+    from bridge.app import open_app
+
+    return open_app(args.config)
 
 
 # -- cluster ------------------------------------------------------------------------------
@@ -129,6 +147,156 @@ def _cluster_start(args: argparse.Namespace) -> int:
 def _cluster_stop(args: argparse.Namespace) -> int:
     if not _cluster(args).stop_daemon(args.daemon):
         print(f"{args.daemon} was not running")
+    return 0
+
+
+# -- db, experiments, queues, submit ------------------------------------------------------
+
+
+def _add_db(commands: argparse._SubParsersAction) -> None:
+    db = commands.add_parser("db", help="the bridge's database (SQLite or PostgreSQL)")
+    actions = db.add_subparsers(title="actions", metavar="ACTION")
+    upgrade = _action(actions, "upgrade", _db_upgrade, "create or migrate the schema (Alembic) to the newest revision")
+    _config_option(upgrade)
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from bridge.config import load_config, resolve_config_path
+    from bridge.db import upgrade
+
+    config = load_config(resolve_config_path(args.config))
+    upgrade(config.database_url)
+    print(f"database schema is current: {config.database_url}")
+    return 0
+
+
+def _add_experiments(commands: argparse._SubParsersAction) -> None:
+    experiments = commands.add_parser("experiments", help="declare, schedule, cancel and list experiments")
+    actions = experiments.add_subparsers(title="actions", metavar="ACTION")
+    add = _action(actions, "add", _experiments_add,
+                  "add experiments from declaration files (JSON or TOML); see bridge/declaration.py for the format")
+    add.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    add.add_argument("--schedule", action="store_true", help="schedule each experiment right away")
+    for name, handler, text in (("schedule", _experiments_schedule, "schedule experiments (from P)"),
+                                ("cancel", _experiments_cancel, "cancel running experiments (from S or R)")):
+        action = _action(actions, name, handler, text)
+        action.add_argument("ids", nargs="+", type=int, metavar="ID")
+        _config_option(action)
+    listing = _action(actions, "list", _experiments_list, "one line per experiment: id, status, blocks done")
+    for parser in (add, listing):
+        _config_option(parser)
+
+
+def _experiments_add(args: argparse.Namespace) -> int:
+    from bridge.declaration import load_experiment_file
+    from bridge.helpers import schedule_experiment
+
+    app = _app(args)
+    with app.sessions() as session:
+        for path in args.files:
+            experiment = load_experiment_file(session, path)
+            print(f"added experiment {experiment.id} {experiment.name!r} from {path}")
+            if args.schedule:
+                schedule_experiment(session, experiment)
+                print(f"scheduled experiment {experiment.id}: {experiment.status.value}")
+    return 0
+
+
+def _experiments_schedule(args: argparse.Namespace) -> int:
+    from bridge.helpers import schedule_experiment
+
+    return _each_experiment(args, schedule_experiment, "scheduled")
+
+
+def _experiments_cancel(args: argparse.Namespace) -> int:
+    from bridge.helpers import cancel_experiment
+
+    return _each_experiment(args, cancel_experiment, "cancelling")
+
+
+def _each_experiment(args: argparse.Namespace, action: Callable, verb: str) -> int:
+    from bridge.models import Experiment
+
+    app = _app(args)
+    with app.sessions() as session:
+        for experiment_id in args.ids:
+            experiment = session.get(Experiment, experiment_id)
+            if experiment is None:
+                raise BridgeError(f"no experiment with id {experiment_id}")
+            action(session, experiment)
+            session.refresh(experiment)
+            print(f"{verb} experiment {experiment_id}: status {experiment.status.value}")
+    return 0
+
+
+def _experiments_list(args: argparse.Namespace) -> int:
+    from sqlalchemy import select
+
+    from bridge.models import Experiment
+
+    app = _app(args)
+    with app.sessions() as session:
+        for e in session.scalars(select(Experiment).order_by(Experiment.id)):
+            done = sum(1 for b in e.blocks if b.status.value == "C")
+            print(f"{e.id:5} {e.status.value} {done}/{len(e.blocks)} blocks done  {e.author}/{e.name}")
+    return 0
+
+
+def _add_queues(commands: argparse._SubParsersAction) -> None:
+    queues = commands.add_parser("queues", help="the admins' queue -> partition mapping (queues.toml)")
+    actions = queues.add_subparsers(title="actions", metavar="ACTION")
+    check = _action(actions, "check", _queues_check,
+                    "compare queues.toml with the live cluster's partitions and nodes; exit 1 on any problem")
+    sync = _action(actions, "sync", _queues_sync,
+                   "load the queues into the database and the Slurm nodes into Worker rows")
+    for parser in (check, sync):
+        _config_option(parser)
+
+
+def _queues_check(args: argparse.Namespace) -> int:
+    from bridge.queues import check_queues, read_cluster
+
+    app = _app(args)
+    problems = check_queues(app.config.queues, read_cluster(app.runner))
+    for problem in problems:
+        print(f"{app.config.queues_file}: {problem}")
+    if not problems:
+        print(f"{app.config.queues_file}: {len(app.config.queues)} queues fit the cluster")
+    return 1 if problems else 0
+
+
+def _queues_sync(args: argparse.Namespace) -> int:
+    from bridge.queues import read_cluster, sync_queues, sync_workers
+
+    app = _app(args)
+    view = read_cluster(app.runner)
+    with app.sessions() as session:
+        sync_queues(session, app.config.queues)
+        sync_workers(session, view.nodes)
+    print(f"synced {len(app.config.queues)} queues and {len(view.nodes)} workers")
+    return 0
+
+
+def _add_submit(commands: argparse._SubParsersAction) -> None:
+    submit = commands.add_parser(
+        "submit", help="one submission cycle: split new jobs, cancel what must be, submit arrays",
+        description="split_new_jobs, then process_newly_cancelled_experiments (one scancel), "
+        "then assign_splits_to_workers: one job array per job on the queue's partition.",
+    )
+    _config_option(submit)
+    submit.set_defaults(handler=_submit)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from bridge.helpers import process_newly_cancelled_experiments, split_new_jobs
+    from bridge.submit import assign_splits_to_workers, cancel_on_slurm
+
+    app = _app(args)
+    with app.sessions() as session:
+        split_new_jobs(session)
+        cancel_on_slurm(app.slurm, process_newly_cancelled_experiments(session))
+        for sub in assign_splits_to_workers(session, app.slurm):
+            print(f"submitted array {sub.job_id} ({sub.tag}) to queue {sub.queue}: {len(sub.split_ids)} splits")
     return 0
 
 

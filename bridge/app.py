@@ -1,0 +1,64 @@
+"""One loaded configuration and what it opens: database sessions, the runner, the Slurm submitter.
+
+Commands build an App once from `--config` and pass its parts down; nothing
+below reads configuration by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge import cache
+from bridge.config import BridgeConfig, load_config, resolve_config_path
+from bridge.db import create_session_factory
+from bridge.runner import Runner
+from bridge.submit import Slurm
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    """The bridge as one configuration file describes it."""
+
+    config: BridgeConfig
+    sessions: sessionmaker[Session]
+    runner: Runner
+    slurm: Slurm
+
+
+def open_app(config_arg: str | Path | None, runner: Runner | None = None) -> App:
+    """Load the configuration, open the database (schema migrated) and make the runner."""
+    config = with_local_cluster(load_config(resolve_config_path(config_arg)))
+    cache.CACHE_ROOT = str(config.cache_root)  # read at call time by is_cache_complete & co.
+    Path(config.spool_dir).mkdir(parents=True, exist_ok=True)
+    _sqlite_parent(config.database_url)
+    sessions = create_session_factory(config.database_url)
+    if runner is None:
+        from bridge.runners import make_runner
+
+        runner = make_runner(config)
+    return App(config, sessions, runner, Slurm(runner, config))
+
+
+def with_local_cluster(config: BridgeConfig) -> BridgeConfig:
+    """Point a local runner at the local dev cluster when nothing else names a slurm.conf."""
+    if config.runner != "local" or config.slurm_conf or os.environ.get("SLURM_CONF"):
+        return config
+    from bridge.cluster import load_spec
+
+    conf = load_spec().slurm_conf
+    if conf.exists():
+        log.debug("no slurm.conf configured: using the local cluster's %s", conf)
+        return replace(config, slurm_conf=conf)
+    return config
+
+
+def _sqlite_parent(url: str) -> None:
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
