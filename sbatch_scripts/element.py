@@ -1,15 +1,16 @@
 """What one job-array element runs: one split of one block, from its spool file to its result.
 
 Run as ``python -m bridge.sbatch_scripts.element --spool DIR --index N`` (or as a
-path, ``python .../sbatch_scripts/element.py ...``); N is $SLURM_ARRAY_TASK_ID,
-which is the split index.
+path, ``python .../sbatch_scripts/element.py ...``); N is $SLURM_ARRAY_TASK_ID.
 
 Spool contract (written by the bridge before sbatch, in ``<spool_dir>/<tag>/``):
 
 - ``split-N.json``: ``{"configuration": get_configuration_for_split(split),
   "cache_root": "/abs/cache", "submission_tag": tag}``. The element checks that
   the configuration's split_index is N and, when $BEAT_SUBMISSION_TAG is set,
-  that it equals the tag.
+  that it equals the tag. N is the array index: the split index itself, or
+  less a multiple of MaxArraySize when a job's splits go out in several arrays;
+  the configuration's split_index is the split's own (given to the algorithm).
 - ``split-N.result.json`` (written by the element, atomically, also on failure
   whenever the spool directory is writable): BEAT's result dict ``{"status",
   "stdout", "stderr", "user_error", "system_error", "timed_out": false,
@@ -119,9 +120,6 @@ def load_spool(spool: Path, index: int) -> tuple[dict[str, Any], Path, str]:
     configuration, tag, root = document["configuration"], document.get("submission_tag"), document.get("cache_root")
     if not isinstance(root, str) or not os.path.isabs(root):
         raise ElementSystemError(f"{file}: 'cache_root' must be an absolute path, got {root!r}")
-    if configuration.get("split_index", index) != index:
-        raise ElementSystemError(f"{file}: split_index {configuration.get('split_index')} is not "
-                                 f"the array index {index}")
     expected_tag = os.environ.get("BEAT_SUBMISSION_TAG")
     if expected_tag and tag != expected_tag:
         raise ElementSystemError(f"{file}: submission tag {tag!r} is not this array's {expected_tag!r}")
@@ -214,7 +212,8 @@ def run_split(spool: Path, index: int, outcome: Outcome) -> None:
     context = Context(
         block=str(configuration.get("block", "")), experiment=str(configuration.get("experiment", "")),
         outputs=tuple(declared), start=span[0] if span else None, end=span[1] if span else None,
-        split_index=index, nb_splits=int(configuration.get("nb_splits", 1)),
+        split_index=int(configuration.get("split_index", index)),
+        nb_splits=int(configuration.get("nb_splits", 1)),
     )
     with captured_output(outcome):
         try:

@@ -215,6 +215,20 @@ def test_context_and_several_outputs(setup):
     assert "block='b'" in stdout and "outputs=('o1', 'o2')" in stdout and "split_index=1" in stdout
 
 
+def test_array_index_may_be_offset_from_the_split_index(setup):
+    """A job of more than MaxArraySize splits goes out in several arrays: index = split - offset."""
+    paths = setup.write_split(3, algorithm="myalgos:show_context", inputs={"x": numbers(2000)},
+                              outputs=["o"], span=[1500, 1500], nb_splits=2000)
+    configuration_file = setup.spool / "split-3.json"
+    document = json.loads(configuration_file.read_text())
+    document["configuration"]["split_index"] = 1003
+    configuration_file.write_text(json.dumps(document))
+
+    assert setup.run(3).returncode == 0
+    assert "split_index=1003" in setup.result(3)["stdout"]
+    assert setup.values(paths["o"]) == {1500: 1}
+
+
 def test_matching_submission_tag_is_accepted(setup):
     setup.write_split(0, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(2)},
                       outputs=["out"], span=None)
@@ -293,11 +307,6 @@ def test_bad_spool_files(setup):
     assert "'algorithm' must be" in message and "'outputs' must" in message and "'range' must" in message
 
 
-def test_split_index_must_be_the_array_index(setup):
-    setup.write_split(0, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(2)},
-                      outputs=["out"], span=None)
-    (setup.spool / "split-0.json").rename(setup.spool / "split-1.json")
-    assert "is not the array index 1" in _system_error(setup, 1)
 
 
 def test_other_submission_tag_is_refused(setup):
