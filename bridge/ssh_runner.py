@@ -14,6 +14,7 @@ import logging
 import re
 import shlex
 import socket
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -75,7 +76,10 @@ class _WarnUnknown(paramiko.WarningPolicy):
 
 
 class SshRunner:
-    """Runs commands on a remote host over one SSH connection, reused across calls."""
+    """Runs commands on a remote host over one SSH connection, reused across calls.
+
+    The remote side needs a POSIX login shell and coreutils `timeout` (see command_line).
+    """
 
     def __init__(
         self,
@@ -100,6 +104,7 @@ class SshRunner:
         self.connect_timeout = connect_timeout
         self.env = dict(env or {})
         self._client: paramiko.SSHClient | None = None
+        self._lock = threading.Lock()  # runs may share the connection from several threads
 
     @property
     def where(self) -> str:
@@ -128,6 +133,8 @@ class SshRunner:
 
     def _connect(self) -> paramiko.SSHClient:
         """A new authenticated client; every failure becomes an SshError naming host and cause."""
+        if not self.key_file.is_file():
+            raise SshError(f"SSH to {self.where}: key_file {self.key_file} does not exist or is not a file")
         client = paramiko.SSHClient()
         try:
             known = self._load_known_hosts(client)
@@ -139,7 +146,7 @@ class SshRunner:
                 auth_timeout=self.connect_timeout, channel_timeout=self.connect_timeout,
                 allow_agent=False, look_for_keys=False,
             )
-        except BaseException as e:
+        except Exception as e:
             client.close()
             raise self._connect_error(e) from e
         log.info("connected over SSH to %s", self.where)
@@ -156,7 +163,8 @@ class SshRunner:
             raise SshError(f"cannot read known_hosts file {self.known_hosts}: {e}") from e
         return str(self.known_hosts)
 
-    def _connect_error(self, e: BaseException) -> BaseException:
+    def _connect_error(self, e: Exception) -> BridgeError:
+        """The error a user sees for a failed connection: what failed, where, and what to check."""
         where = f"SSH to {self.where}"
         if isinstance(e, BridgeError):
             return e
@@ -174,21 +182,22 @@ class SshRunner:
             return SshError(f"{where}: no answer within {self.connect_timeout} s")
         if isinstance(e, (OSError, paramiko.SSHException, EOFError)):
             return SshError(f"{where}: cannot connect: {e or type(e).__name__}")
-        return e
+        return SshError(f"{where}: {type(e).__name__}: {e}")
 
     def _transport(self) -> paramiko.Transport:
         """The live transport, connecting (again) when there is none or it dropped."""
-        client = self._client
-        transport = client.get_transport() if client is not None else None
-        if transport is None or not transport.is_active():
-            if client is not None:
-                log.info("SSH connection to %s dropped; reconnecting", self.where)
-                client.close()
-            self._client = None
-            self._client = self._connect()
-            transport = self._client.get_transport()
-        assert transport is not None
-        return transport
+        with self._lock:
+            client = self._client
+            transport = client.get_transport() if client is not None else None
+            if transport is None or not transport.is_active():
+                if client is not None:
+                    log.info("SSH connection to %s dropped; reconnecting", self.where)
+                    client.close()
+                self._client = None
+                self._client = self._connect()
+                transport = self._client.get_transport()
+            assert transport is not None
+            return transport
 
     def _open_channel(self) -> paramiko.Channel:
         """A session channel; reconnect once if the reused connection turns out dead.
@@ -207,9 +216,10 @@ class SshRunner:
 
     def close(self) -> None:
         """Close the connection (a later run reconnects)."""
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     def __enter__(self) -> SshRunner:
         return self

@@ -8,8 +8,10 @@ follows the contract tests.
 from __future__ import annotations
 
 import logging
+import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -18,7 +20,7 @@ import pytest
 from bridge.errors import CommandError, CommandTimeout
 from bridge.runner import LocalRunner
 from bridge.slurm import parse_sbatch_parsable, sacct_argv, sbatch_argv
-from bridge.ssh_runner import HostKeyMismatchError, SshError, UnknownHostKeyError
+from bridge.ssh_runner import HostKeyMismatchError, SshConnectionLost, SshError, UnknownHostKeyError
 from poller.sacct import parse_sacct
 
 HOSTILE = [
@@ -36,6 +38,12 @@ def _gone(pattern: str, within: float) -> bool:
             return False
         time.sleep(0.2)
     return True
+
+
+def _sessions(sshd) -> set[str]:
+    """Pids of the sshd processes serving connections (children of the listener)."""
+    listener = (sshd.dir / "sshd.pid").read_text().strip()
+    return set(LocalRunner().run(["pgrep", "-P", listener], timeout=10).stdout.split())
 
 
 # --- the contract, for both runners ------------------------------------------------------
@@ -144,12 +152,10 @@ def test_ssh_connection_is_reused_across_runs(sshd):
 
 
 def test_ssh_reconnects_once_when_the_connection_dropped(sshd):
-    listener = int((sshd.dir / "sshd.pid").read_text())
-    children = lambda: set(LocalRunner().run(["pgrep", "-P", str(listener)]).stdout.split())  # noqa: E731
     with sshd.runner() as runner:
-        old = children()
+        old = _sessions(sshd)
         assert runner.run(["echo", "one"]).ok
-        ours = children() - old
+        ours = _sessions(sshd) - old
         assert ours, "no sshd process for our connection"
         LocalRunner().run(["kill", *sorted(ours)]).check()  # the server side of our connection dies
         time.sleep(0.5)
@@ -216,8 +222,6 @@ def test_ssh_key_that_is_not_authorized_is_refused(sshd, tmp_path):
 
 
 def test_ssh_nothing_listening_is_a_clear_error(sshd):
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -234,3 +238,31 @@ def test_ssh_runner_needs_a_key_file(sshd):
 def test_sshd_fixture_gives_a_known_hosts_line_for_its_port(sshd):
     assert sshd.host_key_line.startswith(f"[127.0.0.1]:{sshd.port} ssh-ed25519 ")
     assert Path(sshd.known_hosts).read_text() == sshd.host_key_line + "\n"
+
+
+def test_ssh_missing_key_file_is_named(sshd, tmp_path):
+    with pytest.raises(SshError) as e:
+        sshd.runner(key_file=tmp_path / "absent_key").run(["true"])
+    assert str(tmp_path / "absent_key") in str(e.value) and "does not exist" in str(e.value)
+
+
+def test_ssh_runs_from_several_threads_share_one_connection(sshd):
+    before = sshd.accepted_logins()
+    with sshd.runner() as runner, ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: runner.run(["echo", str(i)]).stdout, range(8)))
+    assert results == [f"{i}\n" for i in range(8)]
+    assert sshd.accepted_logins() == before + 1
+
+
+def test_ssh_connection_lost_during_a_command_is_reported_as_such(sshd):
+    old = _sessions(sshd)
+    with sshd.runner() as runner, ThreadPoolExecutor(1) as pool:
+        running = pool.submit(runner.run, ["sleep", "20"], None, 30)
+        deadline = time.monotonic() + 10
+        while not (_sessions(sshd) - old) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # the command has started
+        LocalRunner().run(["kill", *sorted(_sessions(sshd) - old)]).check()
+        with pytest.raises(SshConnectionLost) as e:
+            running.result(timeout=15)
+    assert e.value.returncode is None and "may or may not have run" in str(e.value)
