@@ -118,3 +118,12 @@ def test_cluster_version_is_named_when_sbatch_answers(tmp_path, slurm_cluster):
     with pytest.raises(PyslurmUnsupported) as e:
         make_runner(load_config(path))
     assert "This cluster runs Slurm 22.05" in str(e.value)
+
+
+def test_pyslurm_through_the_cli_is_one_error_line_and_exit_1_not_a_traceback(tmp_path):
+    path = config_file(tmp_path, 'runner = "pyslurm"\n')
+    result = LocalRunner().run([sys.executable, "-m", "bridge.cli", "queues", "check", "--config", str(path)], timeout=60)
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr
+    assert "beat-bridge: error:" in result.stderr and "25.11" in result.stderr
+    assert "no pyslurm backend" in result.stderr
