@@ -257,7 +257,7 @@ def test_ssh_runs_from_several_threads_share_one_connection(sshd):
 def test_ssh_connection_lost_during_a_command_is_reported_as_such(sshd):
     old = _sessions(sshd)
     with sshd.runner() as runner, ThreadPoolExecutor(1) as pool:
-        running = pool.submit(runner.run, ["sleep", "20"], None, 30)
+        running = pool.submit(runner.run, ["sleep", "6"], None, 30)  # ends by itself soon after
         deadline = time.monotonic() + 10
         while not (_sessions(sshd) - old) and time.monotonic() < deadline:
             time.sleep(0.1)
