@@ -35,20 +35,20 @@ class App:
 def open_app(config_arg: str | Path | None, runner: Runner | None = None) -> App:
     """Load the configuration, open the database (schema migrated) and make the runner."""
     config = with_local_cluster(load_config(resolve_config_path(config_arg)))
+    if runner is None:  # before touching the database: a bad runner must fail first
+        from bridge.runners import make_runner
+
+        runner = make_runner(config)
     cache.CACHE_ROOT = str(config.cache_root)  # read at call time by is_cache_complete & co.
     Path(config.spool_dir).mkdir(parents=True, exist_ok=True)
     _sqlite_parent(config.database_url)
     sessions = create_session_factory(config.database_url)
-    if runner is None:
-        from bridge.runners import make_runner
-
-        runner = make_runner(config)
     return App(config, sessions, runner, Slurm(runner, config))
 
 
 def with_local_cluster(config: BridgeConfig) -> BridgeConfig:
-    """Point a local runner at the local dev cluster when nothing else names a slurm.conf."""
-    if config.runner != "local" or config.slurm_conf or os.environ.get("SLURM_CONF"):
+    """Point local commands (runner, or pyslurm's version check) at the dev cluster when nothing names a slurm.conf."""
+    if config.runner not in ("local", "pyslurm") or config.slurm_conf or os.environ.get("SLURM_CONF"):
         return config
     from bridge.cluster import load_spec
 
