@@ -12,9 +12,7 @@ times out, or the process dies in between, the tag is looked up on the cluster
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import secrets
 import sys
 import time
@@ -33,6 +31,7 @@ from bridge.errors import BridgeError, CommandError, CommandTimeout
 from bridge.models import JobSplit, Queue
 from bridge.retry import backoff_delays
 from bridge.runner import Runner
+from bridge.sbatch_scripts import spool as spool_files
 from bridge.scheduling import (
     get_configuration_for_split, mark_splits_submitting, record_submission, release_submission,
     retrieve_candidate_splits_for_queue,
@@ -154,16 +153,11 @@ def _offset(split: JobSplit, max_array_size: int) -> int:
 
 def write_spool(config: BridgeConfig, tag: str, splits: Sequence[JobSplit], offset: int) -> Path:
     """One JSON per split, `<spool>/<tag>/split-<array index>.json`: what its element runs."""
-    spool = Path(config.spool_dir) / tag
-    spool.mkdir(parents=True, exist_ok=True)
+    spool = spool_files.array_spool_dir(config.spool_dir, tag)
+    root = str(Path(config.cache_root).resolve())
     for split in splits:
-        root = str(Path(config.cache_root).resolve())
-        payload = {"configuration": get_configuration_for_split(split, root),
-                   "cache_root": root, "submission_tag": tag}
-        target = spool / f"split-{split.split_index - offset}.json"
-        tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(payload, indent=1, sort_keys=True))
-        os.replace(tmp, target)
+        configuration = get_configuration_for_split(split, root)
+        spool_files.write_split_file(spool, split.split_index - offset, configuration, root, tag)
     return spool
 
 
