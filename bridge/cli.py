@@ -17,11 +17,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one beat-bridge command; exit code 0 on success, 1 on a BridgeError, 2 on bad usage."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    quiet = getattr(args, "handler", None) is _demo  # the demo's progress display is its output
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if not args.verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
@@ -48,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_experiments(commands)
     _add_queues(commands)
     _add_submit(commands)
+    _add_run(commands)
     _add_demo(commands)
     return parser
 
@@ -300,28 +304,74 @@ def _submit(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- demo ---------------------------------------------------------------------------------
+# -- run, demo ----------------------------------------------------------------------------
+
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser(
+        "run", help="the bridge daemon: poll sacct, fire callbacks, split, cancel and submit, in a loop",
+        description="Each cycle: one sacct call for every active split (on_split_started/done/fail/"
+        "cancelled, dependents unblocked), then split_new_jobs, scancel of cancelled experiments, "
+        "and one job array per runnable job. The interval adapts between [poll] min_interval and "
+        "max_interval. SIGTERM or SIGINT finish the current cycle, then stop.",
+    )
+    _config_option(run)
+    run.add_argument("--once", action="store_true", help="run one cycle and exit")
+    run.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import signal
+
+    from poller.loop import BridgeLoop
+
+    app = _app(args)
+    loop = BridgeLoop(app.sessions, app.slurm, app.config.poll)
+    signal.signal(signal.SIGTERM, loop.stop)
+    signal.signal(signal.SIGINT, loop.stop)
+    log.info("bridge running with %s (runner %s)", app.config.path, app.config.runner)
+    loop.run(once=args.once)
+    log.info("bridge stopped after %d cycles, %d sacct calls", loop.cycles, loop.sacct_calls)
+    return 0
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser(
-        "demo", help="bring the local cluster up and run a short job array through it",
-        description="Brings the local cluster up if needed, submits a small job array through "
-        "the bridge's command runner and prints each element's sacct record.",
+        "demo", help="bring the local cluster up and run two example experiments through the bridge",
+        description="Brings the local cluster up if needed, creates a run directory with its own "
+        "config and SQLite database, adds two experiments (diamond DAGs sharing a block, so one "
+        "job is a mirror), runs the bridge loop with live progress until both finish, and prints "
+        "per block its state, nodes, elapsed time and sacct job ids.",
     )
-    demo.add_argument("--elements", type=int, default=6, help="array size (default 6)")
+    demo.add_argument("--workdir", type=Path, default=None,
+                      help="where run directories go (default: <cluster state dir>/../demo)")
     demo.set_defaults(handler=_demo)
 
 
 def _demo(args: argparse.Namespace) -> int:
     from bridge.cluster import LocalCluster, load_spec
-    from bridge.smoke import run_smoke_array
+    from poller.demo import make_run_dir, run_demo
 
     cluster = LocalCluster(load_spec())
     cluster.up()
-    rows = run_smoke_array(cluster.runner, args.elements, progress=print)
-    failed = [r for r in rows if r.state != "COMPLETED"]
-    return 1 if failed else 0
+    base = args.workdir or cluster.spec.state_dir.parent / "demo"
+    run = run_demo(make_run_dir(base, cluster.spec.slurm_conf))
+    with open_sessions(run.root) as session:
+        return 0 if _all_done(session) else 1
+
+
+def open_sessions(root: Path):
+    from bridge.app import open_app
+
+    return open_app(root / "bridge.toml").sessions()
+
+
+def _all_done(session) -> bool:
+    from sqlalchemy import select
+
+    from bridge.models import Experiment
+
+    return all(e.status.value == "D" for e in session.scalars(select(Experiment)))
 
 
 if __name__ == "__main__":

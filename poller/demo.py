@@ -1,0 +1,219 @@
+"""`beat-bridge demo`: two experiments through the local cluster, with live progress and an audit.
+
+The demo writes its own configuration and a fresh SQLite database in a new run
+directory, adds the two example experiments (bridge.examples.demo_experiments),
+runs the bridge loop until both are finished, and prints per block its state,
+nodes, elapsed time and sacct job ids, read back from sacct as an admin would.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.app import App, open_app
+from bridge.declaration import load_experiment
+from bridge.examples.demo_experiments import declarations, expected_totals
+from bridge.hashing import cache_path
+from bridge.helpers import schedule_experiment
+from bridge.models import Experiment, JobSplit, Result
+from bridge.queues import read_cluster, sync_queues, sync_workers
+from bridge.sbatch_scripts.element_io import IOStats, read_cached
+from bridge.slurm import sacct_argvs
+from poller.loop import BridgeLoop, CycleReport
+from poller.sacct import SacctRecord, parse_sacct
+
+FINAL = {"D", "F"}
+
+QUEUES = """# the demo's queues on the local cluster's partitions
+[queues.default]
+partition = "cpu"
+memory_limit = 500
+time_limit = 10
+cores_per_slot = 1
+max_slots_per_user = 8
+environments = ["Python-3.11"]
+
+[queues.long]
+partition = "long"
+memory_limit = 500
+time_limit = 60
+cores_per_slot = 1
+max_slots_per_user = 8
+environments = ["Python-3.11"]
+"""
+
+BRIDGE = """# written by beat-bridge demo
+runner = "local"
+queues = "queues.toml"
+cache_root = "cache"
+spool_dir = "spool"
+
+[database]
+url = "sqlite:///{root}/bridge.sqlite"
+
+[slurm]
+conf = "{slurm_conf}"
+
+[poll]
+min_interval = {interval}
+max_interval = 5.0
+"""
+
+
+@dataclass
+class DemoRun:
+    """What the demo did and measured."""
+
+    root: Path
+    wall: float = 0.0
+    cycles: int = 0
+    squeue_calls: int = 0
+    sacct_calls: int = 0
+    arrays: dict[int, list[int]] = field(default_factory=dict)  # block id -> sacct job ids
+    elements: int = 0  # array elements submitted
+    latencies: list[float] = field(default_factory=list)  # sacct End -> on_split_done, seconds
+
+
+def make_run_dir(base: Path, slurm_conf: Path, interval: float = 1.0) -> Path:
+    """A new run directory with the demo's bridge.toml and queues.toml."""
+    root = base / datetime.now().strftime("run-%Y%m%d-%H%M%S-%f")
+    root.mkdir(parents=True)
+    (root / "queues.toml").write_text(QUEUES)
+    (root / "bridge.toml").write_text(BRIDGE.format(root=root, slurm_conf=slurm_conf, interval=interval))
+    return root
+
+
+def run_demo(root: Path, say: Callable[[str], None] = print, timeout: float = 600.0) -> DemoRun:
+    """Add, schedule and run the demo experiments; print progress; return the measurements."""
+    app = open_app(root / "bridge.toml")
+    run = DemoRun(root)
+    with app.sessions() as session:
+        sync_queues(session, app.config.queues)
+        sync_workers(session, read_cluster(app.runner).nodes)
+        ids = [load_experiment(session, d).id for d in declarations()]
+        for experiment_id in ids:
+            schedule_experiment(session, session.get(Experiment, experiment_id))
+    say(f"demo in {root}: experiments {ids} scheduled")
+    started = time.monotonic()
+    progress = Progress(say, started)
+
+    def on_cycle(session: Session, report: CycleReport) -> None:
+        for sub in report.submitted:
+            block_id = session.get(JobSplit, sub.split_ids[0]).job.block_id
+            run.arrays.setdefault(block_id, []).append(sub.job_id)
+            run.elements += len(sub.split_ids)
+        progress.show(session, ids, report)
+
+    def finished(session: Session) -> bool:
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"demo experiments not finished after {timeout:.0f} s (see {root})")
+        return all(session.get(Experiment, i).status.value in FINAL for i in ids)
+
+    loop = BridgeLoop(app.sessions, app.slurm, app.config.poll, on_cycle=on_cycle)
+    loop.run(done=finished)
+    run.wall, run.cycles = time.monotonic() - started, loop.cycles
+    run.squeue_calls, run.sacct_calls = loop.squeue_calls, loop.sacct_calls
+    summarise(app, run, ids, say)
+    return run
+
+
+class Progress:
+    """One line per experiment, printed when it changes: blocks done/total and splits by state."""
+
+    def __init__(self, say: Callable[[str], None], started: float) -> None:
+        self.say, self.started = say, started
+        self.last: dict[int, str] = {}
+
+    def show(self, session: Session, ids: list[int], report: CycleReport) -> None:
+        for experiment_id in ids:
+            line = progress_line(session, session.get(Experiment, experiment_id))
+            if self.last.get(experiment_id) != line:
+                self.last[experiment_id] = line
+                self.say(f"[{time.monotonic() - self.started:6.1f} s] {line}")
+        if report.error:
+            self.say(f"[{time.monotonic() - self.started:6.1f} s] Slurm error, retrying: {report.error}")
+
+
+def progress_line(session: Session, experiment: Experiment) -> str:
+    """`alice/diamond R: blocks 2/5 done; splits queued 2, running 3` (the splits that exist now)."""
+    done = sum(1 for b in experiment.blocks if b.status.value == "C")
+    states = Counter(s.status.value for b in experiment.blocks if b.job for s in b.job.splits)
+    names = {"N": "queued", "P": "running", "C": "done", "F": "failed", "L": "cancelled", "K": "cancelling"}
+    splits = ", ".join(f"{names[k]} {v}" for k, v in sorted(states.items())) or "none on Slurm"
+    return f"{experiment.author}/{experiment.name} {experiment.status.value}: " \
+           f"blocks {done}/{len(experiment.blocks)} done; splits {splits}"
+
+
+def summarise(app: App, run: DemoRun, ids: list[int], say: Callable[[str], None]) -> None:
+    """Per block: state, nodes, elapsed, sacct ids — from sacct; then the callback latency."""
+    records = audit(app, [j for jobs in run.arrays.values() for j in jobs], run.elements)
+    with app.sessions() as session:
+        for experiment_id in ids:
+            experiment = session.get(Experiment, experiment_id)
+            say(f"\n{experiment.author}/{experiment.name}: {experiment.status.value}  (total = "
+                f"{total_of(app, experiment)}, expected {expected_totals()[experiment.name]})")
+            say(f"  {'block':8} {'state':5} {'elapsed':>8}  {'nodes':8} sacct job ids   (from sacct)")
+            for block in sorted(experiment.blocks, key=lambda b: b.execution_order):
+                jobs = run.arrays.get(block.id, [])
+                mine = [r for r in records if r.array_job_id in jobs]
+                nodes = sorted({r.node_list for r in mine})
+                elapsed = _elapsed(mine)
+                shown = ",".join(map(str, jobs)) or "(mirror: ran once, in the other experiment)"
+                say(f"  {block.name:8} {block.status.value:5} {elapsed:7.1f}s  {','.join(nodes) or '-':8} {shown}")
+        run.latencies = callback_latencies(session, run, records)
+    lat = run.latencies
+    say(f"\nwall time {run.wall:.1f} s, {run.cycles} cycles, {run.squeue_calls} squeue and {run.sacct_calls} sacct calls; "
+        f"element end -> callback: median {statistics.median(lat) if lat else 0:.2f} s, "
+        f"max {max(lat) if lat else 0:.2f} s over {len(lat)} splits")
+
+
+def audit(app: App, job_ids: list[int], elements: int, settle: float = 15.0) -> list[SacctRecord]:
+    """The sacct records of the demo's arrays, once sacct has every element (it lags a few seconds)."""
+    deadline = time.monotonic() + settle
+    while True:
+        records: list[SacctRecord] = []
+        for argv in sacct_argvs(datetime.now() - timedelta(hours=2), None, sorted(job_ids)):
+            records += parse_sacct(app.runner.run(argv, timeout=60).stdout)
+        found = [r for r in records if r.is_element and r.end is not None]
+        if len(found) >= elements or time.monotonic() > deadline:
+            return found
+        time.sleep(0.5)
+
+
+def _elapsed(records: list[SacctRecord]) -> float:
+    """From the block's first element start to its last element end, as sacct says."""
+    starts = [r.start for r in records if r.start]
+    ends = [r.end for r in records if r.end]
+    return (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
+
+
+def callback_latencies(session: Session, run: DemoRun, records: list[SacctRecord]) -> list[float]:
+    """Seconds from an element's End in sacct to the Result our on_split_done stored for it."""
+    by_element = {(r.array_job_id, r.array_task_id): r for r in records}
+    latencies = []
+    for result in session.scalars(select(Result).where(Result.status == 0)):
+        for job_id in run.arrays.get(result.block_id, []):
+            record = by_element.get((job_id, result.split_index))
+            if record and record.end:
+                end_utc = record.end.astimezone(timezone.utc).replace(tzinfo=None)
+                latencies.append((result.creation_date - end_utc).total_seconds())
+    return latencies
+
+
+def total_of(app: App, experiment: Experiment) -> object:
+    """The value computed by the experiment's `total` block, read from the cache."""
+    block = next((b for b in experiment.blocks if b.name == "total"), None)
+    if block is None or block.status.value != "C":
+        return None
+    values = read_cached(Path(app.config.cache_root), cache_path(block.outputs[0].hash), None, IOStats())
+    return values[0] if values else None
+

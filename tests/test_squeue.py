@@ -1,0 +1,40 @@
+"""squeue's view of arrays, parsed into the same records as sacct's (recorded on the local cluster)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from poller.squeue import by_element, parse_squeue, squeue_argv, wait_status
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_argv_asks_for_all_states_of_the_arrays_without_truncation():
+    argv = squeue_argv([12, 13])
+    assert argv[:6] == ["squeue", "-h", "-t", "all", "-j", "12,13"]
+    assert all(field.endswith(":|") for field in argv[7].split(","))
+
+
+@pytest.mark.parametrize("raw, expected", [("0", "0:0"), ("768", "3:0"), ("9", "0:9"), ("15", "0:15"), ("256", "1:0")])
+def test_raw_wait_status_becomes_sacct_exit_code(raw, expected):
+    assert wait_status(raw) == expected
+
+
+def test_recorded_states_exit_codes_nodes_and_pending_ranges():
+    records = by_element(parse_squeue((DATA / "squeue_states.txt").read_text()))
+    assert (records["269_0"].state, records["269_0"].exit_code, records["269_0"].signal) == ("FAILED", 3, 0)
+    assert (records["269_1"].state, records["269_1"].exit_code, records["269_1"].signal) == ("FAILED", 0, 9)
+    assert records["269_2"].state == "CANCELLED"
+    assert records["272_0"].state == "COMPLETED" and records["272_0"].node_list == "n1"
+    assert records["272_0"].name == "bb-0123456789abcdef-0123456789abcdef-xyz"
+    assert records["272_0"].end is not None and records["272_0"].raw_id == "273"
+    pending = [records[f"277_{t}"] for t in range(2, 10)]
+    assert all(r.state == "PENDING" and r.pending_range and r.start is None for r in pending)
+    assert records["277_0"].state == "RUNNING" and not records["277_0"].pending_range
+
+
+def test_garbage_lines_are_skipped_not_fatal():
+    text = "nonsense\n1_0|1|cpu|RUNNING|n1|2026-11-25T12:00:00|N/A|N/A|notanumber|x|\n\n"
+    assert parse_squeue(text) == []
