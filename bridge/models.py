@@ -225,6 +225,9 @@ class Block(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
+    # Jobs and splits are deleted when done: AUTOINCREMENT keeps SQLite from reusing
+    # their ids, so a late event for a deleted split never lands on a new one.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     block_id: Mapped[int] = mapped_column(
@@ -266,7 +269,7 @@ class Result(Base):
 
 class JobSplit(Base):
     __tablename__ = "job_splits"
-    __table_args__ = (UniqueConstraint("job_id", "split_index"),)
+    __table_args__ = (UniqueConstraint("job_id", "split_index"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))

@@ -37,3 +37,11 @@ def test_sqlite_pragmas(sqlite_url: str) -> None:
     with factory() as session:
         assert session.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+
+def test_sqlite_never_reuses_split_ids(sqlite_url: str) -> None:
+    factory = create_session_factory(sqlite_url)
+    with factory() as session:
+        sql = session.execute(text(
+            "SELECT sql FROM sqlite_master WHERE name IN ('jobs', 'job_splits')")).scalars().all()
+    assert all("AUTOINCREMENT" in statement for statement in sql) and len(sql) == 2

@@ -145,6 +145,7 @@ def _jobs_and_splits() -> None:
         _date("runnable_date"), _date("start_date"), _date("end_date"),
         sa.Column("split_errors", sa.Integer(), nullable=False),
         sa.Column("mirror", sa.Boolean(), nullable=False),
+        sqlite_autoincrement=True,  # deleted ids are never reused (late events)
     )
     op.create_index("ix_jobs_key", "jobs", ["key"])
     op.create_table(
@@ -177,6 +178,7 @@ def _jobs_and_splits() -> None:
         sa.Column("slurm_exit_code", sa.String(20), nullable=True),
         _date("submit_time"), _date("start_time"), _date("end_time"),
         sa.UniqueConstraint("job_id", "split_index"),
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_job_splits_submission_tag", "job_splits", ["submission_tag"])
     op.create_index("ix_job_splits_slurm_element_id", "job_splits", ["slurm_element_id"])
