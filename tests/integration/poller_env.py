@@ -1,0 +1,130 @@
+"""What the poller's real-cluster tests share: run the bridge loop with a deadline, read the audit trail.
+
+Every wait here has a timeout: a test fails with what it saw instead of hanging.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from bridge_env import BridgeEnv
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.config import PollConfig
+from bridge.declaration import load_experiment
+from bridge.helpers import schedule_experiment
+from bridge.models import Block, Experiment, Result, StateHistory
+from bridge.runner import Runner
+from bridge.slurm import sacct_argv
+from poller.loop import BridgeLoop, CycleReport
+from poller.sacct import SacctRecord, parse_sacct
+
+FAST = PollConfig(min_interval=0.5, max_interval=2.0)
+FINAL = {"D", "F"}
+
+
+def schedule(env: BridgeEnv, declaration: dict) -> int:
+    """Add and schedule an experiment (the loop splits and submits it); its id."""
+    with env.sessions() as session:
+        experiment = load_experiment(session, declaration)
+        schedule_experiment(session, experiment)
+        return experiment.id
+
+
+def status(env: BridgeEnv, experiment_id: int) -> str:
+    with env.sessions() as session:
+        return session.get(Experiment, experiment_id).status.value
+
+
+def run_loop(env: BridgeEnv, until: Callable[[Session], bool], timeout: float,
+             on_cycle: Callable[[Session, CycleReport], None] | None = None,
+             slurm=None) -> BridgeLoop:
+    """Run the real BridgeLoop until `until(session)`; TimeoutError past `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+
+    def done(session: Session) -> bool:
+        if until(session):
+            return True
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"loop did not reach its goal in {timeout:.0f} s: {describe(session)}")
+        return False
+
+    loop = BridgeLoop(env.sessions, slurm or env.slurm, FAST, on_cycle=on_cycle)
+    loop.run(done=done)
+    return loop
+
+
+def finished(experiment_id: int) -> Callable[[Session], bool]:
+    return lambda session: session.get(Experiment, experiment_id).status.value in FINAL
+
+
+def describe(session: Session) -> str:
+    """Experiments and blocks with their states, for failure messages."""
+    parts = []
+    for experiment in session.scalars(select(Experiment).order_by(Experiment.id)):
+        blocks = ", ".join(f"{b.name}={b.status.value}" for b in experiment.blocks)
+        splits = Counter(s.status.value for b in experiment.blocks if b.job for s in b.job.splits)
+        parts.append(f"{experiment.name} {experiment.status.value} [{blocks}] splits {dict(splits)}")
+    return "; ".join(parts)
+
+
+def blocks(session: Session, experiment_id: int) -> dict[str, Block]:
+    return {b.name: b for b in session.get(Experiment, experiment_id).blocks}
+
+
+def results_of(session: Session, block: Block) -> list[Result]:
+    return list(session.scalars(select(Result).where(Result.block_id == block.id).order_by(Result.split_index)))
+
+
+def split_history(session: Session) -> dict[int, list[tuple[str | None, str, str]]]:
+    """Every split's transitions in order: split id -> [(from, to, source)]."""
+    rows = session.scalars(select(StateHistory).where(StateHistory.entity == "job_splits")
+                           .order_by(StateHistory.id))
+    history: dict[int, list[tuple[str | None, str, str]]] = {}
+    for row in rows:
+        history.setdefault(row.entity_id, []).append((row.from_status, row.to_status, row.source))
+    return history
+
+
+def sacct_elements(runner: Runner, since: datetime, job_ids=None, names=None) -> list[SacctRecord]:
+    """sacct's element rows (no pending ranges) since `since`, for the arrays or job names given."""
+    argv = sacct_argv(since, job_ids=list(job_ids or ()), names=list(names or ()))
+    result = runner.run(argv, timeout=30).check()
+    return [r for r in parse_sacct(result.stdout) if r.is_element and not r.pending_range]
+
+
+def squeue_left(runner: Runner, job_ids) -> list[str]:
+    """Lines squeue still shows (pending or running) for the arrays: [] when nothing is left."""
+    result = runner.run(["squeue", "-h", "-j", ",".join(map(str, job_ids)), "-o", "%i %T"], timeout=30)
+    if not result.ok and "invalid job id" in result.stderr.lower():
+        return []
+    return result.check().stdout.split("\n") if result.stdout.strip() else []
+
+
+def wait_for(what: str, probe: Callable[[], object], timeout: float, every: float = 0.5):
+    """probe() until it returns something truthy; AssertionError naming `what` past the timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not seen within {timeout:.0f} s (last: {value!r})")
+        time.sleep(every)
+
+
+def tags_by_block(spool_dir: Path) -> dict[str, int]:
+    """Every submission tag whose spool directory has a split file -> the block id it was for."""
+    tags = {}
+    for split_file in sorted(Path(spool_dir).glob("*/split-*.json")):
+        if split_file.name.endswith(".result.json"):
+            continue
+        document = json.loads(split_file.read_text())
+        tags[split_file.parent.name] = document["configuration"]["block_id"]
+    return tags
