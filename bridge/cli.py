@@ -297,7 +297,7 @@ def _submit(args: argparse.Namespace) -> int:
 
     app = _app(args)
     with app.sessions() as session:
-        split_new_jobs(session)
+        split_new_jobs(session, str(app.config.cache_root), app.config.split_errors)
         cancel_on_slurm(app.slurm, process_newly_cancelled_experiments(session))
         for sub in assign_splits_to_workers(session, app.slurm):
             print(f"submitted array {sub.job_id} ({sub.tag}) to queue {sub.queue}: {len(sub.split_ids)} splits")

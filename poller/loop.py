@@ -64,7 +64,8 @@ def run_cycle(session: Session, slurm: Slurm) -> CycleReport:
     except PollError as e:
         session.rollback()
         report.error = str(e)
-    split_new_jobs(session)
+    config = slurm.config
+    split_new_jobs(session, str(config.cache_root), config.split_errors)
     to_cancel = process_newly_cancelled_experiments(session)
     report.cancelled = len(cancel_on_slurm(slurm, to_cancel))
     report.submitted = assign_splits_to_workers(session, slurm)
