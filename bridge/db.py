@@ -11,10 +11,12 @@ directory or ini file is needed.
 from __future__ import annotations
 
 import logging
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +24,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30
+MIGRATION_LOCK = 0x6265617442  # pg_advisory_xact_lock key of `db upgrade`
 
 
 def normalise_url(url: str | URL) -> URL:
@@ -47,14 +50,34 @@ def _sqlite_on_connect(dbapi_connection: Any, record: Any) -> None:
     """Turn on WAL and foreign keys; let SQLAlchemy, not pysqlite, start transactions."""
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    _enable_wal(cursor)
     cursor.close()
 
 
+def _enable_wal(cursor: Any) -> None:
+    """Switch to WAL (persistent); retried, as the switch ignores the busy timeout.
+
+    Only a brand-new database file needs the switch; while another connection
+    writes to it, SQLite answers "database is locked" at once instead of waiting.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_on_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    """BEGIN, or BEGIN IMMEDIATE (write lock first) for connections that ask for it."""
+    immediate = connection.get_execution_options().get("sqlite_immediate")
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def alembic_config(url: str | URL) -> Any:
@@ -74,13 +97,26 @@ def upgrade(url: str | URL, revision: str = "head") -> None:
 
     engine = create_engine_for(url)
     try:
-        with engine.begin() as connection:
-            config = alembic_config(url)
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
+        with engine.connect() as connection:
+            connection.execution_options(sqlite_immediate=True)
+            with connection.begin():
+                _lock_for_migration(connection)
+                config = alembic_config(url)
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
     finally:
         engine.dispose()
     log.info("database %s upgraded to %s", normalise_url(url).render_as_string(), revision)
+
+
+def _lock_for_migration(connection: Connection) -> None:
+    """Serialise concurrent upgrades: two processes starting at once must not both migrate.
+
+    SQLite: the transaction began IMMEDIATE (write lock first). PostgreSQL: an
+    advisory lock held until commit.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
 
 
 def create_session_factory(url: str | URL, *, create_schema: bool = True) -> sessionmaker[Session]:

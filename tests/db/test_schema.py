@@ -45,3 +45,22 @@ def test_sqlite_never_reuses_split_ids(sqlite_url: str) -> None:
         sql = session.execute(text(
             "SELECT sql FROM sqlite_master WHERE name IN ('jobs', 'job_splits')")).scalars().all()
     assert all("AUTOINCREMENT" in statement for statement in sql) and len(sql) == 2
+
+
+def test_concurrent_upgrades_both_succeed(db_url: str) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            upgrade(db_url)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
