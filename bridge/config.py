@@ -47,8 +47,8 @@ class SshConfig:
 class PollConfig:
     """Bounds of the poller's adaptive interval, in seconds."""
 
-    min_interval: float = 2.0
-    max_interval: float = 30.0
+    min_interval: float = 1.0
+    max_interval: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -313,7 +313,7 @@ def _slurm(t: _Table | None) -> tuple[Path | None, dict[str, str]]:
 def _poll(t: _Table | None) -> PollConfig:
     if t is None:
         return PollConfig()
-    poll = PollConfig(t.number("min_interval", 2.0, 0.1), t.number("max_interval", 30.0, 0.1))
+    poll = PollConfig(t.number("min_interval", 1.0, 0.1), t.number("max_interval", 10.0, 0.1))
     if poll.max_interval < poll.min_interval:
         raise t.fail("max_interval", poll.max_interval, f"a number >= poll.min_interval ({poll.min_interval})")
     t.done()

@@ -64,7 +64,7 @@ def test_minimal_config_gets_defaults_and_relative_paths(tmp_path: Path) -> None
     assert config.queues_file == tmp_path / "queues.toml"
     assert config.database_url == f"sqlite:///{tmp_path / 'bridge.sqlite'}"
     assert config.runner == "local" and config.ssh is None
-    assert (config.retry.attempts, config.poll.min_interval) == (5, 2.0)
+    assert (config.retry.attempts, config.poll.min_interval, config.poll.max_interval) == (5, 1.0, 10.0)
     assert (config.split_errors, config.cache_errors) == (3, 5)
 
 
