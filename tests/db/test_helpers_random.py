@@ -146,3 +146,38 @@ def test_random_event_orders(session, seed):
         if exp.status != "P":
             assert all(b.job is None for b in exp.blocks)
     assert session.scalar(select(Job).where(Job.splits.any(JobSplit.status.in_(("P", "K"))))) is None
+
+
+def test_three_sessions_at_once(session, factory):
+    """A poller, a scheduler and a user, each in its own session and thread, at random."""
+    import threading
+
+    upsert_queue(session, name="big", partition="debug", memory_limit=1000, time_limit=10,
+                 max_slots_per_user=3, environments=[("python", "3.11")])
+    session.commit()
+    for declaration in _declarations():
+        declare(session, declaration)
+    session.close()
+    errors: list[BaseException] = []
+
+    def actor(seed: int) -> None:
+        with factory() as own:
+            world = World(own, random.Random(seed))
+            try:
+                for _ in range(60):
+                    world.event()
+            except BaseException as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+    threads = [threading.Thread(target=actor, args=(seed,)) for seed in (1, 2, 3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert errors == []
+    with factory() as check:
+        check_invariants(check)
+        World(check, random.Random(0)).drain()
+        check_invariants(check)
+        for exp in check.scalars(select(Experiment)):
+            assert exp.status in ("D", "F", "P"), exp
