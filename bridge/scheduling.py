@@ -346,10 +346,14 @@ def mark_splits_submitting(
     return claimed
 
 
-def record_submission(session: Session, tag: str, slurm_job_id: str | int) -> list[JobSplit]:
+def record_submission(
+    session: Session, tag: str, slurm_job_id: str | int, *, offset: int = 0
+) -> list[JobSplit]:
     """Record the array job id of the splits claimed with `tag`; element ids are ``<id>_<index>``.
 
-    Then the jobs with the same key as a submitted job become its mirrors.
+    The array index is ``split_index - offset`` (a job of more splits than
+    MaxArraySize goes out as several arrays). Then the jobs with the same key
+    as a submitted job become its mirrors.
     """
     with locked(session):
         splits = list(session.scalars(
@@ -359,9 +363,9 @@ def record_submission(session: Session, tag: str, slurm_job_id: str | int) -> li
         for split in splits:
             guarded_set(session, split, JobSplit.slurm_job_id.is_(None), source="submitted",
                         slurm_job_id=str(slurm_job_id), submit_time=now,
-                        slurm_element_id=f"{slurm_job_id}_{split.split_index}")
-            log.info("split %s (job %s) submitted as %s_%s", split.id, split.job_id, slurm_job_id,
-                     split.split_index)
+                        slurm_element_id=f"{slurm_job_id}_{split.split_index - offset}")
+            log.info("split %s (job %s) submitted as %s", split.id, split.job_id,
+                     split.slurm_element_id)
         for job in {split.job for split in splits}:
             _mark_similar(session, job)
     return splits

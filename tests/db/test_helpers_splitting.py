@@ -131,3 +131,11 @@ def test_a_split_failure_cancels_other_jobs_of_the_same_call(session, cache_root
     assert exp.status == "F"
     assert get_block(session, exp, "second").status == "F"
     assert get_block(session, exp, "third").status == "L"
+
+
+def test_array_index_offset(session):
+    _experiment(session, "e", "alice", slots=3, queue_name="big")
+    splits = helpers.split_new_jobs(session)
+    mark_splits_submitting(session, splits[2:], "second-array")
+    (split,) = record_submission(session, "second-array", 51, offset=2)
+    assert (split.split_index, split.slurm_element_id) == (2, "51_0")
