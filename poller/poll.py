@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
 from bridge import helpers
@@ -31,8 +31,8 @@ from bridge.slurm import sacct_argvs
 from bridge.sbatch_scripts import spool as spool_files
 from bridge.submit import Slurm, cancel_on_slurm
 from poller.sacct import SacctRecord, parse_sacct
-from poller.squeue import NO_SUCH_JOB, by_element, parse_squeue, squeue_argv
-from poller.states import Outcome, Verdict, judge
+from poller.squeue import NO_SUCH_JOB, SqueueView, by_element, squeue_argv, squeue_view
+from poller.states import TERMINAL, Outcome, Verdict, judge, outcome_of
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +59,31 @@ class PollReport:
         return bool(self.events)
 
 
-def active_splits(session: Session) -> list[JobSplit]:
-    """Every submitted, non-final split: what the poller adopts on every cycle (and after a restart)."""
-    return list(session.scalars(select(JobSplit).where(
+class Active(NamedTuple):
+    """The few columns of an active split that a poll reads."""
+
+    id: int
+    slurm_job_id: str
+    slurm_element_id: str
+    status: str  # the letter
+    slurm_state: str | None
+    submit_time: datetime | None
+
+
+def active_splits(session: Session) -> list[Active]:
+    """Every submitted, non-final split: what the poller adopts on every cycle (and after a restart).
+
+    Plain tuples, not ORM objects, and the status as its letter: this runs every
+    second, and most splits need nothing done.
+    """
+    rows = session.execute(select(
+        JobSplit.id, JobSplit.slurm_job_id, JobSplit.slurm_element_id, type_coerce(JobSplit.status, String),
+        JobSplit.slurm_state, JobSplit.submit_time,
+    ).where(
         JobSplit.slurm_element_id.is_not(None),
         JobSplit.status.in_([S.QUEUED, S.PROCESSING, S.CANCELLING]),
-    ).order_by(JobSplit.id)))
+    ).order_by(JobSplit.id)).tuples()
+    return [Active._make(row) for row in rows]
 
 
 def read_states(slurm: Slurm, splits: Sequence[JobSplit], report: PollReport) -> dict[str, SacctRecord]:
@@ -73,30 +92,59 @@ def read_states(slurm: Slurm, splits: Sequence[JobSplit], report: PollReport) ->
     One squeue for every active array; sacct only for the elements squeue no
     longer knows. Raises PollError only when neither answers.
     """
-    records: dict[str, SacctRecord] = {}
+    rows: list[SacctRecord] = []
     squeue_error = None
     report.squeue_calls += 1
     try:
         result = slurm.runner.run(squeue_argv(sorted({int(s.slurm_job_id) for s in splits})), timeout=60)
         if result.ok:
-            records = by_element(parse_squeue(result.stdout))
+            rows = parse_squeue(result.stdout)
         elif NO_SUCH_JOB not in result.stderr.lower():  # every array forgotten: not an error
             squeue_error = result.stderr.strip() or f"exit {result.returncode}"
     except CommandError as e:
         squeue_error = str(e)
+    records = by_element(rows)
     missing = [s for s in splits if s.slurm_element_id not in records]
     if missing:
         try:
-            records.update(read_sacct(slurm, missing, report))
+            found = sacct_rows(slurm, missing, report)
+            rows += found
+            records.update(by_element(found))
         except PollError as e:
             if squeue_error is not None:
                 raise PollError(f"squeue failed ({squeue_error}) and {e}") from e
             log.warning("%d elements unknown to squeue, and %s", len(missing), e)
+    records.update(never_started(rows, [s for s in splits if s.slurm_element_id not in records]))
     return records
+
+
+def never_started(rows: Iterable[SacctRecord], splits: Sequence[JobSplit]) -> dict[str, SacctRecord]:
+    """Element records for splits whose array was cancelled before they started.
+
+    squeue and sacct show the never-started elements of a cancelled array as one
+    row under the bare array id (`1465|CANCELLED by 0`, no `_T`; seen on 22.05),
+    never per element: without this, such splits would wait forever. Only
+    CANCELLED is trusted: a bare FAILED row can be an element's short-lived
+    allocation row (slurm-notes.md).
+    """
+    whole = {r.array_job_id: r for r in rows
+             if r.array_task_id is None and r.step is None and r.state == "CANCELLED"}
+    found = {}
+    for split in splits:
+        row = whole.get(int(split.slurm_job_id))
+        if row is not None:
+            task = int(split.slurm_element_id.rpartition("_")[2])
+            found[split.slurm_element_id] = replace(row, job_id=split.slurm_element_id, array_task_id=task)
+    return found
 
 
 def read_sacct(slurm: Slurm, splits: Sequence[JobSplit], report: PollReport) -> dict[str, SacctRecord]:
     """sacct's latest record of every element of the splits' arrays, bounded by their submit times."""
+    return by_element(sacct_rows(slurm, splits, report))
+
+
+def sacct_rows(slurm: Slurm, splits: Sequence[JobSplit], report: PollReport) -> list[SacctRecord]:
+    """Every sacct row of the splits' arrays, bounded by their submit times; PollError if sacct fails."""
     submitted = [s.submit_time for s in splits if s.submit_time is not None]
     start = _local(min(submitted) if submitted else datetime.now(timezone.utc).replace(tzinfo=None)) - MARGIN
     ids = sorted({int(s.slurm_job_id) for s in splits})
@@ -110,7 +158,7 @@ def read_sacct(slurm: Slurm, splits: Sequence[JobSplit], report: PollReport) -> 
         if not result.ok:
             raise PollError(f"sacct exited {result.returncode}: {result.stderr.strip() or result.stdout.strip()}")
         records += parse_sacct(result.stdout)
-    return by_element(records)
+    return records
 
 
 def poll_once(session: Session, slurm: Slurm, now: float | None = None) -> PollReport:
@@ -120,17 +168,26 @@ def poll_once(session: Session, slurm: Slurm, now: float | None = None) -> PollR
     report.active = len(splits)
     if not splits:
         return report
-    records = read_states(slurm, splits, report)
+    view = read_states(slurm, splits, report)
     wall = now if now is not None else time.time()
     for split in splits:
-        record = records.get(split.slurm_element_id)
+        record = view.records.get(split.slurm_element_id)
         if record is None:
-            _missing(split, wall, report)
+            if split.slurm_element_id not in view.pending:
+                _missing(split, wall, report)
             continue
+        if record.state_text == split.slurm_state and not _actionable(split.status, record.state):
+            continue  # seen before, and nothing is owed for it
         outcome = apply_record(session, slurm, split.id, record)
         if outcome is not None:
             report.events.append((split.id, outcome))
     return report
+
+
+def _actionable(status: str, state: str) -> bool:
+    """Whether a split in `status` may owe a callback for a Slurm state it has already recorded."""
+    outcome = outcome_of(state)
+    return outcome in TERMINAL or (outcome is Outcome.STARTED and status == S.QUEUED)
 
 
 def apply_record(session: Session, slurm: Slurm, split_id: int, record: SacctRecord) -> str | None:
@@ -232,7 +289,7 @@ def failure_result(verdict: Verdict, element: dict[str, Any] | None) -> dict[str
     return result
 
 
-def _missing(split: JobSplit, now: float, report: PollReport) -> None:
+def _missing(split: Active, now: float, report: PollReport) -> None:
     """Absent from sacct: not recorded yet (never done, never failed); warn past the grace period."""
     submitted = split.submit_time
     age = now - submitted.replace(tzinfo=timezone.utc).timestamp() if submitted else 0.0
@@ -246,6 +303,3 @@ def _local(utc_naive: datetime) -> datetime:
     return utc_naive.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
 
 
-def adopt(session: Session) -> Iterable[JobSplit]:
-    """What a starting poller takes over: every submitted, non-final split in the database."""
-    return active_splits(session)

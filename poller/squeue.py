@@ -13,9 +13,11 @@ turned into sacct's `N:S` and the rows into the same SacctRecord.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-from poller.sacct import SacctRecord, latest_by_element, parse_line
+from dataclasses import dataclass, field
+
+from poller.sacct import SacctRecord, expand_array_id, latest_by_element, parse_line
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +44,65 @@ def wait_status(text: str) -> str:
     return f"0:{signal}" if signal else f"{status >> 8}:0"
 
 
+@dataclass
+class SqueueView:
+    """squeue's answer: started elements by element id, and the ids still pending in array ranges."""
+
+    records: dict[str, SacctRecord] = field(default_factory=dict)
+    pending: set[str] = field(default_factory=set)
+
+
 def parse_squeue(text: str) -> list[SacctRecord]:
-    """Records of `squeue_argv` output; malformed lines are logged and skipped."""
-    records: list[SacctRecord] = []
+    """Records of `squeue_argv` output (pending ranges expanded); malformed lines logged and skipped."""
+    return [record for number, values in _rows(text) for record in _parse(number, values)]
+
+
+def squeue_view(text: str) -> SqueueView:
+    """The poller's view: a pending range `J_[a-b]` only names ids (no record per element: it is
+    the common case of a large array, and nothing is done for a pending element)."""
+    view = SqueueView()
+    started: list[SacctRecord] = []
+    for number, values in _rows(text):
+        if "[" not in values[0]:
+            started += _parse(number, values)
+            continue
+        try:
+            view.pending.update(f"{job}_{task}" for job, task in expand_array_id(values[0]))
+        except ValueError as e:
+            _skip(number, e, values)
+    view.records = by_element(started)
+    view.pending.difference_update(view.records)
+    return view
+
+
+def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, values in sacct's field order with sacct's ExitCode) of each well-formed line."""
     for number, line in enumerate(text.splitlines(), 1):
         values = line.split("|")
         if values and values[-1] == "":
             values.pop()
         if len(values) < len(FIELDS):
             if line.strip():
-                log.warning("squeue output line %d skipped (too few fields): %r", number, line)
+                _skip(number, "too few fields", values)
             continue
         try:
             values[8] = wait_status(values[8])
-            records += parse_line("|".join(values), SACCT_NAMES)
         except ValueError as e:
-            log.warning("squeue output line %d skipped (%s): %r", number, e, line)
-    return records
+            _skip(number, e, values)
+            continue
+        yield number, values
+
+
+def _parse(number: int, values: list[str]) -> list[SacctRecord]:
+    try:
+        return parse_line("|".join(values), SACCT_NAMES)
+    except ValueError as e:
+        _skip(number, e, values)
+        return []
+
+
+def _skip(number: int, why: object, values: list[str]) -> None:
+    log.warning("squeue output line %d skipped (%s): %r", number, why, "|".join(values))
 
 
 def by_element(records: Iterable[SacctRecord]) -> dict[str, SacctRecord]:

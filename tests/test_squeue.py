@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from poller.squeue import by_element, parse_squeue, squeue_argv, wait_status
+from poller.squeue import by_element, parse_squeue, squeue_argv, squeue_view, wait_status
 
 DATA = Path(__file__).parent / "data"
 
@@ -38,3 +38,10 @@ def test_recorded_states_exit_codes_nodes_and_pending_ranges():
 def test_garbage_lines_are_skipped_not_fatal():
     text = "nonsense\n1_0|1|cpu|RUNNING|n1|2026-11-25T12:00:00|N/A|N/A|notanumber|x|\n\n"
     assert parse_squeue(text) == []
+
+
+def test_the_poller_view_names_pending_elements_without_a_record_each():
+    view = squeue_view((DATA / "squeue_states.txt").read_text())
+    assert view.pending == {f"277_{t}" for t in range(2, 10)}
+    assert "277_0" in view.records and "277_0" not in view.pending
+    assert view.records["269_0"].exit_code == 3

@@ -1,0 +1,33 @@
+"""What the benchmarks share: a bridge in a temporary directory against the running local cluster."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
+
+from bridge_env import BridgeEnv, make_env  # noqa: E402  (the tests' own set-up, reused)
+
+from bridge.cluster import LocalCluster, load_spec  # noqa: E402
+
+
+def cluster() -> LocalCluster:
+    """The local cluster, brought up if needed."""
+    found = LocalCluster(load_spec(), say=lambda line: None)
+    found.up()
+    return found
+
+
+def bridge_env(queues: str, min_interval: float | None = None) -> BridgeEnv:
+    """A fresh bridge (SQLite, spool, cache) in a temporary directory, with these queues."""
+    local = cluster()
+    root = Path(tempfile.mkdtemp(prefix="beat-bench-"))
+    poll = f"[poll]\nmin_interval = {min_interval}\n" if min_interval else ""
+    return make_env(root, local, local.runner, queues=queues, extra=poll)
+
+
+def ratio_line(name: str, ours: float, baseline: float, unit: str = "s") -> str:
+    """`name: ours X s, baseline Y s, ratio ours/baseline Z`."""
+    return f"{name}: ours {ours:.3f} {unit}, baseline {baseline:.3f} {unit}, ratio {ours / baseline:.3f}"
