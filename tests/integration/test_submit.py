@@ -41,8 +41,10 @@ def _show_job(slurm, job_id: int) -> dict[str, str]:
     return parse_key_values(text.splitlines()[0])
 
 
-def test_three_jobs_of_four_splits_go_out_as_three_arrays_with_the_queue_limits(tmp_path, slurm_cluster, slurm):
-    env = make_env(tmp_path, slurm_cluster, slurm)
+def test_three_jobs_of_four_splits_go_out_as_three_arrays_with_the_queue_limits(tmp_path, slurm_cluster, slurm,
+                                                                              any_runner):
+    """Submitted through the local runner, and through the SSH runner to a real sshd on loopback."""
+    env = make_env(tmp_path, slurm_cluster, any_runner)
     experiment_id = _schedule(env, THREE_JOBS)
     with env.sessions() as session:
         submissions = assign_splits_to_workers(session, env.slurm)
