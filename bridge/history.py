@@ -38,11 +38,15 @@ def begin_locked(session: Session) -> None:
     """
     if session.in_transaction():
         session.commit()
-    session.execute(
+    taken = session.execute(
         update(SchedulerLock).where(SchedulerLock.id == 1)
         .values(counter=SchedulerLock.counter + 1)
         .execution_options(synchronize_session=False)
-    )
+    ).rowcount
+    if taken != 1:  # a schema made without the migration (create_all) lacks the row
+        log.warning("scheduler_lock row missing (schema not from `db upgrade`?): adding it")
+        session.add(SchedulerLock(id=1, counter=1))
+        session.flush()
     session.expire_all()  # even with expire_on_commit=False, read everything afresh
 
 

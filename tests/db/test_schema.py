@@ -64,3 +64,17 @@ def test_concurrent_upgrades_both_succeed(db_url: str) -> None:
     for thread in threads:
         thread.join(60)
     assert errors == []
+
+
+def test_helpers_work_on_a_schema_made_with_create_all(tmp_path) -> None:
+    from bridge import helpers
+    from bridge.db import create_engine_for
+
+    url = f"sqlite:///{tmp_path / 'plain.sqlite'}"
+    engine = create_engine_for(url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    factory = create_session_factory(url, create_schema=False)
+    with factory() as session:
+        assert helpers.split_new_jobs(session) == []
+        assert session.execute(text("SELECT counter FROM scheduler_lock")).scalar() == 1
