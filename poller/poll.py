@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -31,7 +31,7 @@ from bridge.slurm import sacct_argvs
 from bridge.sbatch_scripts import spool as spool_files
 from bridge.submit import Slurm, cancel_on_slurm
 from poller.sacct import SacctRecord, parse_sacct
-from poller.squeue import NO_SUCH_JOB, SqueueView, by_element, squeue_argv, squeue_view
+from poller.squeue import NO_SUCH_JOB, SqueueView, by_element, parse_squeue, squeue_argv, squeue_view
 from poller.states import TERMINAL, Outcome, Verdict, judge, outcome_of
 
 log = logging.getLogger(__name__)
@@ -86,39 +86,48 @@ def active_splits(session: Session) -> list[Active]:
     return [Active._make(row) for row in rows]
 
 
-def read_states(slurm: Slurm, splits: Sequence[JobSplit], report: PollReport) -> dict[str, SacctRecord]:
-    """The latest record of every element of the splits' arrays, by element id (`123_4`).
+def read_states(slurm: Slurm, splits: Sequence[Active], report: PollReport) -> SqueueView:
+    """Started elements' latest records by element id (`123_4`), and the ids still pending.
 
     One squeue for every active array; sacct only for the elements squeue no
     longer knows. Raises PollError only when neither answers.
     """
-    rows: list[SacctRecord] = []
+    view, bare = SqueueView(), []
     squeue_error = None
     report.squeue_calls += 1
     try:
         result = slurm.runner.run(squeue_argv(sorted({int(s.slurm_job_id) for s in splits})), timeout=60)
         if result.ok:
-            rows = parse_squeue(result.stdout)
+            view = squeue_view(result.stdout)
+            bare = parse_squeue(_bare_lines(result.stdout))
         elif NO_SUCH_JOB not in result.stderr.lower():  # every array forgotten: not an error
             squeue_error = result.stderr.strip() or f"exit {result.returncode}"
     except CommandError as e:
         squeue_error = str(e)
-    records = by_element(rows)
-    missing = [s for s in splits if s.slurm_element_id not in records]
+    missing = _unseen(view, splits)
     if missing:
         try:
-            found = sacct_rows(slurm, missing, report)
-            rows += found
-            records.update(by_element(found))
+            rows = sacct_rows(slurm, missing, report)
+            bare += rows
+            view.records.update(by_element(rows))
         except PollError as e:
             if squeue_error is not None:
                 raise PollError(f"squeue failed ({squeue_error}) and {e}") from e
             log.warning("%d elements unknown to squeue, and %s", len(missing), e)
-    records.update(never_started(rows, [s for s in splits if s.slurm_element_id not in records]))
-    return records
+    view.records.update(never_started(bare, _unseen(view, splits)))
+    return view
 
 
-def never_started(rows: Iterable[SacctRecord], splits: Sequence[JobSplit]) -> dict[str, SacctRecord]:
+def _unseen(view: SqueueView, splits: Sequence[Active]) -> list[Active]:
+    return [s for s in splits if s.slurm_element_id not in view.records and s.slurm_element_id not in view.pending]
+
+
+def _bare_lines(text: str) -> str:
+    """The lines of rows under a bare array id (no `_`): rare, so only they are parsed twice."""
+    return "\n".join(line for line in text.splitlines() if "_" not in line.split("|", 1)[0])
+
+
+def never_started(rows: Iterable[SacctRecord], splits: Sequence[Active]) -> dict[str, SacctRecord]:
     """Element records for splits whose array was cancelled before they started.
 
     squeue and sacct show the never-started elements of a cancelled array as one
