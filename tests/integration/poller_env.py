@@ -92,11 +92,17 @@ def split_history(session: Session) -> dict[int, list[tuple[str | None, str, str
     return history
 
 
-def sacct_elements(runner: Runner, since: datetime, job_ids=None, names=None) -> list[SacctRecord]:
-    """sacct's element rows (no pending ranges) since `since`, for the arrays or job names given."""
+def sacct_elements(runner: Runner, since: datetime, job_ids=None, names=None,
+                   ranges: bool = False, bare: bool = False) -> list[SacctRecord]:
+    """sacct's element rows since `since`, for the arrays or job names given.
+
+    With `ranges`, rows of never-started elements (`J_[a-b]`, expanded) are kept too;
+    with `bare`, rows under a bare array id (an array cancelled before any element started).
+    """
     argv = sacct_argv(since, job_ids=list(job_ids or ()), names=list(names or ()))
     result = runner.run(argv, timeout=30).check()
-    return [r for r in parse_sacct(result.stdout) if r.is_element and not r.pending_range]
+    return [r for r in parse_sacct(result.stdout)
+            if (r.is_element or (bare and r.step is None)) and (ranges or not r.pending_range)]
 
 
 def squeue_left(runner: Runner, job_ids) -> list[str]:
@@ -104,7 +110,7 @@ def squeue_left(runner: Runner, job_ids) -> list[str]:
     result = runner.run(["squeue", "-h", "-j", ",".join(map(str, job_ids)), "-o", "%i %T"], timeout=30)
     if not result.ok and "invalid job id" in result.stderr.lower():
         return []
-    return result.check().stdout.split("\n") if result.stdout.strip() else []
+    return [line for line in result.check().stdout.splitlines() if line.strip()]
 
 
 def wait_for(what: str, probe: Callable[[], object], timeout: float, every: float = 0.5):
@@ -128,3 +134,21 @@ def tags_by_block(spool_dir: Path) -> dict[str, int]:
         document = json.loads(split_file.read_text())
         tags[split_file.parent.name] = document["configuration"]["block_id"]
     return tags
+
+
+class Arrays:
+    """An on_cycle hook that records every array the loop submitted: block id -> Slurm job ids."""
+
+    def __init__(self) -> None:
+        self.by_block: dict[int, list[int]] = {}
+
+    def __call__(self, session: Session, report: CycleReport) -> None:
+        from bridge.models import JobSplit
+
+        for sub in report.submitted:
+            block_id = session.get(JobSplit, sub.split_ids[0]).job.block_id
+            self.by_block.setdefault(block_id, []).append(sub.job_id)
+
+    @property
+    def job_ids(self) -> list[int]:
+        return sorted(j for ids in self.by_block.values() for j in ids)

@@ -1,0 +1,170 @@
+"""What the poller makes of real Slurm outcomes: a user failure in a DAG, a cancel while running,
+a memory kill and a TIMEOUT, each driven by the real BridgeLoop against the local cluster."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from bridge_env import block, make_env
+from poller_env import (
+    Arrays, blocks, finished, results_of, run_loop, sacct_elements, schedule, split_history, squeue_left,
+    status, wait_for,
+)
+
+from bridge.helpers import cancel_experiment
+
+QUEUES = """
+[queues.default]
+partition = "cpu"
+memory_limit = 300
+time_limit = 10
+cores_per_slot = 1
+max_slots_per_user = 8
+environments = ["Python-3.11"]
+
+[queues.later]  # elements wait on Slurm (BeginTime) for 10 minutes: a sibling block still pending there
+partition = "cpu"
+memory_limit = 300
+time_limit = 10
+cores_per_slot = 1
+max_slots_per_user = 8
+environments = ["Python-3.11"]
+extra_directives = ["--begin=now+600"]
+
+[queues.tiny]  # Slurm's smallest time limit, and less memory than `allocate` takes
+partition = "cpu"
+memory_limit = 100
+time_limit = 1
+cores_per_slot = 1
+max_slots_per_user = 2
+environments = ["Python-3.11"]
+"""
+
+
+def _from(name: str) -> dict:
+    return {"in": {"block": name, "output": "out"}}
+
+
+def test_a_failing_block_fails_the_experiment_cancels_its_dependent_and_scancels_its_sibling_splits(
+        tmp_path, slurm_cluster, slurm):
+    """`held`'s elements wait on Slurm (--begin) while `bad` fails: they must be scancelled, not left there.
+
+    (Siblings of the same job cannot be held back on purpose: every split of a job
+    runs the same algorithm with the same parameters, so fail_always fails them all.)
+    """
+    env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES)
+    since = datetime.now() - timedelta(minutes=1)
+    experiment_id = schedule(env, {"name": "failing", "author": "erin", "blocks": {
+        "src": block("scale", slots=2, parameters={"factor": 7}),
+        "bad": block("fail_always", slots=2, inputs=_from("src"),
+                     parameters={"message": "boom from the failing block"}),
+        "held": block("sleep_then_copy", queue="later", slots=2, inputs=_from("src"), parameters={"seconds": 1}),
+        "after": block("square", slots=2, inputs=_from("bad")),
+    }})
+    arrays = Arrays()
+    run_loop(env, finished(experiment_id), timeout=90, on_cycle=arrays)
+
+    with env.sessions() as session:
+        named = blocks(session, experiment_id)
+        assert status(env, experiment_id) == "F"
+        assert {n: b.status.value for n, b in named.items()} == {"src": "C", "bad": "F", "held": "L", "after": "L"}
+        assert named["after"].id not in arrays.by_block  # the dependent was never split nor submitted
+        (bad_array,) = arrays.by_block[named["bad"].id]
+        (held_array,) = arrays.by_block[named["held"].id]
+        bad = wait_for("bad's 2 elements final in sacct", lambda: _final(
+            sacct_elements(slurm, since, job_ids=[bad_array]), 2), timeout=30)
+        assert {r.state for r in bad} == {"FAILED"}, bad
+        results = results_of(session, named["bad"])
+        assert [r.split_index for r in results] == [0, 1]
+        assert all(r.status != 0 and "boom from the failing block" in (r.user_error or "") for r in results), \
+            [(r.status, r.user_error, r.system_error) for r in results]
+        # the pending sibling block: marked cancelling by the failure, scancelled, confirmed by Slurm
+        # never started, so Slurm shows the array as one row under its bare id, not one per element
+        held = wait_for("held's array CANCELLED in sacct", lambda: [
+            r for r in sacct_elements(slurm, since, job_ids=[held_array], ranges=True, bare=True)
+            if r.state == "CANCELLED"], timeout=30)
+        assert all(r.node_list in ("", "None assigned") for r in held), held
+        history = split_history(session)
+        scancelled = [h for h in history.values() if h[1:] == [("N", "K", "on_split_fail"), ("K", "L", "on_split_cancelled")]]
+        assert len(scancelled) == 2, history
+        assert results_of(session, named["held"]) == []  # cancelled on request: no failure recorded
+    assert squeue_left(slurm, arrays.job_ids) == []
+
+
+def _final(records, count):
+    final = [r for r in records if r.state not in ("PENDING", "RUNNING", "COMPLETING") and r.end is not None]
+    return records if len(final) == count else None
+
+
+def test_cancel_while_running_scancels_the_elements_and_the_experiment_goes_back_to_pending(
+        tmp_path, slurm_cluster, slurm):
+    env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES)
+    since = datetime.now() - timedelta(minutes=1)
+    experiment_id = schedule(env, {"name": "napping", "author": "erin", "blocks": {
+        "nap": block("sleep_then_copy", slots=2, size=4, parameters={"seconds": 60}),
+    }})
+    arrays = Arrays()
+    try:
+        _cancel_while_running(env, slurm, since, experiment_id, arrays)
+    finally:  # never leave 60 s sleepers behind on a failure
+        slurm.run(["scancel", *map(str, arrays.job_ids)], timeout=30)
+
+
+def _cancel_while_running(env, slurm, since, experiment_id: int, arrays: Arrays) -> None:
+    run_loop(env, lambda s: blocks(s, experiment_id)["nap"].status.value == "P" and all(
+        sp.status.value == "P" for sp in blocks(s, experiment_id)["nap"].job.splits), timeout=30, on_cycle=arrays)
+    (array,) = arrays.job_ids
+    assert len(squeue_left(slurm, [array])) == 2  # both elements sleeping on the nodes
+
+    with env.sessions() as session:
+        assert cancel_experiment(session, experiment_id)
+    assert status(env, experiment_id) == "C"
+    run_loop(env, lambda s: status(env, experiment_id) == "P", timeout=30, on_cycle=arrays)
+
+    assert arrays.job_ids == [array]  # nothing submitted again
+    assert squeue_left(slurm, [array]) == []
+    records = wait_for("both elements CANCELLED in sacct", lambda: _final(
+        sacct_elements(slurm, since, job_ids=[array]), 2), timeout=30)
+    assert {r.state for r in records} == {"CANCELLED"}
+    with env.sessions() as session:
+        nap = blocks(session, experiment_id)["nap"]
+        assert nap.status.value == "L" and nap.job is None
+        assert [r for r in results_of(session, nap) if not r.cancelled] == []
+        history = split_history(session)
+        assert sorted(h[-3:] for h in history.values()) == [[
+            ("N", "P", "on_split_started"), ("P", "K", "process_newly_cancelled_experiments"),
+            ("K", "L", "on_split_cancelled")]] * 2, history
+
+
+def test_an_element_over_its_memory_limit_reaches_on_split_fail_as_out_of_memory(tmp_path, slurm_cluster, slurm):
+    env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES)
+    experiment_id = schedule(env, {"name": "greedy", "author": "erin", "blocks": {
+        "hog": block("allocate", queue="tiny", slots=1, size=2, parameters={"megabytes": 400, "seconds": 20}),
+    }})
+    run_loop(env, finished(experiment_id), timeout=60)
+    _assert_failed_once(env, experiment_id, "hog", ["FAILED", "memory limit", "0:9"], timed_out=False)
+
+
+def test_an_element_past_its_time_limit_reaches_on_split_fail_as_timeout(tmp_path, slurm_cluster, slurm):
+    """Slurm's smallest limit is one minute, enforced about every 30 s: this test takes ~90 s."""
+    env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES)
+    experiment_id = schedule(env, {"name": "sleepy", "author": "erin", "blocks": {
+        "late": block("sleep_then_copy", queue="tiny", slots=1, size=2, parameters={"seconds": 400}),
+    }})
+    run_loop(env, finished(experiment_id), timeout=180)
+    _assert_failed_once(env, experiment_id, "late", ["TIMEOUT", "time limit"], timed_out=True)
+
+
+def _assert_failed_once(env, experiment_id: int, name: str, words: list[str], timed_out: bool) -> None:
+    """One split, failed through on_split_fail with Slurm's reason; its rows gone, its Result kept."""
+    with env.sessions() as session:
+        assert status(env, experiment_id) == "F"
+        failed = blocks(session, experiment_id)[name]
+        assert failed.status.value == "F" and failed.job is None  # BEAT deletes the failed job's rows
+        (result,) = results_of(session, failed)
+        assert result.status != 0 and result.timed_out is timed_out, (result.system_error, result.timed_out)
+        for word in words:
+            assert word in (result.system_error or ""), result.system_error
+        (history,) = split_history(session).values()
+        assert history[0] == (None, "N", "split_new_jobs") and history[-1][1:] == ("F", "on_split_fail"), history
+        assert [h[1] for h in history].count("F") == 1
