@@ -31,3 +31,23 @@ def bridge_env(queues: str, min_interval: float | None = None) -> BridgeEnv:
 def ratio_line(name: str, ours: float, baseline: float, unit: str = "s") -> str:
     """`name: ours X s, baseline Y s, ratio ours/baseline Z`."""
     return f"{name}: ours {ours:.3f} {unit}, baseline {baseline:.3f} {unit}, ratio {ours / baseline:.3f}"
+
+
+HELD_QUEUE = """
+[queues.bench]
+partition = "cpu"
+memory_limit = 100
+time_limit = 5
+cores_per_slot = 1
+max_slots_per_user = 100000
+extra_directives = ["--hold"]
+environments = ["Python-3.11"]
+"""  # held arrays never run: submission and status costs only
+
+
+def one_block(name: str, splits: int) -> dict:
+    """An experiment of one `square` block of `splits` splits on the held queue."""
+    return {"name": name, "author": "bench", "blocks": {"b": {
+        "algorithm": "bridge.examples.algorithms:square", "queue": "bench", "environment": "Python-3.11",
+        "required_slots": splits, "parameters": {"name": name},
+        "inputs": {"in": {"dataset": "numbers", "size": splits}}, "outputs": ["out"]}}}

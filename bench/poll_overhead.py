@@ -15,7 +15,7 @@ import sys
 import time
 from datetime import datetime
 
-from common import bridge_env, ratio_line
+from common import HELD_QUEUE, bridge_env, one_block, ratio_line
 from sqlalchemy import insert, select
 
 from bridge.declaration import load_experiment
@@ -25,24 +25,7 @@ from bridge.submit import assign_splits_to_workers
 from poller.poll import active_splits, poll_once
 from poller.squeue import squeue_argv
 
-QUEUES = """
-[queues.bench]
-partition = "cpu"
-memory_limit = 100
-time_limit = 5
-cores_per_slot = 1
-max_slots_per_user = 100000
-extra_directives = ["--hold"]
-environments = ["Python-3.11"]
-"""
 ROUNDS = 41
-
-
-def declaration(name: str, splits: int) -> dict:
-    return {"name": name, "author": "bench", "blocks": {"b": {
-        "algorithm": "bridge.examples.algorithms:square", "queue": "bench", "environment": "Python-3.11",
-        "required_slots": splits, "parameters": {"name": name},
-        "inputs": {"in": {"dataset": "numbers", "size": splits}}, "outputs": ["out"]}}}
 
 
 def measure(env, session) -> tuple[float, float]:
@@ -67,7 +50,7 @@ def add_history(session, rows: int) -> None:
         {"entity": "job_splits", "entity_id": i, "from_status": "P", "to_status": "C", "at": now, "source": "bench"}
         for i in range(rows)])
     session.execute(insert(Result), [{"status": 0, "statistics": {}, "creation_date": now} for _ in range(rows // 2)])
-    experiment = load_experiment(session, declaration("history", 1))
+    experiment = load_experiment(session, one_block("history", 1))
     schedule_experiment(session, experiment)
     split_new_jobs(session)
     job = session.scalar(select(Job).where(Job.block_id == experiment.blocks[0].id))
@@ -77,9 +60,9 @@ def add_history(session, rows: int) -> None:
 
 
 def main(active: int, history: int) -> None:
-    env = bridge_env(QUEUES)
+    env = bridge_env(HELD_QUEUE)
     with env.sessions() as session:
-        schedule_experiment(session, load_experiment(session, declaration("active", active)))
+        schedule_experiment(session, load_experiment(session, one_block("active", active)))
         split_new_jobs(session)
         ids = [s.job_id for s in assign_splits_to_workers(session, env.slurm)]
         poll_once(session, env.slurm)  # first sight records the PENDING state once

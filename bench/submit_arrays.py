@@ -9,32 +9,20 @@ from __future__ import annotations
 import sys
 import time
 
-from common import bridge_env, ratio_line
+from common import HELD_QUEUE, bridge_env, one_block, ratio_line
 
 from bridge.declaration import load_experiment
 from bridge.helpers import schedule_experiment, split_new_jobs
 from bridge.slurm import sbatch_argv
 from bridge.submit import assign_splits_to_workers
 
-QUEUES = """
-[queues.bench]
-partition = "cpu"
-memory_limit = 100
-time_limit = 5
-cores_per_slot = 1
-max_slots_per_user = 100000
-extra_directives = ["--hold"]
-environments = ["Python-3.11"]
-"""
 PER_SPLIT_SCRIPT = "#!/bin/bash\n#SBATCH --hold\n#SBATCH --output=/dev/null\n#SBATCH --time=5\ntrue\n"
 
 
 def ours(n: int) -> tuple[float, list[int]]:
     """Schedule one block of n splits and time assign_splits_to_workers (claim, spool, render, sbatch, record)."""
-    env = bridge_env(QUEUES)
-    declaration = {"name": "bench", "author": "bench", "blocks": {"b": {
-        "algorithm": "bridge.examples.algorithms:square", "queue": "bench", "environment": "Python-3.11",
-        "required_slots": n, "inputs": {"in": {"dataset": "numbers", "size": n}}, "outputs": ["out"]}}}
+    env = bridge_env(HELD_QUEUE)
+    declaration = one_block("bench", n)
     with env.sessions() as session:
         schedule_experiment(session, load_experiment(session, declaration))
         split_new_jobs(session)
@@ -47,7 +35,7 @@ def ours(n: int) -> tuple[float, list[int]]:
 
 def baseline(n: int) -> tuple[float, list[int]]:
     """One sbatch per split, as peers do."""
-    env = bridge_env(QUEUES)
+    env = bridge_env(HELD_QUEUE)
     started = time.perf_counter()
     ids = [int(env.slurm.runner.run(sbatch_argv(), stdin=PER_SPLIT_SCRIPT).check().stdout.split(";")[0])
            for _ in range(n)]
@@ -55,7 +43,7 @@ def baseline(n: int) -> tuple[float, list[int]]:
 
 
 def main(n: int) -> None:
-    env = bridge_env(QUEUES)
+    env = bridge_env(HELD_QUEUE)
     mine, my_ids = ours(n)
     theirs, their_ids = baseline(n)
     env.slurm.runner.run(["scancel", *map(str, my_ids + their_ids)], timeout=120)

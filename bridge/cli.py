@@ -292,14 +292,14 @@ def _add_submit(commands: argparse._SubParsersAction) -> None:
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from bridge.helpers import process_newly_cancelled_experiments, split_new_jobs
-    from bridge.submit import assign_splits_to_workers, cancel_on_slurm
+    from bridge.submit import submit_cycle
 
     app = _app(args)
     with app.sessions() as session:
-        split_new_jobs(session, str(app.config.cache_root), app.config.split_errors)
-        cancel_on_slurm(app.slurm, process_newly_cancelled_experiments(session))
-        for sub in assign_splits_to_workers(session, app.slurm):
+        cancelled, submitted = submit_cycle(session, app.slurm)
+        if cancelled:
+            print(f"scancelled {len(cancelled)} elements")
+        for sub in submitted:
             print(f"submitted array {sub.job_id} ({sub.tag}) to queue {sub.queue}: {len(sub.split_ids)} splits")
     return 0
 
@@ -309,10 +309,10 @@ def _submit(args: argparse.Namespace) -> int:
 
 def _add_run(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser(
-        "run", help="the bridge daemon: poll sacct, fire callbacks, split, cancel and submit, in a loop",
-        description="Each cycle: one sacct call for every active split (on_split_started/done/fail/"
-        "cancelled, dependents unblocked), then split_new_jobs, scancel of cancelled experiments, "
-        "and one job array per runnable job. The interval adapts between [poll] min_interval and "
+        "run", help="the bridge daemon: poll Slurm, fire callbacks, split, cancel and submit, in a loop",
+        description="Each cycle: one squeue call for every active split (sacct for elements squeue "
+        "no longer knows; on_split_started/done/fail/cancelled, dependents unblocked), then "
+        "split_new_jobs, scancel of cancelled experiments, and one job array per runnable job. The interval adapts between [poll] min_interval and "
         "max_interval. SIGTERM or SIGINT finish the current cycle, then stop.",
     )
     _config_option(run)
@@ -331,7 +331,8 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, loop.stop)
     log.info("bridge running with %s (runner %s)", app.config.path, app.config.runner)
     loop.run(once=args.once)
-    log.info("bridge stopped after %d cycles, %d sacct calls", loop.cycles, loop.sacct_calls)
+    log.info("bridge stopped after %d cycles, %d squeue and %d sacct calls", loop.cycles, loop.squeue_calls,
+             loop.sacct_calls)
     return 0
 
 

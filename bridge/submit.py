@@ -32,11 +32,11 @@ from bridge.models import JobSplit, Queue
 from bridge.retry import backoff_delays
 from bridge.runner import Runner
 from bridge.sbatch_scripts import spool as spool_files
+from bridge.outcomes import on_split_fail, process_newly_cancelled_experiments
 from bridge.scheduling import (
     get_configuration_for_split, mark_splits_submitting, record_submission, release_submission,
-    retrieve_candidate_splits_for_queue,
+    retrieve_candidate_splits_for_queue, split_new_jobs,
 )
-from bridge.outcomes import on_split_fail
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,16 @@ def tag_age(tag: str, now: float | None = None) -> float | None:
     except (IndexError, ValueError):
         return None
     return (now if now is not None else time.time()) - made
+
+
+def submit_cycle(session: Session, slurm: Slurm) -> tuple[list[str], list[Submission]]:
+    """The bridge's half of a cycle: split new jobs, scancel what is being cancelled, submit arrays.
+
+    Returns the element ids scancelled and the arrays submitted.
+    """
+    split_new_jobs(session, str(slurm.config.cache_root), slurm.config.split_errors)
+    cancelled = cancel_on_slurm(slurm, process_newly_cancelled_experiments(session))
+    return cancelled, assign_splits_to_workers(session, slurm)
 
 
 def assign_splits_to_workers(session: Session, slurm: Slurm) -> list[Submission]:

@@ -19,8 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.config import PollConfig
 from bridge.errors import BridgeError
-from bridge.helpers import process_newly_cancelled_experiments, split_new_jobs
-from bridge.submit import Slurm, Submission, assign_splits_to_workers, cancel_on_slurm
+from bridge.submit import Slurm, Submission, submit_cycle
 from poller.poll import PollError, PollReport, poll_once
 
 log = logging.getLogger(__name__)
@@ -64,11 +63,8 @@ def run_cycle(session: Session, slurm: Slurm) -> CycleReport:
     except PollError as e:
         session.rollback()
         report.error = str(e)
-    config = slurm.config
-    split_new_jobs(session, str(config.cache_root), config.split_errors)
-    to_cancel = process_newly_cancelled_experiments(session)
-    report.cancelled = len(cancel_on_slurm(slurm, to_cancel))
-    report.submitted = assign_splits_to_workers(session, slurm)
+    cancelled, report.submitted = submit_cycle(session, slurm)
+    report.cancelled = len(cancelled)
     return report
 
 
