@@ -145,16 +145,10 @@ def submit_array(session: Session, slurm: Slurm, queue: Queue, splits: list[JobS
         log.warning("sbatch of %s failed for now, splits go back to the queue: %s", tag, e)
         release_submission(session, tag)
         return None
-    recorded = _record(session, tag, job_id, offset)
+    recorded = record_submission(session, tag, job_id, offset=offset)
     log.info("array %s (%s) submitted to %s: %d splits of job %s", job_id, tag, queue.partition,
              len(recorded), claimed[0].job_id)
     return Submission(tag, job_id, tuple(s.id for s in recorded), queue.name)
-
-
-def _record(session: Session, tag: str, job_id: int, offset: int) -> list[JobSplit]:
-    if offset:
-        return record_submission(session, tag, job_id, offset=offset)
-    return record_submission(session, tag, job_id)
 
 
 def _offset(split: JobSplit, max_array_size: int) -> int:
@@ -263,7 +257,7 @@ def reconcile_claims(session: Session, slurm: Slurm, older_than: float = 2 * SBA
         if found is not None:
             offset = _claimed_offset(session, tag, slurm.max_array_size())
             log.warning("tag %s was submitted as %s before a crash or timeout: recording it", tag, found)
-            _record(session, tag, found, offset)
+            record_submission(session, tag, found, offset=offset)
         else:
             log.warning("tag %s never reached Slurm: its splits go back to the queue", tag)
             release_submission(session, tag)

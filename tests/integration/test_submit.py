@@ -191,3 +191,38 @@ def test_permanent_errors_fail_only_their_splits_with_the_cause_and_the_rest_car
         assert all("no_such_variable" in e and "broken.sbatch.j2" in e for e in failed.get("templated", ["-"])), failed
         experiments = {e.name: e.status.value for e in session.scalars(select(Experiment))}
         assert experiments["ghost"] == "F" and experiments["templated"] == "F" and experiments["ok"] == "S"
+
+
+HELD = """
+[queues.held]
+partition = "cpu"
+memory_limit = 100
+time_limit = 5
+cores_per_slot = 1
+max_slots_per_user = 5000
+extra_directives = ["--hold"]
+environments = ["Python-3.11"]
+"""
+
+
+def test_a_job_of_more_splits_than_max_array_size_goes_out_in_chunks_with_offset_indices(tmp_path, slurm_cluster, slurm):
+    env = make_env(tmp_path, slurm_cluster, slurm, queues=HELD)
+    limit = env.slurm.max_array_size()  # read from scontrol show config: 1001 on the local cluster
+    total = limit + 4
+    _schedule(env, {"name": "big", "author": "erin", "blocks": {"a": block("square", queue="held", slots=total, size=total)}})
+    with env.sessions() as session:
+        submissions = assign_splits_to_workers(session, env.slurm)
+        try:
+            assert sorted(len(s.split_ids) for s in submissions) == [4, limit]
+            splits = {s.split_index: s for s in session.scalars(select(JobSplit))}
+            first, second = sorted(submissions, key=lambda s: len(s.split_ids), reverse=True)
+            assert splits[0].slurm_element_id == f"{first.job_id}_0"
+            assert splits[limit - 1].slurm_element_id == f"{first.job_id}_{limit - 1}"
+            assert splits[limit].slurm_element_id == f"{second.job_id}_0"  # index = split index - offset
+            spool = env.config.spool_dir / second.tag
+            payload = json.loads((spool / "split-3.json").read_text())
+            assert payload["configuration"]["split_index"] == limit + 3
+            shown = _show_job(slurm, second.job_id)
+            assert shown["ArrayTaskId"].startswith("0-3"), shown
+        finally:
+            slurm.run(["scancel", *(str(s.job_id) for s in submissions)], timeout=60)
