@@ -1,0 +1,117 @@
+"""`beat-bridge run` as a real process: killed with SIGKILL at random moments and restarted, it loses
+no callback and doubles none; SIGTERM finishes the cycle and exits 0."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from bridge_env import block, make_env
+from poller_env import blocks, results_of, sacct_elements, schedule, split_history, status, tags_by_block, wait_for
+
+POLL = "[poll]\nmin_interval = 0.3\nmax_interval = 1.0\n"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _from(*names: str) -> dict:
+    return {n: {"block": n, "output": "out"} for n in names}
+
+
+def levels(name: str) -> dict:
+    """Four levels (a -> b, a+b -> c -> d), b slow enough for several kills while the work is on Slurm."""
+    return {"name": name, "author": "frank", "blocks": {
+        "a": block("scale", slots=2, size=6, parameters={"factor": 11}),
+        "b": block("sleep_then_copy", slots=2, inputs={"in": {"block": "a", "output": "out"}},
+                   parameters={"seconds": 3}),
+        "c": block("add", slots=2, inputs=_from("a", "b")),
+        "d": block("total", slots=1, inputs={"in": {"block": "c", "output": "out"}}),
+    }}
+
+
+def start_run(root: Path, log) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "bridge.cli", "run", "--config", str(root / "bridge.toml")],
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_run_killed_with_sigkill_again_and_again_fires_every_callback_exactly_once(tmp_path, slurm_cluster, slurm):
+    env = make_env(tmp_path, slurm_cluster, slurm, extra=POLL)
+    since = datetime.now() - timedelta(minutes=1)
+    experiment_id = schedule(env, levels("killed"))
+    rng = random.Random(5)
+    kills = 0
+    with open(tmp_path / "run.log", "ab") as log:
+        deadline = time.monotonic() + 150
+        while status(env, experiment_id) not in ("D", "F") and kills < 10:
+            process = start_run(tmp_path, log)
+            time.sleep(rng.uniform(0.7, 1.5))  # start-up takes ~0.9 s: some kills land before any cycle
+            process.send_signal(signal.SIGKILL)
+            assert process.wait(timeout=10) == -signal.SIGKILL
+            kills += 1
+        process = start_run(tmp_path, log)  # the last one runs to the end, undisturbed
+        try:
+            wait_for("experiment finished", lambda: status(env, experiment_id) in ("D", "F"),
+                     timeout=max(deadline - time.monotonic(), 30))
+            time.sleep(2.0)  # past its start-up: SIGTERM before the handler is set simply kills it
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=20)
+    assert code == 0, (tmp_path / "run.log").read_text()[-3000:]
+    assert kills >= 4, f"the experiment finished after only {kills} kills: the test proved little"
+    assert status(env, experiment_id) == "D", (tmp_path / "run.log").read_text()[-3000:]
+
+    with env.sessions() as session:
+        named = blocks(session, experiment_id)
+        splits_per_block = {"a": 2, "b": 2, "c": 2, "d": 1}
+        for name, count in splits_per_block.items():
+            results = results_of(session, named[name])
+            assert [r.split_index or 0 for r in results] == list(range(count)), (name, results)
+            assert all(r.status == 0 for r in results), name
+        history = split_history(session)
+        assert len(history) == sum(splits_per_block.values()), history
+        for split_id, steps in history.items():
+            moves = [(f, t) for f, t, _ in steps]
+            assert moves in ([(None, "N"), ("N", "P"), ("P", "C")], [(None, "N"), ("N", "C")]), (split_id, steps)
+        block_ids = {b.id: n for n, b in named.items()}
+
+    # every block ran as exactly one array: tags that reached Slurm, by block
+    tags = tags_by_block(env.config.spool_dir)
+    records = sacct_elements(slurm, since, names=tags)
+    arrays = Counter(block_ids[tags[t]] for t in {r.name for r in records})
+    assert arrays == Counter(splits_per_block.keys()), (arrays, tags)
+    assert len({(r.name, r.array_job_id) for r in records}) == len(arrays)  # one array id per tag
+
+
+def test_sigterm_finishes_the_cycle_and_exits_0_and_a_restart_takes_over(tmp_path, slurm_cluster, slurm):
+    env = make_env(tmp_path, slurm_cluster, slurm, extra=POLL)
+    experiment_id = schedule(env, {"name": "termed", "author": "frank", "blocks": {
+        "nap": block("sleep_then_copy", slots=2, size=4, parameters={"seconds": 4}),
+    }})
+    log_path = tmp_path / "run.log"
+    with open(log_path, "ab") as log:
+        process = start_run(tmp_path, log)
+        try:
+            wait_for("the splits running", lambda: status(env, experiment_id) == "R", timeout=30)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            code = process.wait(timeout=20)
+        text = log_path.read_text()
+        assert code == 0, text[-3000:]
+        assert "bridge stopped after" in text, text[-3000:]  # it left its loop, not killed mid-cycle
+        assert status(env, experiment_id) == "R"  # stopped with work on Slurm: nothing rolled back
+        process = start_run(tmp_path, log)
+        try:
+            wait_for("experiment done after the restart", lambda: status(env, experiment_id) == "D", timeout=40)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0
+    with env.sessions() as session:
+        history = split_history(session)
+        assert sorted([(f, t) for f, t, _ in h] for h in history.values()) == [
+            [(None, "N"), ("N", "P"), ("P", "C")]] * 2, history
