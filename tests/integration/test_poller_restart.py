@@ -3,7 +3,6 @@ no callback and doubles none; SIGTERM finishes the cycle and exits 0."""
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
