@@ -6,6 +6,8 @@ Every wait here has a timeout: a test fails with what it saw instead of hanging.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -26,6 +28,8 @@ from poller.loop import BridgeLoop, CycleReport
 from poller.sacct import SacctRecord, parse_sacct
 
 FAST = PollConfig(min_interval=0.5, max_interval=2.0)
+POLL = "[poll]\nmin_interval = 0.3\nmax_interval = 1.0\n"  # make_env(extra=POLL) for `run` processes
+REPO = Path(__file__).resolve().parents[2]
 FINAL = {"D", "F"}
 
 
@@ -152,3 +156,9 @@ class Arrays:
     @property
     def job_ids(self) -> list[int]:
         return sorted(j for ids in self.by_block.values() for j in ids)
+
+
+def start_run(root: Path, log) -> subprocess.Popen:
+    """`beat-bridge run` on root/bridge.toml as a real process, its output appended to `log`."""
+    return subprocess.Popen([sys.executable, "-m", "bridge.cli", "run", "--config", str(root / "bridge.toml")],
+                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)

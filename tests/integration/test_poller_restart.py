@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from bridge_env import block, make_env
-from poller_env import blocks, results_of, sacct_elements, schedule, split_history, status, tags_by_block, wait_for
-
-POLL = "[poll]\nmin_interval = 0.3\nmax_interval = 1.0\n"
-REPO = Path(__file__).resolve().parents[2]
+import pytest
+from bridge_env import block, make_env, wait_sacct
+from poller_env import (
+    POLL, Arrays, blocks, finished, results_of, run_loop, sacct_elements, schedule, split_history, start_run, status, tags_by_block, wait_for,
+)
 
 
 def _from(*names: str) -> dict:
@@ -32,11 +29,6 @@ def levels(name: str) -> dict:
         "c": block("add", slots=2, inputs=_from("a", "b")),
         "d": block("total", slots=1, inputs={"in": {"block": "c", "output": "out"}}),
     }}
-
-
-def start_run(root: Path, log) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bridge.cli", "run", "--config", str(root / "bridge.toml")],
-                            cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
 
 
 def test_run_killed_with_sigkill_again_and_again_fires_every_callback_exactly_once(tmp_path, slurm_cluster, slurm):
@@ -114,3 +106,44 @@ def test_sigterm_finishes_the_cycle_and_exits_0_and_a_restart_takes_over(tmp_pat
         history = split_history(session)
         assert sorted([(f, t) for f, t, _ in h] for h in history.values()) == [
             [(None, "N"), ("N", "P"), ("P", "C")]] * 2, history
+
+
+def test_a_crash_between_reading_squeue_and_committing_the_callbacks_loses_none_and_doubles_none(
+        tmp_path, slurm_cluster, slurm, monkeypatch):
+    """Deterministic twin of the SIGKILL test: the process 'dies' (KeyboardInterrupt) inside a poll,
+    after squeue was read and one split's callbacks were committed, before the next split's."""
+    import bridge.helpers
+    from poller.loop import run_cycle
+
+    env = make_env(tmp_path, slurm_cluster, slurm)
+    experiment_id = schedule(env, {"name": "crash-mid-poll", "author": "frank", "blocks": {
+        "a": block("scale", slots=3, size=6, parameters={"factor": 19}),
+        "b": block("square", slots=1, inputs={"in": {"block": "a", "output": "out"}}),
+    }})
+    with env.sessions() as session:
+        (submission,) = run_cycle(session, env.slurm).submitted
+    wait_sacct(slurm, [submission.job_id], lambda rs: len(rs) == 3 and all(r.state == "COMPLETED" for r in rs))
+
+    real, calls = bridge.helpers.on_split_done, []
+
+    def dies_on_the_second(session, split, result):
+        calls.append(split)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("simulated kill -9 in the middle of a poll")
+        return real(session, split, result)
+
+    monkeypatch.setattr(bridge.helpers, "on_split_done", dies_on_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        run_loop(env, finished(experiment_id), timeout=30)
+    monkeypatch.setattr(bridge.helpers, "on_split_done", real)  # the restarted process
+    arrays = Arrays()
+    run_loop(env, finished(experiment_id), timeout=60, on_cycle=arrays)
+
+    assert status(env, experiment_id) == "D" and len(calls) == 2
+    assert len(arrays.job_ids) == 1  # only b's array: a was not submitted again
+    with env.sessions() as session:
+        history = split_history(session)
+        assert len(history) == 4, history
+        for split_id, steps in history.items():
+            assert [(f, t) for f, t, _ in steps] == [(None, "N"), ("N", "P"), ("P", "C")], (split_id, steps)
+        assert [r.split_index for r in results_of(session, blocks(session, experiment_id)["a"])] == [0, 1, 2]
