@@ -47,7 +47,8 @@ def begin_locked(session: Session) -> None:
         log.warning("scheduler_lock row missing (schema not from `db upgrade`?): adding it")
         session.add(SchedulerLock(id=1, counter=1))
         session.flush()
-    session.expire_all()  # even with expire_on_commit=False, read everything afresh
+    if not session.expire_on_commit:
+        session.expire_all()  # read everything afresh (the commit above expired nothing)
 
 
 @contextmanager

@@ -152,7 +152,8 @@ def mirrors_of(session: Session, job: Job) -> list[Job]:
 def start_job(session: Session, job: Job) -> None:
     """The job's first split started: its block(s), outputs and experiment(s) are running."""
     now = utcnow()
-    guarded_set(session, job, Job.start_date.is_(None), source="start", start_date=now)
+    if job.start_date is None:
+        guarded_set(session, job, Job.start_date.is_(None), source="start", start_date=now)
     for follower in (job, *mirrors_of(session, job)):
         block = follower.block
         transition(session, block, B.PROCESSING, {B.PENDING}, source="on_split_started",
@@ -167,7 +168,8 @@ def start_job(session: Session, job: Job) -> None:
 
 def settle_job(session: Session, job: Job, source: str) -> None:
     """Once no split of `job` is active: complete it, or clean up after failure/cancel."""
-    statuses = {split.status for split in job.splits}
+    statuses = {S(letter) for letter in session.scalars(  # no need to load every split
+        select(JobSplit.status).where(JobSplit.job_id == job.id).distinct())}
     if not statuses or statuses & ACTIVE:
         return
     if statuses == {S.COMPLETED}:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, inspect, or_, select
+from sqlalchemy import String, and_, cast, func, inspect, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from bridge import outcomes
@@ -183,13 +183,14 @@ def _split_job(
     if ranges is None:
         _split_error(session, job, limit)
         return []
-    for index, (start, end) in enumerate(ranges):
-        split = JobSplit(job=job, split_index=index, start_index=start, end_index=end,
-                         status=S.QUEUED, cache_errors=0)
-        session.add(split)
-        session.flush()
+    splits = [JobSplit(job=job, split_index=index, start_index=start, end_index=end,
+                       status=S.QUEUED, cache_errors=0)
+              for index, (start, end) in enumerate(ranges)]
+    session.add_all(splits)
+    session.flush()
+    for split in splits:
         record(session, split, None, S.QUEUED, source="split_new_jobs")
-        created.append(split)
+    created.extend(splits)
     log.info("job %s (block %s): %d split(s)", job.id, block.name, len(ranges))
     return []
 
@@ -332,17 +333,26 @@ def get_configuration_for_split(split: JobSplit, cache_root: str | None = None) 
 def mark_splits_submitting(
     session: Session, splits: Sequence[JobSplit | int], tag: str
 ) -> list[JobSplit]:
-    """Claim queued, unclaimed splits of live experiments with `tag`, before sbatch."""
+    """Claim queued, unclaimed splits of live experiments with `tag`, before sbatch.
+
+    One guarded UPDATE for all of them; returns those this call claimed.
+    """
+    ids = [pk for pk in map(identity_of, splits) if pk is not None]
     with locked(session):
-        claimed = []
-        for split in splits:
-            row = reload(session, JobSplit, split)
-            if row is None or row.job.mirror or row.job.block.experiment.status not in LIVE:
-                continue
-            free = and_(JobSplit.status == S.QUEUED, JobSplit.submission_tag.is_(None),
-                        JobSplit.slurm_job_id.is_(None))
-            if guarded_set(session, row, free, source="submitting", submission_tag=tag):
-                claimed.append(row)
+        live_jobs = (select(Job.id).join(Job.block).join(Block.experiment)
+                     .where(Job.mirror.is_(False), Experiment.status.in_(LIVE)))
+        session.execute(
+            update(JobSplit).where(
+                JobSplit.id.in_(ids), JobSplit.status == S.QUEUED,
+                JobSplit.submission_tag.is_(None), JobSplit.slurm_job_id.is_(None),
+                JobSplit.job_id.in_(live_jobs))
+            .values(submission_tag=tag).execution_options(synchronize_session=False))
+        claimed = list(session.scalars(
+            select(JobSplit).where(JobSplit.submission_tag == tag, JobSplit.id.in_(ids))
+            .order_by(JobSplit.job_id, JobSplit.split_index)))
+        if len(claimed) < len(ids):
+            log.info("tag %s claimed %d of %d splits (others taken, gone or not queued)",
+                     tag, len(claimed), len(ids))
     return claimed
 
 
@@ -352,20 +362,23 @@ def record_submission(
     """Record the array job id of the splits claimed with `tag`; element ids are ``<id>_<index>``.
 
     The array index is ``split_index - offset`` (a job of more splits than
-    MaxArraySize goes out as several arrays). Then the jobs with the same key
-    as a submitted job become its mirrors.
+    MaxArraySize goes out as several arrays). One guarded UPDATE. Then the jobs
+    with the same key as a submitted job become its mirrors.
     """
+    unrecorded = and_(JobSplit.submission_tag == tag, JobSplit.slurm_job_id.is_(None))
     with locked(session):
+        ids = list(session.scalars(select(JobSplit.id).where(unrecorded)))
+        index = cast(JobSplit.split_index - offset, String)
+        session.execute(
+            update(JobSplit).where(JobSplit.id.in_(ids), unrecorded)
+            .values(slurm_job_id=str(slurm_job_id), submit_time=utcnow(),
+                    slurm_element_id=literal(f"{slurm_job_id}_") + index)
+            .execution_options(synchronize_session=False))
         splits = list(session.scalars(
-            select(JobSplit).where(JobSplit.submission_tag == tag, JobSplit.slurm_job_id.is_(None))
+            select(JobSplit).where(JobSplit.id.in_(ids))
             .order_by(JobSplit.job_id, JobSplit.split_index)))
-        now = utcnow()
-        for split in splits:
-            guarded_set(session, split, JobSplit.slurm_job_id.is_(None), source="submitted",
-                        slurm_job_id=str(slurm_job_id), submit_time=now,
-                        slurm_element_id=f"{slurm_job_id}_{split.split_index - offset}")
-            log.info("split %s (job %s) submitted as %s", split.id, split.job_id,
-                     split.slurm_element_id)
+        log.info("tag %s recorded as Slurm job %s: splits %s", tag, slurm_job_id,
+                 [split.id for split in splits])
         for job in {split.job for split in splits}:
             _mark_similar(session, job)
     return splits
