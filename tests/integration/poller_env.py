@@ -162,3 +162,11 @@ def start_run(root: Path, log) -> subprocess.Popen:
     """`beat-bridge run` on root/bridge.toml as a real process, its output appended to `log`."""
     return subprocess.Popen([sys.executable, "-m", "bridge.cli", "run", "--config", str(root / "bridge.toml")],
                             cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+
+
+def tagged_arrays(runner: Runner, since: datetime, tags: dict[str, int], blocks: int,
+                  timeout: float = 20.0) -> list[SacctRecord]:
+    """sacct's elements of the tagged arrays, once arrays of `blocks` distinct blocks show (sacct lags ~1 s)."""
+    return wait_for(f"arrays of {blocks} blocks in sacct", lambda: (
+        lambda rs: rs if len({tags[r.name] for r in rs}) >= blocks else None)(
+        sacct_elements(runner, since, names=tags)), timeout=timeout)

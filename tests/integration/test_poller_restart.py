@@ -12,7 +12,8 @@ from datetime import datetime, timedelta
 import pytest
 from bridge_env import block, make_env, wait_sacct
 from poller_env import (
-    POLL, Arrays, blocks, finished, results_of, run_loop, sacct_elements, schedule, split_history, start_run, status, tags_by_block, wait_for,
+    POLL, Arrays, blocks, finished, results_of, run_loop, schedule, split_history, start_run, status, tagged_arrays,
+    tags_by_block, wait_for,
 )
 
 
@@ -73,7 +74,7 @@ def test_run_killed_with_sigkill_again_and_again_fires_every_callback_exactly_on
 
     # every block ran as exactly one array: tags that reached Slurm, by block
     tags = tags_by_block(env.config.spool_dir)
-    records = sacct_elements(slurm, since, names=tags)
+    records = tagged_arrays(slurm, since, tags, blocks=len(splits_per_block))
     arrays = Counter(block_ids[tags[t]] for t in {r.name for r in records})
     assert arrays == Counter(splits_per_block.keys()), (arrays, tags)
     assert len({(r.name, r.array_job_id) for r in records}) == len(arrays)  # one array id per tag
