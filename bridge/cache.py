@@ -96,6 +96,7 @@ def is_cache_complete(
 
 
 def _checksum_ok(file: Path) -> bool:
+    """Whether `file` matches the SHA-256 in its ``.checksum`` neighbour."""
     expected = file.with_name(file.name + ".checksum").read_text().strip()
     return hashlib.sha256(file.read_bytes()).hexdigest() == expected
 

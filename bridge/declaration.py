@@ -115,6 +115,7 @@ def load_experiment(session: Session, declaration: Mapping[str, Any]) -> Experim
 
 
 def _check_top(session: Session, declaration: Any) -> tuple[str, str, Mapping[str, Any]]:
+    """Name, author and block specs of a declaration, checked (not the blocks themselves)."""
     if not isinstance(declaration, Mapping):
         raise DeclarationError("a declaration is a mapping with name, author and blocks")
     unknown = set(declaration) - TOP_KEYS
@@ -134,10 +135,12 @@ def _check_top(session: Session, declaration: Any) -> tuple[str, str, Mapping[st
 
 
 def _fail(block: str, key: str, message: str) -> DeclarationError:
+    """The error for one field of one block."""
     return DeclarationError(f"block '{block}', field '{key}': {message}")
 
 
 def _check_block(session: Session, name: str, spec: Any) -> _Block:
+    """Check one block's own fields; its queue and environment must exist."""
     if not isinstance(spec, Mapping):
         raise DeclarationError(f"block '{name}': must be a mapping")
     unknown = set(spec) - BLOCK_KEYS

@@ -161,4 +161,5 @@ def _slurm(obj: Any) -> str:
 
 
 def _letter(status: Any) -> str:
+    """The stored letter of a status (an enum member or a letter)."""
     return status.value if isinstance(status, enum.Enum) else str(status)

@@ -27,6 +27,8 @@ def utcnow() -> datetime:
 
 
 class ExperimentStatus(str, enum.Enum):
+    """P pending, S scheduled, R running, D done, F failed, C cancelling."""
+
     PENDING = "P"
     SCHEDULED = "S"
     RUNNING = "R"
@@ -36,6 +38,8 @@ class ExperimentStatus(str, enum.Enum):
 
 
 class BlockStatus(str, enum.Enum):
+    """N pending, P processing, C done, F failed, L cancelled."""
+
     PENDING = "N"
     PROCESSING = "P"
     DONE = "C"
@@ -44,12 +48,16 @@ class BlockStatus(str, enum.Enum):
 
 
 class CacheStatus(str, enum.Enum):
+    """N not cached, P processing, C cached."""
+
     NOT_CACHED = "N"
     PROCESSING = "P"
     CACHED = "C"
 
 
 class SplitStatus(str, enum.Enum):
+    """N queued, P processing, C completed, F failed, L cancelled, K cancelling."""
+
     QUEUED = "N"
     PROCESSING = "P"
     COMPLETED = "C"
@@ -76,7 +84,7 @@ class Letter(TypeDecorator[Any]):
 
 
 class Base(DeclarativeBase):
-    pass
+    """The declarative base of every bridge table."""
 
 
 queue_environments = Table(
@@ -99,6 +107,8 @@ block_outputs = Table(
 
 
 class Environment(Base):
+    """A software environment an algorithm runs in (name + version)."""
+
     __tablename__ = "environments"
     __table_args__ = (UniqueConstraint("name", "version"),)
 
@@ -111,6 +121,8 @@ class Environment(Base):
 
 
 class Queue(Base):
+    """A BEAT queue; on Slurm, a partition with the queue's limits as sbatch options."""
+
     __tablename__ = "queues"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -127,6 +139,8 @@ class Queue(Base):
 
 
 class Worker(Base):
+    """A processing node (a Slurm node, recorded from sacct's NodeList)."""
+
     __tablename__ = "workers"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -138,6 +152,8 @@ class Worker(Base):
 
 
 class Experiment(Base):
+    """A user's experiment: its blocks, its status and its author (for per-user limits)."""
+
     __tablename__ = "experiments"
     __table_args__ = (UniqueConstraint("author", "name"),)
 
@@ -157,6 +173,7 @@ class Experiment(Base):
 
     @property
     def fullname(self) -> str:
+        """``author/name``, as BEAT names experiments."""
         return f"{self.author}/{self.name}"
 
     def __repr__(self) -> str:
@@ -164,6 +181,8 @@ class Experiment(Base):
 
 
 class CachedFile(Base):
+    """One output in the cache, shared by every block (of any experiment) producing it."""
+
     __tablename__ = "cached_files"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -180,6 +199,8 @@ class CachedFile(Base):
 
 
 class Block(Base):
+    """A node of an experiment's toolchain; `command` is what its splits run."""
+
     __tablename__ = "blocks"
     __table_args__ = (UniqueConstraint("experiment_id", "name"),)
 
@@ -224,6 +245,8 @@ class Block(Base):
 
 
 class Job(Base):
+    """A block that must run; deleted with its splits once the block is over (as BEAT)."""
+
     __tablename__ = "jobs"
     # Jobs and splits are deleted when done: AUTOINCREMENT keeps SQLite from reusing
     # their ids, so a late event for a deleted split never lands on a new one.
@@ -251,6 +274,8 @@ class Job(Base):
 
 
 class Result(Base):
+    """What one split (or a failed split attempt) gave back; kept after the job is gone."""
+
     __tablename__ = "results"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -268,6 +293,8 @@ class Result(Base):
 
 
 class JobSplit(Base):
+    """One range of a job's data: one Slurm array element."""
+
     __tablename__ = "job_splits"
     __table_args__ = (UniqueConstraint("job_id", "split_index"), {"sqlite_autoincrement": True})
 

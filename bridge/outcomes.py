@@ -134,6 +134,7 @@ def _store_result(
 
 
 def _reason(result: Result) -> str:
+    """The one-line why of a failure: user error, system error or stderr's tail."""
     text = result.user_error or result.system_error or (result.stderr or "")[-2000:]
     return text or "split failed"
 
@@ -265,6 +266,7 @@ def _delete_job(session: Session, job: Job) -> None:
 
 
 def _joined(texts: Iterable[str | None]) -> str | None:
+    """Split outputs concatenated in split order (None if all empty)."""
     parts = [text for text in texts if text]
     return "".join(parts) if parts else None
 
@@ -335,6 +337,7 @@ def cancel_job(session: Session, job: Job, source: str) -> list[JobSplit]:
 
 
 def _heir(session: Session, job: Job) -> Job | None:
+    """The oldest mirror of `job` in a live experiment, to take over its splits."""
     live = (E.SCHEDULED, E.RUNNING)
     for mirror in mirrors_of(session, job):
         if mirror.block.experiment.status in live and mirror.block.status in UNFINISHED_BLOCK:

@@ -241,6 +241,7 @@ def _split_error(session: Session, job: Job, limit: int) -> None:
 
 
 def _on_slurm_clause() -> Any:
+    """Splits that occupy a slot: claimed, pending on Slurm, running or cancelling."""
     return or_(JobSplit.status.in_((S.PROCESSING, S.CANCELLING)),
                and_(JobSplit.status == S.QUEUED, JobSplit.submission_tag.is_not(None)))
 
@@ -286,6 +287,7 @@ def mark_similar_jobs_as_mirror(session: Session, job: Job | int) -> list[Job]:
 
 
 def _mark_similar(session: Session, job: Job) -> list[Job]:
+    """mark_similar_jobs_as_mirror inside an open locked transaction."""
     if job.mirror:
         log.warning("job %s is itself a mirror: no jobs marked", job.id)
         return []
