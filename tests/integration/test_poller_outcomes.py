@@ -12,6 +12,7 @@ from poller_env import (
 )
 
 from bridge.helpers import cancel_experiment
+from poller.poll import active_splits
 
 QUEUES = """
 [queues.default]
@@ -168,3 +169,29 @@ def _assert_failed_once(env, experiment_id: int, name: str, words: list[str], ti
         (history,) = split_history(session).values()
         assert history[0] == (None, "N", "split_new_jobs") and history[-1][1:] == ("F", "on_split_fail"), history
         assert [h[1] for h in history].count("F") == 1
+
+
+def test_an_element_scancelled_outside_the_bridge_fails_its_block_and_says_so(tmp_path, slurm_cluster, slurm):
+    env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES)
+    experiment_id = schedule(env, {"name": "meddled", "author": "erin", "blocks": {
+        "nap": block("sleep_then_copy", slots=2, size=4, parameters={"seconds": 30}),
+    }})
+    arrays = Arrays()
+    try:
+        run_loop(env, lambda s: blocks(s, experiment_id)["nap"].status.value == "P", timeout=30, on_cycle=arrays)
+        (array,) = arrays.job_ids
+        slurm.run(["scancel", f"{array}_1"], timeout=30).check()  # an admin, not the bridge
+        run_loop(env, finished(experiment_id), timeout=40, on_cycle=arrays)
+        # the block fails at once, so the experiment is F while split 0 is still being scancelled
+        run_loop(env, lambda s: not active_splits(s), timeout=30, on_cycle=arrays)
+    finally:
+        slurm.run(["scancel", *map(str, arrays.job_ids)], timeout=30)
+    assert status(env, experiment_id) == "F"
+    with env.sessions() as session:
+        nap = blocks(session, experiment_id)["nap"]
+        assert nap.status.value == "F"
+        (result,) = [r for r in results_of(session, nap) if r.split_index == 1]
+        assert "cancelled on Slurm outside the bridge" in (result.system_error or ""), result.system_error
+        steps = {tuple(h[-1][:2]) for h in split_history(session).values()}
+        assert steps == {("P", "L"), ("K", "L")}, split_history(session)  # 1 by the admin, 0 then by us
+    assert squeue_left(slurm, [array]) == []
