@@ -124,3 +124,4 @@ def test_configuration_for_split(session, cache_root):
     assert config["algorithm"] == "pkg.mod:func"
     assert set(config["outputs"]["out"]) == {"hash", "path"}
     assert config["inputs"]["in"]["dataset"] == "numbers"
+    assert helpers.get_configuration_for_split(split, str(cache_root))["cache"] == str(cache_root)
