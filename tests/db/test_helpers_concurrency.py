@@ -5,11 +5,10 @@ from __future__ import annotations
 import threading
 
 from dbsupport import OK, block, count, declare, get_block
+from sqlalchemy import select
 
 from bridge import helpers
 from bridge.models import Experiment, Job, JobSplit, StateHistory
-from sqlalchemy import select
-
 from bridge.scheduling import mark_splits_submitting, record_submission
 
 
