@@ -113,6 +113,8 @@ def read_states(slurm: Slurm, splits: Sequence[Active], report: PollReport) -> S
         except PollError as e:
             if squeue_error is not None:
                 raise PollError(f"squeue failed ({squeue_error}) and {e}") from e
+            if not (view.records or view.pending):  # no source knows anything: an outage, so back off
+                raise PollError(f"squeue knows none of the {len(splits)} active elements, and {e}") from e
             log.warning("%d elements unknown to squeue, and %s", len(missing), e)
     view.records.update(never_started(bare, _unseen(view, splits)))
     return view
