@@ -152,10 +152,11 @@ def test_slurmdbd_down_while_elements_end_with_sacct_as_the_only_source_gives_no
     }})
     forgot = replace(env.slurm, runner=SqueueForgot(slurm))
     errors: list[BaseException] = []
+    loops = []
 
     def loop() -> None:
         try:
-            run_loop(env, finished(experiment_id), timeout=120, slurm=forgot)
+            loops.append(run_loop(env, finished(experiment_id), timeout=120, slurm=forgot))
         except BaseException as e:  # noqa: BLE001 - re-raised in the test's thread
             errors.append(e)
 
@@ -172,6 +173,8 @@ def test_slurmdbd_down_while_elements_end_with_sacct_as_the_only_source_gives_no
     thread.join(timeout=120)
     assert not thread.is_alive() and not errors, errors
     assert status(env, experiment_id) == "D"
+    # with no source at all, the cycles were reported as failed (so the loop backed off), not as quiet
+    assert loops[0].failures >= 2, loops[0].failures
     with env.sessions() as session:
         history = split_history(session)
         assert len(history) == 3 and all(t != "F" for h in history.values() for _, t, _ in h), history
