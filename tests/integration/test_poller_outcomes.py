@@ -63,7 +63,10 @@ def test_a_failing_block_fails_the_experiment_cancels_its_dependent_and_scancels
         "after": block("square", slots=2, inputs=_from("bad")),
     }})
     arrays = Arrays()
-    run_loop(env, finished(experiment_id), timeout=90, on_cycle=arrays)
+    try:
+        run_loop(env, finished(experiment_id), timeout=90, on_cycle=arrays)
+    finally:  # a failure must not leave `held` waiting on the cluster for 10 minutes
+        slurm.run(["scancel", *map(str, arrays.job_ids)], timeout=30)
 
     with env.sessions() as session:
         named = blocks(session, experiment_id)
