@@ -305,7 +305,8 @@ class JobSplit(Base):
     end_index: Mapped[int | None] = mapped_column(Integer)
     worker_id: Mapped[int | None] = mapped_column(ForeignKey("workers.id", ondelete="SET NULL"))
     result_id: Mapped[int | None] = mapped_column(ForeignKey("results.id", ondelete="SET NULL"))
-    status: Mapped[SplitStatus] = mapped_column(Letter(SplitStatus), default=SplitStatus.QUEUED)
+    # indexed: the poller reads the active splits every second, whatever the history
+    status: Mapped[SplitStatus] = mapped_column(Letter(SplitStatus), default=SplitStatus.QUEUED, index=True)
     start_date: Mapped[datetime | None] = mapped_column(DateTime)
     end_date: Mapped[datetime | None] = mapped_column(DateTime)
     cache_errors: Mapped[int] = mapped_column(Integer, default=0)

@@ -182,6 +182,7 @@ def _jobs_and_splits() -> None:
     )
     op.create_index("ix_job_splits_submission_tag", "job_splits", ["submission_tag"])
     op.create_index("ix_job_splits_slurm_element_id", "job_splits", ["slurm_element_id"])
+    op.create_index("ix_job_splits_status", "job_splits", ["status"])
 
 
 def downgrade() -> None:
