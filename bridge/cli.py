@@ -325,10 +325,16 @@ def _run(args: argparse.Namespace) -> int:
 
     from poller.loop import BridgeLoop
 
+    stopping: list[int] = []  # a signal during start-up (imports, migrations) stops before the first cycle
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda number, frame: stopping.append(number))
     app = _app(args)
     loop = BridgeLoop(app.sessions, app.slurm, app.config.poll)
-    signal.signal(signal.SIGTERM, loop.stop)
-    signal.signal(signal.SIGINT, loop.stop)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, loop.stop)
+    if stopping:
+        log.info("stopped by signal %d during start-up", stopping[0])
+        return 0
     log.info("bridge running with %s (runner %s)", app.config.path, app.config.runner)
     loop.run(once=args.once)
     log.info("bridge stopped after %d cycles, %d squeue and %d sacct calls", loop.cycles, loop.squeue_calls,

@@ -8,8 +8,8 @@ guarded updates and commits. An event that does not apply (repeated, late,
 out of order, or for a row already deleted) is logged and changes nothing.
 The work is done in bridge.scheduling, bridge.outcomes and bridge.cache.
 
-``assign_splits_to_workers`` / ``assign_split_to_worker`` live with the
-submitter; their database side is in bridge.scheduling
+``assign_splits_to_workers`` is the submitter's (bridge.submit), re-exported
+here under its seed name; its database side is in bridge.scheduling
 (``mark_splits_submitting``, ``record_submission``, ``record_split_node``).
 """
 
@@ -23,14 +23,15 @@ from sqlalchemy.orm import Session
 from bridge import cache as cache_module
 from bridge import outcomes, scheduling
 from bridge.history import locked, reload
-from bridge.models import Block, Experiment, Job, JobSplit, Queue
+from bridge.models import Block, Experiment, Job, JobSplit, Queue, Worker
+from bridge.submit import assign_splits_to_workers
 
 __all__ = [
     "schedule_experiment", "cancel_experiment", "split_new_jobs",
     "process_newly_cancelled_experiments", "is_cache_complete",
     "retrieve_candidate_splits_for_queue", "get_configuration_for_split", "on_split_started",
     "on_split_done", "on_split_fail", "on_split_cancelled", "mark_similar_jobs_as_mirror",
-    "update_dependent_jobs",
+    "update_dependent_jobs", "assign_splits_to_workers", "assign_split_to_worker",
 ]
 
 
@@ -113,3 +114,12 @@ def update_dependent_jobs(session: Session, job: Job | Block | int) -> list[Job]
             block = row.block if row is not None else None
         made = outcomes.unblock_dependents(session, block) if block is not None else []
     return made
+
+
+def assign_split_to_worker(session: Session, split: JobSplit | int, worker: Worker | str) -> bool:
+    """Record the Slurm node running a split (from squeue/sacct NodeList), and its Worker row.
+
+    In Slurm the node is Slurm's choice: this records it, it does not choose it.
+    False when the split is gone.
+    """
+    return scheduling.record_split_node(session, split, worker.name if isinstance(worker, Worker) else worker)

@@ -13,7 +13,6 @@ times out, or the process dies in between, the tag is looked up on the cluster
 from __future__ import annotations
 
 import logging
-import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from bridge.models import JobSplit, Queue
 from bridge.retry import backoff_delays
 from bridge.runner import Runner
 from bridge.sbatch_scripts import spool as spool_files
+from bridge.tags import abandoned, new_tag, tag_age
 from bridge.outcomes import on_split_fail, process_newly_cancelled_experiments
 from bridge.scheduling import (
     get_configuration_for_split, mark_splits_submitting, record_submission, release_submission,
@@ -79,20 +79,6 @@ class Submission:
     job_id: int
     split_ids: tuple[int, ...]
     queue: str
-
-
-def new_tag(now: float | None = None) -> str:
-    """A unique submission tag, `bb-<unix time hex>-<random>`: its age is readable from it."""
-    return f"bb-{int(now if now is not None else time.time()):x}-{secrets.token_hex(4)}"
-
-
-def tag_age(tag: str, now: float | None = None) -> float | None:
-    """Seconds since the tag was made, or None if it is not one of ours."""
-    try:
-        made = int(tag.split("-")[1], 16)
-    except (IndexError, ValueError):
-        return None
-    return (now if now is not None else time.time()) - made
 
 
 def submit_cycle(session: Session, slurm: Slurm) -> tuple[list[str], list[Submission]]:
@@ -235,19 +221,27 @@ def time_ago(seconds: float) -> datetime:
     return datetime.now() - timedelta(seconds=seconds)
 
 
-def reconcile_claims(session: Session, slurm: Slurm, older_than: float = 2 * SBATCH_TIMEOUT + 30) -> int:
+def longest_submission(slurm: Slurm) -> float:
+    """The longest sbatch_once can hold a claim: every attempt timing out, every backoff at its cap."""
+    retry = slurm.config.retry
+    return retry.attempts * (SBATCH_TIMEOUT + retry.max_delay) + 2 * SBATCH_TIMEOUT
+
+
+def reconcile_claims(session: Session, slurm: Slurm, older_than: float | None = None) -> int:
     """Settle splits claimed but never recorded (a crash or timeout around sbatch).
 
-    Claims younger than `older_than` seconds may belong to a submitter still at
-    work and are left alone. Found on the cluster: recorded. Not found: released
-    to the queue. Returns how many tags were settled.
+    A claim another live submitter may still hold (younger than `older_than`,
+    default the longest a submission can take) is left alone; a claim of a dead
+    process of this host, or of this process, is settled at once. Found on the
+    cluster: recorded. Not found: released to the queue. Returns how many tags
+    were settled.
     """
+    older_than = longest_submission(slurm) if older_than is None else older_than
     tags = session.scalars(select(JobSplit.submission_tag).distinct().where(
         JobSplit.submission_tag.is_not(None), JobSplit.slurm_job_id.is_(None))).all()
     settled = 0
     for tag in tags:
-        age = tag_age(tag)
-        if age is not None and age < older_than:
+        if not abandoned(tag, older_than):
             continue
         try:
             found = find_by_tag(slurm, tag)

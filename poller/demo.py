@@ -29,6 +29,7 @@ from bridge.queues import read_cluster, sync_queues, sync_workers
 from bridge.sbatch_scripts.element_io import IOStats, read_cached
 from bridge.slurm import sacct_argvs
 from poller.loop import BridgeLoop, CycleReport
+from poller.poll import active_splits
 from poller.sacct import SacctRecord, parse_sacct
 
 FINAL = {"D", "F"}
@@ -116,7 +117,8 @@ def run_demo(root: Path, say: Callable[[str], None] = print, timeout: float = 60
     def finished(session: Session) -> bool:
         if time.monotonic() - started > timeout:
             raise TimeoutError(f"demo experiments not finished after {timeout:.0f} s (see {root})")
-        return all(session.get(Experiment, i).status.value in FINAL for i in ids)
+        # finished, and nothing left on Slurm (a failed block's siblings are scancelled after it fails)
+        return all(session.get(Experiment, i).status.value in FINAL for i in ids) and not active_splits(session)
 
     loop = BridgeLoop(app.sessions, app.slurm, app.config.poll, on_cycle=on_cycle)
     loop.run(done=finished)

@@ -26,7 +26,7 @@ from bridge.cache import is_cache_complete
 from bridge.errors import BridgeError, CommandError
 from bridge.hashing import cache_path
 from bridge.models import JobSplit, SplitStatus as S
-from bridge.scheduling import note_cache_error, record_slurm_state, record_split_node
+from bridge.scheduling import note_cache_error, record_slurm_state
 from bridge.slurm import sacct_argvs
 from bridge.sbatch_scripts import spool as spool_files
 from bridge.submit import Slurm, cancel_on_slurm
@@ -238,7 +238,7 @@ def _start(session: Session, split_id: int, record: SacctRecord) -> bool:
         return False
     moved = helpers.on_split_started(session, split_id)
     if record.node_list and record.node_list != "None assigned":
-        record_split_node(session, split_id, record.node_list)
+        helpers.assign_split_to_worker(session, split_id, record.node_list)
     return moved
 
 
