@@ -6,10 +6,11 @@ transaction of its own. It commits whatever the session holds, takes the
 scheduler lock, reloads what it was given (an instance or an id), applies
 guarded updates and commits. An event that does not apply (repeated, late,
 out of order, or for a row already deleted) is logged and changes nothing.
-The work is done in bridge.scheduling, bridge.outcomes and bridge.cache.
+The work is done in bridge.scheduling, bridge.submission_db, bridge.outcomes
+and bridge.cache.
 
 ``assign_splits_to_workers`` is the submitter's (bridge.submit), re-exported
-here under its seed name; its database side is in bridge.scheduling
+here under its seed name; its database side is in bridge.submission_db
 (``mark_splits_submitting``, ``record_submission``, ``record_split_node``).
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bridge import cache as cache_module
-from bridge import outcomes, scheduling
+from bridge import outcomes, scheduling, submission_db
 from bridge.history import locked, reload
 from bridge.models import Block, Experiment, Job, JobSplit, Queue, Worker
 from bridge.submit import assign_splits_to_workers
@@ -67,12 +68,12 @@ def is_cache_complete(path: str, nb_expected_blocks: int, cache: str | None = No
 
 def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) -> list[JobSplit]:
     """The queue's splits that could be submitted now (oldest first, per-author limit)."""
-    return scheduling.retrieve_candidate_splits_for_queue(session, queue)
+    return submission_db.retrieve_candidate_splits_for_queue(session, queue)
 
 
 def get_configuration_for_split(split: JobSplit, cache_root: str | None = None) -> dict[str, Any]:
     """The configuration an array element runs with: the block's command plus its range."""
-    return scheduling.get_configuration_for_split(split, cache_root)
+    return submission_db.get_configuration_for_split(split, cache_root)
 
 
 def on_split_started(session: Session, split: JobSplit | int) -> bool:
@@ -101,7 +102,7 @@ def on_split_cancelled(session: Session, split: JobSplit | int) -> list[JobSplit
 
 def mark_similar_jobs_as_mirror(session: Session, job: Job | int) -> list[Job]:
     """Mark all similar jobs (same key) as mirrors of `job`, and delete their splits."""
-    return scheduling.mark_similar_jobs_as_mirror(session, job)
+    return submission_db.mark_similar_jobs_as_mirror(session, job)
 
 
 def update_dependent_jobs(session: Session, job: Job | Block | int) -> list[Job]:
@@ -122,4 +123,4 @@ def assign_split_to_worker(session: Session, split: JobSplit | int, worker: Work
     In Slurm the node is Slurm's choice: this records it, it does not choose it.
     False when the split is gone.
     """
-    return scheduling.record_split_node(session, split, worker.name if isinstance(worker, Worker) else worker)
+    return submission_db.record_split_node(session, split, worker.name if isinstance(worker, Worker) else worker)

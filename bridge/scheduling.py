@@ -1,33 +1,28 @@
-"""Scheduling on the database: experiments to jobs, jobs to splits, splits to Slurm.
+"""Scheduling on the database: experiments to jobs, jobs to splits.
 
 Each state-changing function is one locked transaction that commits (see
-bridge.history). The submission primitives are what the bridge's submitter
-builds on: claim splits with a tag (``mark_splits_submitting``) *before*
-sbatch, record the array job id under that tag afterwards
-(``record_submission``), or give the claim back when sbatch surely failed
-(``release_submission``). A tag without a Slurm id means "being submitted".
+bridge.history). What the submitter needs from the database (candidates,
+mirrors, claiming splits and recording sbatch's answer) is in
+bridge.submission_db.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
-from datetime import datetime
-from typing import Any
+from collections.abc import Iterable
 
-from sqlalchemy import String, and_, cast, func, inspect, literal, or_, select, update
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from bridge import outcomes
 from bridge.cache import CacheError, read_index, split_ranges
-from bridge.cache import cache_root as resolve_cache_root
 from bridge.errors import BridgeError
 from bridge.hashing import job_key
-from bridge.history import guarded_set, identity_of, locked, record, reload, transition
+from bridge.history import guarded_set, locked, record, reload, transition
 from bridge.models import (
     Block, BlockStatus, CacheStatus, Environment, Experiment, ExperimentStatus, Job, JobSplit,
-    Queue, Result, SplitStatus, Worker, utcnow,
+    Queue, Result, SplitStatus, utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -235,211 +230,3 @@ def _split_error(session: Session, job: Job, limit: int) -> None:
                f"after {count} attempts")
     session.add(Result(block_id=job.block.id, status=1, system_error=message))
     outcomes.fail_job(session, job, message, "split_new_jobs")
-
-
-# --- candidates, mirrors -------------------------------------------------------------------
-
-
-def _on_slurm_clause() -> Any:
-    """Splits that occupy a slot: claimed, pending on Slurm, running or cancelling."""
-    return or_(JobSplit.status.in_((S.PROCESSING, S.CANCELLING)),
-               and_(JobSplit.status == S.QUEUED, JobSplit.submission_tag.is_not(None)))
-
-
-def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) -> list[JobSplit]:
-    """Queued, unclaimed splits of the queue, oldest runnable first, per-author limited.
-
-    An author may have at most the queue's ``max_slots_per_user`` splits on
-    Slurm (claimed, pending or running) at once. Read-only; does not commit.
-    """
-    qid = identity_of(queue)
-    q = session.get(Queue, qid)
-    if q is None:
-        return []
-    used = dict(session.execute(
-        select(Experiment.author, func.count(JobSplit.id))
-        .join(JobSplit.job).join(Job.block).join(Block.experiment)
-        .where(Block.queue_id == qid, _on_slurm_clause()).group_by(Experiment.author)
-    ).all())
-    rows = session.execute(
-        select(JobSplit, Experiment.author).join(JobSplit.job).join(Job.block)
-        .join(Block.experiment)
-        .where(Block.queue_id == qid, JobSplit.status == S.QUEUED,
-               JobSplit.submission_tag.is_(None), JobSplit.slurm_job_id.is_(None),
-               Job.runnable_date.is_not(None), Job.mirror.is_(False),
-               Experiment.status.in_(LIVE))
-        .order_by(Job.runnable_date, Job.id, JobSplit.split_index)
-    ).all()
-    chosen = []
-    for split, author in rows:
-        if used.get(author, 0) < q.max_slots_per_user:
-            used[author] = used.get(author, 0) + 1
-            chosen.append(split)
-    return chosen
-
-
-def mark_similar_jobs_as_mirror(session: Session, job: Job | int) -> list[Job]:
-    """Make other jobs with the same key mirrors of `job`, deleting their unsubmitted splits."""
-    with locked(session):
-        row = reload(session, Job, job, lock=True)
-        marked = _mark_similar(session, row) if row is not None else []
-    return marked
-
-
-def _mark_similar(session: Session, job: Job) -> list[Job]:
-    """mark_similar_jobs_as_mirror inside an open locked transaction."""
-    if job.mirror:
-        log.warning("job %s is itself a mirror: no jobs marked", job.id)
-        return []
-    marked = []
-    others = session.scalars(select(Job).where(  # not-yet-runnable jobs wait their turn
-        Job.key == job.key, Job.id != job.id, Job.mirror.is_(False),
-        Job.runnable_date.is_not(None)).order_by(Job.id))
-    for other in others:
-        if any(s.status != S.QUEUED or s.submission_tag is not None for s in other.splits):
-            log.info("job %s has splits on Slurm: not made a mirror of job %s", other.id, job.id)
-            continue
-        other.splits.clear()
-        guarded_set(session, other, Job.mirror.is_(False), source="mirror", mirror=True)
-        marked.append(other)
-        log.info("job %s (block %s) mirrors job %s", other.id, other.block.name, job.id)
-    session.flush()
-    if marked and job.start_date is not None:
-        outcomes.start_job(session, job)
-    return marked
-
-
-def get_configuration_for_split(split: JobSplit, cache_root: str | None = None) -> dict[str, Any]:
-    """What an array element needs: the block's command, its range and its identifiers.
-
-    Input and output ``path`` entries are relative to the cache root, given
-    as ``cache`` when one is passed or configured (None otherwise).
-    """
-    job = split.job
-    configuration = json.loads(job.block.command)
-    try:
-        root: str | None = str(resolve_cache_root(cache_root))
-    except CacheError:
-        root = None
-    configuration.update(
-        range=None if split.start_index is None else [split.start_index, split.end_index],
-        split_index=split.split_index, nb_splits=len(job.splits),
-        split_id=split.id, job_id=job.id, block_id=job.block.id, cache=root,
-    )
-    return configuration
-
-
-# --- the submitter's primitives ------------------------------------------------------------
-
-
-def mark_splits_submitting(
-    session: Session, splits: Sequence[JobSplit | int], tag: str
-) -> list[JobSplit]:
-    """Claim queued, unclaimed splits of live experiments with `tag`, before sbatch.
-
-    One guarded UPDATE for all of them; returns those this call claimed.
-    """
-    ids = [pk for pk in map(identity_of, splits) if pk is not None]
-    with locked(session):
-        live_jobs = (select(Job.id).join(Job.block).join(Block.experiment)
-                     .where(Job.mirror.is_(False), Experiment.status.in_(LIVE)))
-        session.execute(
-            update(JobSplit).where(
-                JobSplit.id.in_(ids), JobSplit.status == S.QUEUED,
-                JobSplit.submission_tag.is_(None), JobSplit.slurm_job_id.is_(None),
-                JobSplit.job_id.in_(live_jobs))
-            .values(submission_tag=tag).execution_options(synchronize_session=False))
-        claimed = list(session.scalars(
-            select(JobSplit).where(JobSplit.submission_tag == tag, JobSplit.id.in_(ids))
-            .order_by(JobSplit.job_id, JobSplit.split_index)))
-        if len(claimed) < len(ids):
-            log.info("tag %s claimed %d of %d splits (others taken, gone or not queued)",
-                     tag, len(claimed), len(ids))
-    return claimed
-
-
-def record_submission(
-    session: Session, tag: str, slurm_job_id: str | int, *, offset: int = 0
-) -> list[JobSplit]:
-    """Record the array job id of the splits claimed with `tag`; element ids are ``<id>_<index>``.
-
-    The array index is ``split_index - offset`` (a job of more splits than
-    MaxArraySize goes out as several arrays). One guarded UPDATE. Then the jobs
-    with the same key as a submitted job become its mirrors.
-    """
-    unrecorded = and_(JobSplit.submission_tag == tag, JobSplit.slurm_job_id.is_(None))
-    with locked(session):
-        ids = list(session.scalars(select(JobSplit.id).where(unrecorded)))
-        index = cast(JobSplit.split_index - offset, String)
-        session.execute(
-            update(JobSplit).where(JobSplit.id.in_(ids), unrecorded)
-            .values(slurm_job_id=str(slurm_job_id), submit_time=utcnow(),
-                    slurm_element_id=literal(f"{slurm_job_id}_") + index)
-            .execution_options(synchronize_session=False))
-        splits = list(session.scalars(
-            select(JobSplit).where(JobSplit.id.in_(ids))
-            .order_by(JobSplit.job_id, JobSplit.split_index)))
-        log.info("tag %s recorded as Slurm job %s: splits %s", tag, slurm_job_id,
-                 [split.id for split in splits])
-        for job in {split.job for split in splits}:
-            _mark_similar(session, job)
-    return splits
-
-
-def release_submission(session: Session, tag: str) -> int:
-    """Give back splits claimed with `tag` that sbatch surely did not take; returns how many."""
-    with locked(session):
-        splits = list(session.scalars(select(JobSplit).where(
-            JobSplit.submission_tag == tag, JobSplit.slurm_job_id.is_(None))))
-        for split in splits:
-            if split.status == S.CANCELLING:
-                transition(session, split, S.CANCELLED, {S.CANCELLING}, source="release_submission",
-                           submission_tag=None)
-                outcomes.settle_job(session, split.job, "release_submission")
-            else:
-                guarded_set(session, split, JobSplit.slurm_job_id.is_(None), source="release",
-                            submission_tag=None)
-    return len(splits)
-
-
-def record_split_node(session: Session, split: JobSplit | int, node: str) -> bool:
-    """Record the Slurm node running a split (and its Worker row, if one has that name)."""
-    return record_slurm_state(session, split, node=node)
-
-
-def record_slurm_state(
-    session: Session, split: JobSplit | int, *, state: str | None = None,
-    node: str | None = None, exit_code: str | None = None,
-    start_time: datetime | None = None, end_time: datetime | None = None,
-) -> bool:
-    """Record what sacct says of a split (only the fields given); False if the split is gone."""
-    with locked(session):
-        row = reload(session, JobSplit, split)
-        values: dict[str, Any] = {k: v for k, v in {
-            "slurm_state": state, "slurm_node": node, "slurm_exit_code": exit_code,
-            "start_time": start_time, "end_time": end_time}.items() if v is not None}
-        if node is not None:
-            worker = session.scalar(select(Worker).where(Worker.name == node))
-            values["worker_id"] = worker.id if worker else None
-        changed = row is not None and bool(values) and guarded_set(
-            session, row, JobSplit.id == row.id, source="slurm", **values)
-    return changed
-
-
-def note_cache_error(session: Session, split: JobSplit | int) -> int | None:
-    """Count one failed cache verification of a split; returns the new count (None if gone)."""
-    with locked(session):
-        row = reload(session, JobSplit, split)
-        count = None
-        if row is not None:
-            count = row.cache_errors + 1
-            guarded_set(session, row, JobSplit.cache_errors == row.cache_errors,
-                        source="cache_error", cache_errors=count)
-    return count
-
-
-def splits_to_scancel(session: Session) -> list[JobSplit]:
-    """Every cancelling split with a Slurm id (scancel is idempotent: retry until reported)."""
-    return list(session.scalars(select(JobSplit).where(
-        JobSplit.status == S.CANCELLING, JobSplit.slurm_job_id.is_not(None)
-    ).order_by(JobSplit.id)))

@@ -26,9 +26,9 @@ from bridge.cache import is_cache_complete
 from bridge.errors import BridgeError, CommandError
 from bridge.hashing import cache_path
 from bridge.models import JobSplit, SplitStatus as S
-from bridge.scheduling import note_cache_error, record_slurm_state
 from bridge.slurm import sacct_argvs
 from bridge.sbatch_scripts import spool as spool_files
+from bridge.submission_db import note_cache_error, record_slurm_state
 from bridge.submit import Slurm, cancel_on_slurm
 from poller.sacct import SacctRecord, parse_sacct
 from poller.squeue import NO_SUCH_JOB, SqueueView, by_element, parse_squeue, squeue_argv, squeue_view

@@ -6,7 +6,7 @@ from dbsupport import block, count, declare, get_block, run_block, splits_of, tw
 
 from bridge import helpers
 from bridge.models import Job, JobSplit
-from bridge.scheduling import mark_splits_submitting, record_submission
+from bridge.submission_db import mark_splits_submitting, record_submission
 
 
 def _submit(session, splits, slurm_id="123", tag="t1"):

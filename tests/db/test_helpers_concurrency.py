@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from bridge import helpers
 from bridge.models import Experiment, Job, JobSplit, StateHistory
-from bridge.scheduling import mark_splits_submitting, record_submission
+from bridge.submission_db import mark_splits_submitting, record_submission
 
 
 def _running_experiment(session, name):

@@ -83,7 +83,7 @@ def test_failed_split_cancels_its_siblings(session):
     exp = declare(session, two_blocks(slots=3))
     helpers.split_new_jobs(session)
     a, b, c = splits_of(session, exp, "first")
-    from bridge.scheduling import mark_splits_submitting, record_submission
+    from bridge.submission_db import mark_splits_submitting, record_submission
     mark_splits_submitting(session, [a, b], "t")
     record_submission(session, "t", 42)
     helpers.on_split_started(session, a)

@@ -14,7 +14,8 @@ from sqlalchemy import select
 
 from bridge import helpers
 from bridge.models import Block, CachedFile, Experiment, Job, JobSplit
-from bridge.scheduling import mark_splits_submitting, record_submission, upsert_queue
+from bridge.scheduling import upsert_queue
+from bridge.submission_db import mark_splits_submitting, record_submission
 
 
 def _declarations():

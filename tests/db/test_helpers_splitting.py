@@ -6,7 +6,7 @@ from dbsupport import block, declare, get_block, queue, splits_of
 from cachefiles import write_complete
 
 from bridge import cache, helpers
-from bridge.scheduling import mark_splits_submitting, record_submission
+from bridge.submission_db import mark_splits_submitting, record_submission
 
 
 def _ranges(session, exp, name):
