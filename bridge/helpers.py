@@ -6,8 +6,8 @@ transaction of its own. It commits whatever the session holds, takes the
 scheduler lock, reloads what it was given (an instance or an id), applies
 guarded updates and commits. An event that does not apply (repeated, late,
 out of order, or for a row already deleted) is logged and changes nothing.
-The work is done in bridge.scheduling, bridge.submission_db, bridge.outcomes
-and bridge.cache.
+The work is done in bridge.scheduling, bridge.submission_db, bridge.outcomes,
+bridge.cancelling and bridge.cache.
 
 ``assign_splits_to_workers`` is the submitter's (bridge.submit), re-exported
 here under its seed name; its database side is in bridge.submission_db
@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bridge import cache as cache_module
-from bridge import outcomes, scheduling, submission_db
+from bridge import cancelling, outcomes, scheduling, submission_db
 from bridge.history import locked, reload
 from bridge.models import Block, Experiment, Job, JobSplit, Queue, Worker
 from bridge.submit import assign_splits_to_workers
@@ -55,7 +55,7 @@ def split_new_jobs(
 
 def process_newly_cancelled_experiments(session: Session) -> list[JobSplit]:
     """Cancel what cancelling experiments have; returns the splits to scancel on Slurm."""
-    return outcomes.process_newly_cancelled_experiments(session)
+    return cancelling.process_newly_cancelled_experiments(session)
 
 
 def is_cache_complete(path: str, nb_expected_blocks: int, cache: str | None = None) -> bool:

@@ -1,8 +1,9 @@
-"""What split outcomes do to jobs, blocks, cached files and experiments, and cancellation.
+"""What split outcomes do to jobs, blocks, cached files and experiments.
 
-The poller's events (on_split_started/done/fail/cancelled) and the cancelling
-of experiments all end here. Each public function is one locked transaction
-(see bridge.history) and commits. Rules, as BEAT, made explicit:
+The poller's events (on_split_started/done/fail/cancelled) end here; the
+cancelling of experiments, and how an experiment ends, is in bridge.cancelling.
+Each public function is one locked transaction (see bridge.history) and
+commits. Rules, as BEAT, made explicit:
 
 * A job completes when all its splits are completed: its cached files become
   cached (statistics summed, stdout/stderr concatenated in split order), its
@@ -15,9 +16,6 @@ of experiments all end here. Each public function is one locked transaction
 * A split cancelled on Slurm without being asked (not K, experiment not
   cancelling) cannot finish its block: treated as a failure (BEAT had no such
   event; leaving the block waiting forever would hang the experiment).
-* An experiment ends D (all blocks done) or F (some failed) once no block is
-  pending or processing; a cancelling one goes back to P once nothing of it is
-  on Slurm any more, its unfinished blocks cancelled.
 """
 
 from __future__ import annotations
@@ -26,20 +24,21 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bridge.cancelling import cancel_pending_blocks, settle_experiment
 from bridge.history import guarded_set, locked, reload, transition
+from bridge.job_rows import (
+    ACTIVE, UNFINISHED_BLOCK, cancel_block, delete_job, gone, mirrors_of, stop_splits,
+)
 from bridge.models import (
-    Block, BlockStatus, CacheStatus, Experiment, ExperimentStatus, Job, JobSplit, Result,
-    SplitStatus, utcnow,
+    Block, BlockStatus, CacheStatus, ExperimentStatus, Job, JobSplit, Result, SplitStatus, utcnow,
 )
 
 log = logging.getLogger(__name__)
 
 B, E, S, CF = BlockStatus, ExperimentStatus, SplitStatus, CacheStatus
-ACTIVE = {S.QUEUED, S.PROCESSING, S.CANCELLING}
-UNFINISHED_BLOCK = {B.PENDING, B.PROCESSING}
 RESULT_FIELDS = ("stdout", "stderr", "user_error", "system_error", "statistics", "timed_out")
 
 
@@ -142,14 +141,6 @@ def _reason(result: Result) -> str:
 # --- jobs --------------------------------------------------------------------------------
 
 
-def mirrors_of(session: Session, job: Job) -> list[Job]:
-    """The mirror jobs following `job` (same key), oldest first."""
-    return list(session.scalars(
-        select(Job).where(Job.key == job.key, Job.mirror.is_(True), Job.id != job.id)
-        .order_by(Job.id)
-    ))
-
-
 def start_job(session: Session, job: Job) -> None:
     """The job's first split started: its block(s), outputs and experiment(s) are running."""
     now = utcnow()
@@ -178,11 +169,11 @@ def settle_job(session: Session, job: Job, source: str) -> None:
         return
     if S.FAILED not in statuses:
         for follower in (job, *mirrors_of(session, job)):
-            _cancel_block(session, follower.block, source)
+            cancel_block(session, follower.block, source)
             if follower is not job:
-                _delete_job(session, follower)
+                delete_job(session, follower)
     experiment = job.block.experiment
-    _delete_job(session, job)
+    delete_job(session, job)
     settle_experiment(session, experiment, source)
 
 
@@ -204,22 +195,22 @@ def complete_job(session: Session, job: Job, source: str) -> list[Job]:
     now = utcnow()
     runnable: list[Job] = []
     for follower in (job, *mirrors_of(session, job)):
-        if _gone(follower):
+        if gone(follower):
             continue
         block = follower.block
         transition(session, block, B.DONE, UNFINISHED_BLOCK, source=source,
                    start_date=block.start_date or now, end_date=now)
         runnable.extend(unblock_dependents(session, block))
-        _delete_job(session, follower)
+        delete_job(session, follower)
         settle_experiment(session, block.experiment, source)
     return runnable
 
 
 def fail_job(session: Session, job: Job, reason: str, source: str) -> list[JobSplit]:
     """Fail the job's block and its mirrors' blocks; returns the siblings to scancel."""
-    to_scancel = _stop_splits(session, job, source, reason)
+    to_scancel = stop_splits(session, job, source, reason)
     for follower in (job, *mirrors_of(session, job)):
-        if _gone(follower):
+        if gone(follower):
             continue
         block = follower.block
         transition(session, block, B.FAILED, UNFINISHED_BLOCK, source=source, reason=reason,
@@ -228,41 +219,12 @@ def fail_job(session: Session, job: Job, reason: str, source: str) -> list[JobSp
             transition(session, cached, CF.NOT_CACHED, {CF.PROCESSING, CF.NOT_CACHED},
                        source=source, reason=reason, error_report=reason)
         if follower is not job:
-            _delete_job(session, follower)
-        to_scancel.extend(_cancel_pending_blocks(session, block.experiment, source))
+            delete_job(session, follower)
+        to_scancel.extend(cancel_pending_blocks(session, block.experiment, source))
         settle_experiment(session, block.experiment, source)
-    if not _gone(job) and not job.splits:
-        _delete_job(session, job)
+    if not gone(job) and not job.splits:
+        delete_job(session, job)
     return to_scancel
-
-
-def _stop_splits(session: Session, job: Job, source: str, reason: str) -> list[JobSplit]:
-    """Cancel the job's queued splits; mark those on Slurm cancelling; return those to scancel."""
-    to_scancel = []
-    for split in job.splits:
-        on_slurm = split.submission_tag is not None or split.status == S.PROCESSING
-        if split.status == S.QUEUED and not on_slurm:
-            transition(session, split, S.CANCELLED, {S.QUEUED}, source=source, reason=reason,
-                       end_date=utcnow())
-        elif split.status in (S.QUEUED, S.PROCESSING):
-            transition(session, split, S.CANCELLING, {S.QUEUED, S.PROCESSING}, source=source,
-                       reason=reason)
-        if split.status == S.CANCELLING and split.slurm_job_id is not None:
-            to_scancel.append(split)
-    return to_scancel
-
-
-def _gone(job: Job) -> bool:
-    """Whether the job was deleted earlier in this transaction (a cascade reached it)."""
-    state = inspect(job)
-    return state.deleted or state.was_deleted
-
-
-def _delete_job(session: Session, job: Job) -> None:
-    """Delete a finished job and its splits (BEAT keeps no job rows once a block is over)."""
-    block = job.block
-    block.job = None  # delete-orphan: the job and its splits go
-    session.flush()
 
 
 def _joined(texts: Iterable[str | None]) -> str | None:
@@ -285,7 +247,7 @@ def sum_statistics(items: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
     return total
 
 
-# --- blocks, dependents, experiments -----------------------------------------------------
+# --- dependents --------------------------------------------------------------------------
 
 
 def unblock_dependents(session: Session, block: Block) -> list[Job]:
@@ -301,109 +263,3 @@ def unblock_dependents(session: Session, block: Block) -> list[Job]:
                 log.info("job %s (block %s) is runnable", job.id, dependent.name)
                 made.append(job)
     return made
-
-
-def _cancel_block(session: Session, block: Block, source: str) -> None:
-    """Mark an unfinished block cancelled and give its outputs back if nobody computes them."""
-    transition(session, block, B.CANCELLED, UNFINISHED_BLOCK, source=source)
-    for cached in block.outputs:
-        busy = any(other.status == B.PROCESSING for other in cached.blocks if other is not block)
-        if cached.status == CF.PROCESSING and not busy:
-            transition(session, cached, CF.NOT_CACHED, {CF.PROCESSING}, source=source)
-
-
-def cancel_job(session: Session, job: Job, source: str) -> list[JobSplit]:
-    """Stop a job for a cancelled/failed experiment; returns its splits to scancel.
-
-    A mirror is simply dropped. An original with a mirror in a live experiment
-    hands its splits (and so its Slurm work) to the oldest such mirror instead
-    of being killed. Otherwise queued splits are cancelled, those on Slurm are
-    marked cancelling; the block is cancelled once none is left on Slurm.
-    """
-    block = job.block
-    heir = None if job.mirror else _heir(session, job)
-    if heir is not None:
-        for split in list(job.splits):
-            split.job = heir
-        session.flush()
-        guarded_set(session, heir, Job.mirror.is_(True), source="handoff", mirror=False,
-                    start_date=job.start_date)
-        log.info("job %s hands its splits to mirror job %s", job.id, heir.id)
-    to_scancel = [] if job.mirror or heir else _stop_splits(session, job, source, "cancelled")
-    if not any(split.status in ACTIVE for split in job.splits):
-        _cancel_block(session, block, source)
-        _delete_job(session, job)
-    return to_scancel
-
-
-def _heir(session: Session, job: Job) -> Job | None:
-    """The oldest mirror of `job` in a live experiment, to take over its splits."""
-    live = (E.SCHEDULED, E.RUNNING)
-    for mirror in mirrors_of(session, job):
-        if mirror.block.experiment.status in live and mirror.block.status in UNFINISHED_BLOCK:
-            return mirror
-    return None
-
-
-def _cancel_pending_blocks(session: Session, experiment: Experiment, source: str) -> list[JobSplit]:
-    """Cancel the experiment's pending (N) blocks; returns their splits to scancel."""
-    to_scancel = []
-    for block in experiment.blocks:
-        if block.status != B.PENDING:
-            continue
-        if block.job is not None:
-            to_scancel.extend(cancel_job(session, block.job, source))
-        else:
-            transition(session, block, B.CANCELLED, {B.PENDING}, source=source)
-    return to_scancel
-
-
-def _on_slurm(experiment: Experiment) -> bool:
-    """Whether any split of the experiment is (or may be) on Slurm."""
-    return any(
-        split.status in (S.PROCESSING, S.CANCELLING)
-        or (split.status == S.QUEUED and split.submission_tag is not None)
-        for block in experiment.blocks if block.job is not None for split in block.job.splits
-    )
-
-
-def settle_experiment(session: Session, experiment: Experiment, source: str) -> None:
-    """End the experiment (D/F) when no block is unfinished; end a cancel (back to P)."""
-    if experiment.status in (E.SCHEDULED, E.RUNNING):
-        if any(block.status in UNFINISHED_BLOCK for block in experiment.blocks):
-            return
-        done = all(block.status == B.DONE for block in experiment.blocks)
-        transition(session, experiment, E.DONE if done else E.FAILED, {E.SCHEDULED, E.RUNNING},
-                   source=source, end_date=utcnow())
-    elif experiment.status == E.CANCELLING and not _on_slurm(experiment):
-        for block in experiment.blocks:
-            if block.status in UNFINISHED_BLOCK and block.job is not None:
-                cancel_job(session, block.job, source)
-            elif block.status in UNFINISHED_BLOCK:
-                _cancel_block(session, block, source)
-        transition(session, experiment, E.PENDING, {E.CANCELLING}, source=source,
-                   reason="cancellation finished")
-
-
-def process_newly_cancelled_experiments(session: Session) -> list[JobSplit]:
-    """Cancel what cancelling experiments have; returns every split of theirs to scancel.
-
-    Splits already cancelling from an earlier cycle are returned again until
-    Slurm reports them cancelled: scancel is idempotent, and a lost one is retried.
-    """
-    with locked(session):
-        to_scancel: list[JobSplit] = []
-        cancelling = session.scalars(
-            select(Experiment).where(Experiment.status == E.CANCELLING).order_by(Experiment.id)
-        ).all()
-        for experiment in cancelling:
-            for block in experiment.blocks:
-                if block.job is not None and block.status in UNFINISHED_BLOCK:
-                    cancel_job(session, block.job, "process_newly_cancelled_experiments")
-            settle_experiment(session, experiment, "process_newly_cancelled_experiments")
-            to_scancel.extend(
-                split for block in experiment.blocks if block.job is not None
-                for split in block.job.splits
-                if split.status == S.CANCELLING and split.slurm_job_id is not None
-            )
-    return to_scancel

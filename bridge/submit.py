@@ -32,7 +32,8 @@ from bridge.retry import backoff_delays
 from bridge.runner import Runner
 from bridge.sbatch_scripts import spool as spool_files
 from bridge.tags import abandoned, new_tag, tag_age
-from bridge.outcomes import on_split_fail, process_newly_cancelled_experiments
+from bridge.cancelling import process_newly_cancelled_experiments
+from bridge.outcomes import on_split_fail
 from bridge.scheduling import split_new_jobs
 from bridge.submission_db import (
     get_configuration_for_split, mark_splits_submitting, record_submission, release_submission,
