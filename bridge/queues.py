@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge import slurm as cmds
-from bridge.config import QueueConfig
 from bridge.models import Worker
+from bridge.queues_config import QueueConfig
 from bridge.runner import Runner
 from bridge.scheduling import upsert_queue
 

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge import render, slurm as cmds
-from bridge.config import BridgeConfig, QueueConfig
+from bridge.config import BridgeConfig
 from bridge.errors import BridgeError, CommandError, CommandTimeout
 from bridge.models import JobSplit, Queue
 from bridge.retry import backoff_delays
@@ -34,6 +34,7 @@ from bridge.sbatch_scripts import spool as spool_files
 from bridge.tags import abandoned, new_tag, tag_age
 from bridge.cancelling import process_newly_cancelled_experiments
 from bridge.outcomes import on_split_fail
+from bridge.queues_config import QueueConfig
 from bridge.scheduling import split_new_jobs
 from bridge.submission_db import (
     get_configuration_for_split, mark_splits_submitting, record_submission, release_submission,

@@ -9,12 +9,11 @@ import pytest
 
 from bridge.config import (
     BridgeConfig,
-    EnvironmentRef,
     load_config,
-    load_queues,
     resolve_config_path,
 )
 from bridge.errors import ConfigError
+from bridge.queues_config import EnvironmentRef, load_queues
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from sqlalchemy import select
 
 from bridge import slurm as cmds
-from bridge.config import EnvironmentRef, QueueConfig
 from bridge.db import create_session_factory
 from bridge.models import Queue, Worker
 from bridge.queues import ClusterView, check_queues, sync_queues, sync_workers
+from bridge.queues_config import EnvironmentRef, QueueConfig
 
 DATA = Path(__file__).parent / "data"
 GOOD = QueueConfig("default", "cpu", memory_limit=1000, time_limit=30, cores_per_slot=1, max_slots_per_user=4,

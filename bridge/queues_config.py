@@ -1,0 +1,123 @@
+"""queues.toml: each BEAT queue and the Slurm partition and limits it maps to.
+
+Loaded once into frozen dataclasses (see bridge.config); errors name the file,
+the key, the bad value and what would have been accepted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bridge.errors import BridgeError, ConfigError
+from bridge.render import BRIDGE_OPTIONS, extra_options, package_templates_dir
+from bridge.toml_table import Table, has_control, read_toml
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+@dataclass(frozen=True)
+class EnvironmentRef:
+    """An execution environment a queue accepts (BEAT's name + version)."""
+
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    """One BEAT queue and the Slurm partition and limits it maps to."""
+
+    name: str
+    partition: str
+    memory_limit: int
+    time_limit: int
+    cores_per_slot: int
+    max_slots_per_user: int
+    account: str | None = None
+    qos: str | None = None
+    extra_directives: tuple[str, ...] = ()
+    template: Path | None = None
+    environments: tuple[EnvironmentRef, ...] = ()
+
+
+def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = ()) -> dict[str, QueueConfig]:
+    """Load queues.toml: `[queues.<name>]` tables, each mapping a BEAT queue onto a partition."""
+    path = Path(path).absolute()
+    top = Table(path, "", read_toml(path))
+    top.seen.add("queues")
+    top.done()  # a misspelt [queue.x] is named as unknown, not as "queues missing"
+    queues_table = top.table("queues", required=True)
+    assert queues_table is not None
+    queues = {}
+    for name in queues_table.data:
+        if not _NAME.match(name):
+            raise queues_table.fail(name, name, f"a queue name matching {_NAME.pattern}")
+        t = queues_table.table(name, required=True)
+        assert t is not None
+        queues[name] = _queue(name, t, templates_dirs)
+    queues_table.done()
+    if not queues:
+        raise ConfigError(f"{path}: no queue defined (add a [queues.<name>] table)")
+    return queues
+
+
+def _queue(name: str, t: Table, templates_dirs: tuple[Path, ...]) -> QueueConfig:
+    queue = QueueConfig(
+        name=name,
+        partition=t.text("partition", pattern=_NAME),
+        memory_limit=t.integer("memory_limit"),
+        time_limit=t.integer("time_limit"),
+        cores_per_slot=t.integer("cores_per_slot"),
+        max_slots_per_user=t.integer("max_slots_per_user"),
+        account=t.text("account", None, pattern=_NAME),
+        qos=t.text("qos", None, pattern=_NAME),
+        extra_directives=tuple(_directive(t, i, v) for i, v in enumerate(t.items("extra_directives"))),
+        template=_template(t, templates_dirs),
+        environments=tuple(_environment(t, i, v) for i, v in enumerate(t.items("environments"))),
+    )
+    t.done()
+    taken = BRIDGE_OPTIONS | {o for o, v in (("account", queue.account), ("qos", queue.qos)) if v}
+    try:
+        extra_options(queue.extra_directives, taken)
+    except BridgeError as e:
+        raise ConfigError(f"{t.file}: {t.key('extra_directives')}: {e} (the bridge sets: {', '.join(sorted(taken))})") from e
+    return queue
+
+
+def _directive(t: Table, i: int, value: Any) -> str:
+    """An admin's extra `#SBATCH` line: one long option, never a second line."""
+    if not isinstance(value, str) or has_control(value):
+        raise t.fail(f"extra_directives[{i}]", value, "a string without newlines or control characters")
+    if not re.match(r"^--[A-Za-z][A-Za-z0-9-]*(=.+)?$", value.strip()):
+        raise t.fail(f"extra_directives[{i}]", value, "a long sbatch option like '--constraint=intel' (no '#SBATCH')")
+    return value.strip()
+
+
+def _template(t: Table, templates_dirs: tuple[Path, ...]) -> Path | None:
+    """A per-queue template: found in the admin templates dirs, then next to queues.toml."""
+    name = t.text("template", None)
+    if name is None:
+        return None
+    candidates = [d / name for d in templates_dirs] + [t.file.parent / name, package_templates_dir() / name]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    where = ", ".join(str(c.parent) for c in candidates)
+    raise t.fail("template", name, f"a template file that exists in one of: {where}")
+
+
+def _environment(t: Table, i: int, value: Any) -> EnvironmentRef:
+    key = f"environments[{i}]"
+    if isinstance(value, str):
+        name, sep, version = value.rpartition("-")
+        if sep and name.strip() and version.strip() and not has_control(value):
+            return EnvironmentRef(name, version)
+    elif isinstance(value, dict):
+        sub = Table(t.file, f"{t.key(key)}", value)
+        env = EnvironmentRef(sub.text("name"), sub.text("version"))
+        sub.done()
+        return env
+    raise t.fail(key, value, "'name-version' or a table {name = ..., version = ...}")

@@ -1,0 +1,124 @@
+"""One table of an admin's TOML file, read with typed getters whose errors name file and key.
+
+Every error names the file, the dotted key, the bad value and what would have
+been accepted; ``done()`` rejects the keys no getter asked for (a typo must not
+silently fall back to a default). Relative paths are relative to the file that
+holds them, never to the current directory.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from bridge.errors import ConfigError
+
+MISSING = object()
+
+
+class Table:
+    """One TOML table being read: typed getters that know the file and dotted key for errors."""
+
+    def __init__(self, file: Path, prefix: str, data: Mapping[str, Any]) -> None:
+        self.file, self.prefix, self.data, self.seen = file, prefix, data, set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def fail(self, name: str, value: Any, expected: str) -> ConfigError:
+        return ConfigError(f"{self.file}: {self.key(name)} = {value!r} is invalid: expected {expected}")
+
+    def raw(self, name: str, default: Any) -> Any:
+        self.seen.add(name)
+        if name not in self.data:
+            if default is MISSING:
+                raise ConfigError(f"{self.file}: required key {self.key(name)} is missing")
+            return default
+        return self.data[name]
+
+    def _get(self, name: str, default: Any, ok: Callable[[Any], bool], expected: str) -> Any:
+        value = self.raw(name, default)
+        if default is not MISSING and value is default:
+            return value
+        if not ok(value):
+            raise self.fail(name, value, expected)
+        return value
+
+    def text(self, name: str, default: Any = MISSING, pattern: re.Pattern | None = None) -> Any:
+        value = self._get(name, default, _is_text, "a non-empty string without control characters")
+        if value is not default and pattern is not None and not pattern.match(value):
+            raise self.fail(name, value, f"a name matching {pattern.pattern}")
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: Any = MISSING) -> str:
+        expected = "one of " + ", ".join(repr(c) for c in choices)
+        return self._get(name, default, lambda v: v in choices, expected)
+
+    def integer(self, name: str, default: Any = MISSING, minimum: int = 1) -> Any:
+        ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum  # noqa: E731
+        return self._get(name, default, ok, f"an integer >= {minimum}")
+
+    def number(self, name: str, default: Any = MISSING, minimum: float = 0.0) -> float:
+        ok = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= minimum  # noqa: E731
+        return float(self._get(name, default, ok, f"a number >= {minimum}"))
+
+    def flag(self, name: str, default: Any = MISSING) -> bool:
+        return self._get(name, default, lambda v: isinstance(v, bool), "true or false")
+
+    def path(self, name: str, default: Any = MISSING) -> Any:
+        value = self.text(name, default)
+        if value is default and default is not MISSING:
+            return value
+        return _resolve(self.file.parent, value)
+
+    def items(self, name: str) -> list[Any]:
+        value = self.raw(name, [])
+        if not isinstance(value, list):
+            raise self.fail(name, value, "a list")
+        return value
+
+    def table(self, name: str, required: bool = False) -> Table | None:
+        value = self.raw(name, MISSING if required else None)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            raise self.fail(name, value, "a table")
+        return Table(self.file, self.key(name), value)
+
+    def done(self) -> None:
+        """Reject every key that no getter asked for."""
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            valid = ", ".join(sorted(self.seen)) or "none"
+            where = f"[{self.prefix}]" if self.prefix else "the top level"
+            raise ConfigError(
+                f"{self.file}: unknown key {self.key(unknown[0])!s} in {where} (valid keys: {valid})"
+            )
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip()) and not has_control(value)
+
+
+def has_control(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def _resolve(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: configuration file not found") from e
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read configuration file: {e}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
