@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
 
-from bridge_env import BridgeEnv, make_env  # noqa: E402  (the tests' own set-up, reused)
+from bridge_env import BridgeEnv, make_env, queue_toml  # noqa: E402,F401  (the tests' own set-up, reused)
 
 from bridge.cluster import LocalCluster, load_spec  # noqa: E402
 
@@ -33,16 +33,8 @@ def ratio_line(name: str, ours: float, baseline: float, unit: str = "s") -> str:
     return f"{name}: ours {ours:.3f} {unit}, baseline {baseline:.3f} {unit}, ratio {ours / baseline:.3f}"
 
 
-HELD_QUEUE = """
-[queues.bench]
-partition = "cpu"
-memory_limit = 100
-time_limit = 5
-cores_per_slot = 1
-max_slots_per_user = 100000
-extra_directives = ["--hold"]
-environments = ["Python-3.11"]
-"""  # held arrays never run: submission and status costs only
+HELD_QUEUE = queue_toml("bench", memory_limit=100, time_limit=5, max_slots_per_user=100000,
+                        extra='extra_directives = ["--hold"]')  # held: submission and status costs only
 
 
 def one_block(name: str, splits: int) -> dict:

@@ -12,7 +12,7 @@ import sys
 import time
 from datetime import datetime, timedelta
 
-from common import bridge_env, ratio_line
+from common import bridge_env, queue_toml, ratio_line
 
 from bridge.declaration import load_experiment
 from bridge.helpers import schedule_experiment
@@ -21,15 +21,7 @@ from bridge.slurm import sacct_argv
 from poller.loop import BridgeLoop
 from poller.sacct import parse_sacct
 
-QUEUES = """
-[queues.default]
-partition = "cpu"
-memory_limit = 300
-time_limit = 10
-cores_per_slot = 1
-max_slots_per_user = 16
-environments = ["Python-3.11"]
-"""
+QUEUES = queue_toml("default", max_slots_per_user=16)
 
 
 def level(seconds: float, source: dict) -> dict:

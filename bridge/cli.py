@@ -312,8 +312,9 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         "run", help="the bridge daemon: poll Slurm, fire callbacks, split, cancel and submit, in a loop",
         description="Each cycle: one squeue call for every active split (sacct for elements squeue "
         "no longer knows; on_split_started/done/fail/cancelled, dependents unblocked), then "
-        "split_new_jobs, scancel of cancelled experiments, and one job array per runnable job. The interval adapts between [poll] min_interval and "
-        "max_interval. SIGTERM or SIGINT finish the current cycle, then stop.",
+        "split_new_jobs, scancel of cancelled experiments, and one job array per runnable job. "
+        "The interval adapts between [poll] min_interval and max_interval. SIGTERM or SIGINT "
+        "finish the current cycle, then stop.",
     )
     _config_option(run)
     run.add_argument("--once", action="store_true", help="run one cycle and exit")

@@ -20,23 +20,16 @@ from bridge.slurm import sacct_argv
 from bridge.submit import Slurm
 from poller.sacct import SacctRecord, parse_sacct
 
-QUEUES = """
-[queues.default]
-partition = "cpu"
-memory_limit = 300
-time_limit = 10
-cores_per_slot = 1
-max_slots_per_user = 8
-environments = ["Python-3.11"]
+def queue_toml(name: str, partition: str = "cpu", *, memory_limit: int = 300, time_limit: int = 10,
+               cores_per_slot: int = 1, max_slots_per_user: int = 8, extra: str = "") -> str:
+    """One `[queues.<name>]` table of queues.toml, accepting the Python-3.11 environment."""
+    return (f"\n[queues.{name}]\npartition = \"{partition}\"\nmemory_limit = {memory_limit}\n"
+            f"time_limit = {time_limit}\ncores_per_slot = {cores_per_slot}\n"
+            f"max_slots_per_user = {max_slots_per_user}\nenvironments = [\"Python-3.11\"]\n{extra}\n")
 
-[queues.long]
-partition = "long"
-memory_limit = 200
-time_limit = 120
-cores_per_slot = 2
-max_slots_per_user = 4
-environments = ["Python-3.11"]
-"""
+
+QUEUES = queue_toml("default") + queue_toml(
+    "long", "long", memory_limit=200, time_limit=120, cores_per_slot=2, max_slots_per_user=4)
 
 
 @dataclass

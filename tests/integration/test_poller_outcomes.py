@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bridge_env import block, make_env
+from bridge_env import block, make_env, queue_toml
 from poller_env import (
     Arrays, blocks, finished, results_of, run_loop, sacct_elements, schedule, split_history, squeue_left,
     status, wait_for,
@@ -14,32 +14,13 @@ from poller_env import (
 from bridge.helpers import cancel_experiment
 from poller.poll import active_splits
 
-QUEUES = """
-[queues.default]
-partition = "cpu"
-memory_limit = 300
-time_limit = 10
-cores_per_slot = 1
-max_slots_per_user = 8
-environments = ["Python-3.11"]
-
-[queues.later]  # elements wait on Slurm (BeginTime) for 10 minutes: a sibling block still pending there
-partition = "cpu"
-memory_limit = 300
-time_limit = 10
-cores_per_slot = 1
-max_slots_per_user = 8
-environments = ["Python-3.11"]
-extra_directives = ["--begin=now+600"]
-
-[queues.tiny]  # Slurm's smallest time limit, and less memory than `allocate` takes
-partition = "cpu"
-memory_limit = 100
-time_limit = 1
-cores_per_slot = 1
-max_slots_per_user = 2
-environments = ["Python-3.11"]
-"""
+QUEUES = (
+    queue_toml("default")
+    # elements wait on Slurm (BeginTime) for 10 minutes: a sibling block still pending there
+    + queue_toml("later", extra='extra_directives = ["--begin=now+600"]')
+    # Slurm's smallest time limit, and less memory than `allocate` takes
+    + queue_toml("tiny", memory_limit=100, time_limit=1, max_slots_per_user=2)
+)
 
 
 def _from(name: str) -> dict:

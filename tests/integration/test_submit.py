@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from bridge_env import block, make_env, wait_sacct
+from bridge_env import block, make_env, queue_toml, wait_sacct
 from sqlalchemy import select
 
 from bridge.cache import is_cache_complete
@@ -145,31 +145,8 @@ def test_transient_sbatch_errors_are_retried_and_submit_exactly_once(tmp_path, s
     assert {line.split("_")[0] for line in text.split()} == {str(sub.job_id)}
 
 
-BROKEN_QUEUES = """
-[queues.default]
-partition = "cpu"
-memory_limit = 300
-time_limit = 10
-cores_per_slot = 1
-max_slots_per_user = 8
-environments = ["Python-3.11"]
-
-[queues.ghost]
-partition = "nosuch"
-memory_limit = 300
-time_limit = 10
-cores_per_slot = 1
-max_slots_per_user = 8
-environments = ["Python-3.11"]
-
-[queues.templated]
-partition = "cpu"
-memory_limit = 300
-time_limit = 10
-cores_per_slot = 1
-max_slots_per_user = 8
-template = "broken.sbatch.j2"
-"""
+BROKEN_QUEUES = (queue_toml("default") + queue_toml("ghost", "nosuch")
+                 + queue_toml("templated", extra='template = "broken.sbatch.j2"'))
 
 
 def test_permanent_errors_fail_only_their_splits_with_the_cause_and_the_rest_carry_on(tmp_path, slurm_cluster, slurm):
@@ -193,16 +170,8 @@ def test_permanent_errors_fail_only_their_splits_with_the_cause_and_the_rest_car
         assert experiments["ghost"] == "F" and experiments["templated"] == "F" and experiments["ok"] == "S"
 
 
-HELD = """
-[queues.held]
-partition = "cpu"
-memory_limit = 100
-time_limit = 5
-cores_per_slot = 1
-max_slots_per_user = 5000
-extra_directives = ["--hold"]
-environments = ["Python-3.11"]
-"""
+HELD = queue_toml("held", memory_limit=100, time_limit=5, max_slots_per_user=5000,
+                  extra='extra_directives = ["--hold"]')
 
 
 def test_a_job_of_more_splits_than_max_array_size_goes_out_in_chunks_with_offset_indices(tmp_path, slurm_cluster, slurm):
