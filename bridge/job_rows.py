@@ -2,16 +2,20 @@
 
 Each runs inside the caller's locked transaction (see bridge.history) and
 never commits: finding a job's mirrors, stopping its splits, cancelling its
-block, deleting it once its block is over.
+block, releasing it to run again, deleting it once its block is over.
 """
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from bridge.history import transition
+from bridge.history import guarded_set, transition
 from bridge.models import Block, BlockStatus, CacheStatus, Job, JobSplit, SplitStatus, utcnow
+
+log = logging.getLogger(__name__)
 
 B, S, CF = BlockStatus, SplitStatus, CacheStatus
 ACTIVE = {S.QUEUED, S.PROCESSING, S.CANCELLING}
@@ -53,6 +57,19 @@ def delete_job(session: Session, job: Job) -> None:
     block = job.block
     block.job = None  # delete-orphan: the job and its splits go
     session.flush()
+
+
+def release_job(session: Session, job: Job, source: str) -> None:
+    """Make `job` compute its key afresh: its ended splits dropped, no longer a mirror.
+
+    For a job of a live experiment whose work was cancelled for another
+    experiment: split_new_jobs splits it again (or mirrors it to a live original).
+    """
+    job.splits.clear()  # delete-orphan: the ended splits go (their Results stay)
+    session.flush()
+    guarded_set(session, job, Job.mirror.is_(True), source=source, mirror=False)
+    log.info("job %s (block %s) released: its work was cancelled for another experiment",
+             job.id, job.block.name)
 
 
 def cancel_block(session: Session, block: Block, source: str) -> None:

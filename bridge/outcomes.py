@@ -13,6 +13,11 @@ commits. Rules, as BEAT, made explicit:
   Slurm are cancelled (L), siblings on Slurm become cancelling (K, returned for
   scancel); mirrors fail too; each failed block cancels its experiment's pending
   blocks. A split failing while cancelling (K) was being killed: cancelled.
+* A job whose splits ended cancelled (none failed) was stopped for its own
+  experiment: blocks of cancelling experiments following it are cancelled,
+  but a block of a live (S/R) experiment (a mirror, or the heir of a hand-over
+  of splits already being killed) did not ask for it: its job is released (no
+  longer a mirror, its ended splits dropped) and split_new_jobs runs it again.
 * A split cancelled on Slurm without being asked (not K, experiment not
   cancelling) cannot finish its block: treated as a failure (BEAT had no such
   event; leaving the block waiting forever would hang the experiment).
@@ -30,7 +35,7 @@ from sqlalchemy.orm import Session
 from bridge.cancelling import cancel_pending_blocks, settle_experiment
 from bridge.history import guarded_set, locked, reload, transition
 from bridge.job_rows import (
-    ACTIVE, UNFINISHED_BLOCK, cancel_block, delete_job, gone, mirrors_of, stop_splits,
+    ACTIVE, UNFINISHED_BLOCK, cancel_block, delete_job, gone, mirrors_of, release_job, stop_splits,
 )
 from bridge.models import (
     Block, BlockStatus, CacheStatus, ExperimentStatus, Job, JobSplit, Result, SplitStatus, utcnow,
@@ -39,6 +44,7 @@ from bridge.models import (
 log = logging.getLogger(__name__)
 
 B, E, S, CF = BlockStatus, ExperimentStatus, SplitStatus, CacheStatus
+LIVE = (E.SCHEDULED, E.RUNNING)
 RESULT_FIELDS = ("stdout", "stderr", "user_error", "system_error", "statistics", "timed_out")
 
 
@@ -169,12 +175,22 @@ def settle_job(session: Session, job: Job, source: str) -> None:
         return
     if S.FAILED not in statuses:
         for follower in (job, *mirrors_of(session, job)):
+            if _live(follower):  # the cancel was not for its experiment: it runs again
+                release_job(session, follower, source)
+                continue
             cancel_block(session, follower.block, source)
             if follower is not job:
                 delete_job(session, follower)
+        if _live(job):
+            return
     experiment = job.block.experiment
     delete_job(session, job)
     settle_experiment(session, experiment, source)
+
+
+def _live(job: Job) -> bool:
+    """Whether the job's block is unfinished in a scheduled or running experiment."""
+    return job.block.status in UNFINISHED_BLOCK and job.block.experiment.status in LIVE
 
 
 def complete_job(session: Session, job: Job, source: str) -> list[Job]:

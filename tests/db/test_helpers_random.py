@@ -13,6 +13,7 @@ from dbsupport import OK, block, declare
 from sqlalchemy import select
 
 from bridge import helpers
+from bridge.history import identity_of
 from bridge.models import Block, CachedFile, Experiment, Job, JobSplit
 from bridge.scheduling import upsert_queue
 from bridge.submission_db import mark_splits_submitting, record_submission
@@ -49,8 +50,10 @@ class World:
             self.tags += 1
             tag = f"t{self.tags}"
             claimed = mark_splits_submitting(self.s, candidates, tag)
+            # ids without a reload: the commit expired them, and another session may delete them
+            ids = [identity_of(s) for s in claimed]
             record_submission(self.s, tag, 1000 + self.tags)
-            self.seen.extend(s.id for s in claimed)
+            self.seen.extend(ids)
 
     def event(self):
         on_slurm = [s for s in self.splits() if s.slurm_job_id is not None]
