@@ -189,8 +189,11 @@ def settle_job(session: Session, job: Job, source: str) -> None:
 
 
 def _live(job: Job) -> bool:
-    """Whether the job's block is unfinished in a scheduled or running experiment."""
-    return job.block.status in UNFINISHED_BLOCK and job.block.experiment.status in LIVE
+    """Whether the job's block is unfinished in a scheduled or running experiment that did not
+    ask for its cancel: an experiment with a failed block cancels its pending blocks itself."""
+    experiment = job.block.experiment
+    return (job.block.status in UNFINISHED_BLOCK and experiment.status in LIVE
+            and all(block.status != B.FAILED for block in experiment.blocks))
 
 
 def complete_job(session: Session, job: Job, source: str) -> list[Job]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dbsupport import OK, count, declare, get_block, run_block, splits_of, status, two_blocks
+from dbsupport import OK, block, count, declare, get_block, run_block, splits_of, status, two_blocks
 
 from bridge import helpers
 from bridge.models import Job
@@ -60,4 +60,25 @@ def test_splits_already_cancelling_handed_to_a_mirror_leave_it_running(session):
     helpers.process_newly_cancelled_experiments(session)
     assert status(session, original) == "P"
     _assert_runs_on_its_own(session, mirror)
+    assert count(session, Job) == 0
+
+
+def test_a_failed_block_cancels_a_sibling_waiting_on_slurm_and_the_experiment_fails(session):
+    """Found on the real cluster: a pending sibling block with splits submitted (held on Slurm)
+    is cancelled by the failure; when Slurm reports those splits cancelled, the sibling must
+    end cancelled (L) and the experiment F, not be released to run again in a failing
+    experiment that then never ends."""
+    experiment = declare(session, {"name": "failing", "author": "alice", "blocks": {
+        "bad": block("pkg.bad:f"), "held": block("pkg.held:f")}})
+    bad, held = helpers.split_new_jobs(session)
+    assert [s.id for s in mark_splits_submitting(session, [held], "t1")] == [held.id]
+    record_submission(session, "t1", 2001)
+    helpers.on_split_started(session, bad)
+    to_scancel = helpers.on_split_fail(session, bad, "boom")
+    assert [s.id for s in helpers.process_newly_cancelled_experiments(session) + to_scancel] == [held.id]
+    assert status(session, held) == "K"
+    helpers.on_split_cancelled(session, held)
+    helpers.split_new_jobs(session)
+    assert get_block(session, experiment, "held").status == "L"
+    assert status(session, experiment) == "F"
     assert count(session, Job) == 0
