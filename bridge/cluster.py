@@ -21,7 +21,7 @@ from bridge.cluster_conf import ClusterSpec, render_slurm_conf, render_slurmdbd_
 from bridge.errors import ClusterError, CommandError
 from bridge.mariadb import OwnMariaDB, answers
 from bridge.packages import install_packages, missing_packages
-from bridge.runner import LocalRunner, Runner
+from bridge.runner import LocalRunner
 
 STATE_ENV = "BEAT_BRIDGE_CLUSTER_DIR"
 Say = Callable[[str], None]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dbsupport import OK, block, count, declare, get_block, run_block, splits_of, two_blocks
+from dbsupport import count, declare, get_block, run_block, splits_of, two_blocks
 from sqlalchemy import select
 
 from bridge import helpers

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dbsupport import OK, block, count, declare, get_block, run_block, splits_of, status, two_blocks
+from dbsupport import block, count, declare, get_block, run_block, splits_of, status, two_blocks
 
 from bridge import helpers
 from bridge.models import Job
