@@ -34,7 +34,6 @@ from bridge.sbatch_scripts import spool as spool_files
 from bridge.tags import abandoned, new_tag, tag_age
 from bridge.cancelling import process_newly_cancelled_experiments
 from bridge.outcomes import on_split_fail
-from bridge.queues_config import QueueConfig
 from bridge.scheduling import split_new_jobs
 from bridge.submission_db import (
     get_configuration_for_split, mark_splits_submitting, record_submission, release_submission,
@@ -60,10 +59,6 @@ class Slurm:
     python: str = sys.executable
     sleep: Callable[[float], None] = time.sleep
     _max_array_size: int | None = field(default=None, repr=False)
-
-    @property
-    def queues(self) -> dict[str, QueueConfig]:
-        return dict(self.config.queues)
 
     def max_array_size(self) -> int:
         """MaxArraySize from `scontrol show config` (read once; Slurm's default if unreadable)."""
@@ -157,7 +152,7 @@ def write_spool(config: BridgeConfig, tag: str, splits: Sequence[JobSplit], offs
 def render_script(slurm: Slurm, queue: Queue, splits: Sequence[JobSplit], tag: str, spool: Path,
                   offset: int) -> str:
     """The array's sbatch script: the queue's limits and the admins' extras for its partition."""
-    extra = slurm.queues.get(queue.name)
+    extra = slurm.config.queues.get(queue.name)
     block = splits[0].job.block
     indices = tuple(s.split_index - offset for s in splits)
     spec = render.ArraySpec(

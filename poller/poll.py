@@ -31,7 +31,7 @@ from bridge.sbatch_scripts import spool as spool_files
 from bridge.submission_db import note_cache_error, record_slurm_state
 from bridge.submit import Slurm, cancel_on_slurm
 from poller.sacct import SacctRecord, parse_sacct
-from poller.squeue import NO_SUCH_JOB, SqueueView, by_element, parse_squeue, squeue_argv, squeue_view
+from poller.squeue import NO_SUCH_JOB, SqueueView, by_element, squeue_argv, squeue_view
 from poller.states import TERMINAL, Outcome, Verdict, judge, outcome_of
 
 log = logging.getLogger(__name__)
@@ -95,14 +95,13 @@ def read_states(slurm: Slurm, splits: Sequence[Active], report: PollReport) -> S
     One squeue for every active array; sacct only for the elements squeue no
     longer knows. Raises PollError only when neither answers.
     """
-    view, bare = SqueueView(), []
+    view = SqueueView()
     squeue_error = None
     report.squeue_calls += 1
     try:
         result = slurm.runner.run(squeue_argv(sorted({int(s.slurm_job_id) for s in splits})), timeout=60)
         if result.ok:
             view = squeue_view(result.stdout)
-            bare = parse_squeue(_bare_lines(result.stdout))
         elif NO_SUCH_JOB not in result.stderr.lower():  # every array forgotten: not an error
             squeue_error = result.stderr.strip() or f"exit {result.returncode}"
     except CommandError as e:
@@ -111,7 +110,7 @@ def read_states(slurm: Slurm, splits: Sequence[Active], report: PollReport) -> S
     if missing:
         try:
             rows = sacct_rows(slurm, missing, report)
-            bare += rows
+            view.bare += rows
             view.records.update(by_element(rows))
         except PollError as e:
             if squeue_error is not None:
@@ -119,17 +118,12 @@ def read_states(slurm: Slurm, splits: Sequence[Active], report: PollReport) -> S
             if not (view.records or view.pending):  # no source knows anything: an outage, so back off
                 raise PollError(f"squeue knows none of the {len(splits)} active elements, and {e}") from e
             log.warning("%d elements unknown to squeue, and %s", len(missing), e)
-    view.records.update(never_started(bare, _unseen(view, splits)))
+    view.records.update(never_started(view.bare, _unseen(view, splits)))
     return view
 
 
 def _unseen(view: SqueueView, splits: Sequence[Active]) -> list[Active]:
     return [s for s in splits if s.slurm_element_id not in view.records and s.slurm_element_id not in view.pending]
-
-
-def _bare_lines(text: str) -> str:
-    """The lines of rows under a bare array id (no `_`): rare, so only they are parsed twice."""
-    return "\n".join(line for line in text.splitlines() if "_" not in line.split("|", 1)[0])
 
 
 def never_started(rows: Iterable[SacctRecord], splits: Sequence[Active]) -> dict[str, SacctRecord]:
@@ -152,12 +146,7 @@ def never_started(rows: Iterable[SacctRecord], splits: Sequence[Active]) -> dict
     return found
 
 
-def read_sacct(slurm: Slurm, splits: Sequence[JobSplit], report: PollReport) -> dict[str, SacctRecord]:
-    """sacct's latest record of every element of the splits' arrays, bounded by their submit times."""
-    return by_element(sacct_rows(slurm, splits, report))
-
-
-def sacct_rows(slurm: Slurm, splits: Sequence[JobSplit], report: PollReport) -> list[SacctRecord]:
+def sacct_rows(slurm: Slurm, splits: Sequence[Active], report: PollReport) -> list[SacctRecord]:
     """Every sacct row of the splits' arrays, bounded by their submit times; PollError if sacct fails."""
     submitted = [s.submit_time for s in splits if s.submit_time is not None]
     start = _local(min(submitted) if submitted else datetime.now(timezone.utc).replace(tzinfo=None)) - MARGIN
@@ -176,7 +165,10 @@ def sacct_rows(slurm: Slurm, splits: Sequence[JobSplit], report: PollReport) -> 
 
 
 def poll_once(session: Session, slurm: Slurm, now: float | None = None) -> PollReport:
-    """Read sacct once for every active split and fire the callbacks; raises PollError, changing nothing."""
+    """Read every active split's state (one squeue, sacct for what it forgot) and fire the callbacks.
+
+    Raises PollError, changing nothing, when neither answers.
+    """
     report = PollReport()
     splits = active_splits(session)
     report.active = len(splits)
@@ -304,11 +296,11 @@ def failure_result(verdict: Verdict, element: dict[str, Any] | None) -> dict[str
 
 
 def _missing(split: Active, now: float, report: PollReport) -> None:
-    """Absent from sacct: not recorded yet (never done, never failed); warn past the grace period."""
+    """Known to neither squeue nor sacct: not recorded yet (never done, never failed); warn past the grace period."""
     submitted = split.submit_time
     age = now - submitted.replace(tzinfo=timezone.utc).timestamp() if submitted else 0.0
     if age > MISSING_GRACE:
-        log.warning("split %s (%s) submitted %.0f s ago is still not in sacct", split.id, split.slurm_element_id, age)
+        log.warning("split %s (%s) submitted %.0f s ago is still unknown to squeue and sacct", split.id, split.slurm_element_id, age)
         report.missing.append(split.id)
 
 

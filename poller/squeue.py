@@ -46,10 +46,12 @@ def wait_status(text: str) -> str:
 
 @dataclass
 class SqueueView:
-    """squeue's answer: started elements by element id, and the ids still pending in array ranges."""
+    """squeue's answer: started elements by element id, the ids still pending in array ranges, and
+    the rows under a bare array id (no `_T`: e.g. a cancelled array's never-started elements)."""
 
     records: dict[str, SacctRecord] = field(default_factory=dict)
     pending: set[str] = field(default_factory=set)
+    bare: list[SacctRecord] = field(default_factory=list)
 
 
 def parse_squeue(text: str) -> list[SacctRecord]:
@@ -71,6 +73,7 @@ def squeue_view(text: str) -> SqueueView:
         except ValueError as e:
             _skip(number, e, values)
     view.records = by_element(started)
+    view.bare = [r for r in started if r.array_task_id is None]
     view.pending.difference_update(view.records)
     return view
 
