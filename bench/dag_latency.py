@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import sys
 import time
-from datetime import datetime, timedelta
 
 from common import bridge_env, queue_toml, ratio_line
 
 from bridge.declaration import load_experiment
 from bridge.helpers import schedule_experiment
 from bridge.models import Experiment
-from bridge.slurm import sacct_argv
+from poller.demo import audit
 from poller.loop import BridgeLoop
-from poller.sacct import parse_sacct
 
 QUEUES = queue_toml("default", max_slots_per_user=16)
 
@@ -56,12 +54,7 @@ def main(seconds: float, interval: float | None = None) -> None:
 
 def critical_path(env, arrays: list[int]) -> float:
     """Sum over the levels of the longest element run time (sacct Start..End), waiting for sacct to settle."""
-    for _ in range(30):
-        text = env.slurm.runner.run(sacct_argv(datetime.now() - timedelta(hours=1), job_ids=arrays), timeout=60).stdout
-        records = [r for r in parse_sacct(text) if r.is_element and r.end and r.start]
-        if len(records) == 2 * len(arrays):
-            break
-        time.sleep(0.5)
+    records = [r for r in audit(env.slurm.runner, arrays, 2 * len(arrays)) if r.start]
     longest: dict[int, float] = {}
     for r in records:
         longest[r.array_job_id] = max(longest.get(r.array_job_id, 0.0), (r.end - r.start).total_seconds())

@@ -26,6 +26,7 @@ from bridge.hashing import cache_path
 from bridge.helpers import schedule_experiment
 from bridge.models import Experiment, JobSplit, Result
 from bridge.queues import read_cluster, sync_queues, sync_workers
+from bridge.runner import Runner
 from bridge.sbatch_scripts.element_io import IOStats, read_cached
 from bridge.slurm import sacct_argvs
 from poller.loop import BridgeLoop, CycleReport
@@ -157,7 +158,7 @@ def progress_line(session: Session, experiment: Experiment) -> str:
 
 def summarise(app: App, run: DemoRun, ids: list[int], say: Callable[[str], None]) -> None:
     """Per block: state, nodes, elapsed, sacct ids — from sacct; then the callback latency."""
-    records = audit(app, [j for jobs in run.arrays.values() for j in jobs], run.elements)
+    records = audit(app.runner, [j for jobs in run.arrays.values() for j in jobs], run.elements)
     with app.sessions() as session:
         for experiment_id in ids:
             experiment = session.get(Experiment, experiment_id)
@@ -178,13 +179,13 @@ def summarise(app: App, run: DemoRun, ids: list[int], say: Callable[[str], None]
         f"max {max(lat) if lat else 0:.2f} s over {len(lat)} splits")
 
 
-def audit(app: App, job_ids: list[int], elements: int, settle: float = 15.0) -> list[SacctRecord]:
-    """The sacct records of the demo's arrays, once sacct has every element (it lags a few seconds)."""
+def audit(runner: Runner, job_ids: list[int], elements: int, settle: float = 15.0) -> list[SacctRecord]:
+    """The arrays' finished elements as sacct records them, once sacct has all `elements` (it lags)."""
     deadline = time.monotonic() + settle
     while True:
         records: list[SacctRecord] = []
         for argv in sacct_argvs(datetime.now() - timedelta(hours=2), None, sorted(job_ids)):
-            records += parse_sacct(app.runner.run(argv, timeout=60).stdout)
+            records += parse_sacct(runner.run(argv, timeout=60).stdout)
         found = [r for r in records if r.is_element and r.end is not None]
         if len(found) >= elements or time.monotonic() > deadline:
             return found
