@@ -364,22 +364,7 @@ def _demo(args: argparse.Namespace) -> int:
     cluster.up()
     base = args.workdir or cluster.spec.state_dir.parent / "demo"
     run = run_demo(make_run_dir(base, cluster.spec.slurm_conf))
-    with open_sessions(run.root) as session:
-        return 0 if _all_done(session) else 1
-
-
-def open_sessions(root: Path):
-    from bridge.app import open_app
-
-    return open_app(root / "bridge.toml").sessions()
-
-
-def _all_done(session) -> bool:
-    from sqlalchemy import select
-
-    from bridge.models import Experiment
-
-    return all(e.status.value == "D" for e in session.scalars(select(Experiment)))
+    return 0 if run.all_done else 1
 
 
 if __name__ == "__main__":

@@ -83,6 +83,11 @@ class DemoRun:
     arrays: dict[int, list[int]] = field(default_factory=dict)  # block id -> sacct job ids
     elements: int = 0  # array elements submitted
     latencies: list[float] = field(default_factory=list)  # sacct End -> on_split_done, seconds
+    statuses: dict[str, str] = field(default_factory=dict)  # experiment name -> final status letter
+
+    @property
+    def all_done(self) -> bool:
+        return bool(self.statuses) and all(status == "D" for status in self.statuses.values())
 
 
 def make_run_dir(base: Path, slurm_conf: Path, interval: float = 1.0) -> Path:
@@ -162,6 +167,7 @@ def summarise(app: App, run: DemoRun, ids: list[int], say: Callable[[str], None]
     with app.sessions() as session:
         for experiment_id in ids:
             experiment = session.get(Experiment, experiment_id)
+            run.statuses[experiment.name] = experiment.status.value
             say(f"\n{experiment.author}/{experiment.name}: {experiment.status.value}  (total = "
                 f"{total_of(app, experiment)}, expected {expected_totals()[experiment.name]})")
             say(f"  {'block':8} {'state':5} {'elapsed':>8}  {'nodes':8} sacct job ids   (from sacct)")
