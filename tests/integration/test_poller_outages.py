@@ -147,7 +147,8 @@ def test_slurmdbd_down_while_elements_end_with_sacct_as_the_only_source_gives_no
     while after it returns (slurm-notes.md): none of this may read as a failure."""
     env = make_env(tmp_path, slurm_cluster, slurm)
     experiment_id = schedule(env, {"name": "dbd-only", "author": "gina", "blocks": {
-        "a": block("sleep_then_copy", slots=2, size=4, parameters={"seconds": 4}),
+        # long enough that sacct (which sees a start 1-3 s late) cannot also see the end before the outage
+        "a": block("sleep_then_copy", slots=2, size=4, parameters={"seconds": 10}),
         "b": block("total", slots=1, inputs=_from("a")),
     }})
     forgot = replace(env.slurm, runner=SqueueForgot(slurm))
@@ -166,7 +167,7 @@ def test_slurmdbd_down_while_elements_end_with_sacct_as_the_only_source_gives_no
         wait_for("block a running (seen through sacct)", lambda: _block_status(env, experiment_id, "a") == "P",
                  timeout=40)
         assert slurm_cluster.stop_daemon("slurmdbd")
-        time.sleep(8)  # a's elements end unseen: sacct fails, squeue "forgot"
+        time.sleep(14)  # a's elements end unseen: sacct fails, squeue "forgot"
         assert _block_status(env, experiment_id, "a") == "P"  # nothing was concluded meanwhile
     finally:
         slurm_cluster.start_daemon("slurmdbd")
