@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integ
 
 from bridge_env import BridgeEnv, make_env, queue_toml  # noqa: E402,F401  (the tests' own set-up, reused)
 
-from bridge.cluster import LocalCluster, load_spec  # noqa: E402
+from bridge.devcluster.cluster import LocalCluster, load_spec  # noqa: E402
 
 
 def cluster() -> LocalCluster:

@@ -50,7 +50,7 @@ def with_local_cluster(config: BridgeConfig) -> BridgeConfig:
     """Point local commands (runner, or pyslurm's version check) at the dev cluster when nothing names a slurm.conf."""
     if config.runner not in ("local", "pyslurm") or config.slurm_conf or os.environ.get("SLURM_CONF"):
         return config
-    from bridge.cluster import load_spec
+    from bridge.devcluster.cluster import load_spec
 
     conf = load_spec().slurm_conf
     if conf.exists():

@@ -106,7 +106,7 @@ def _action(actions, name: str, handler: Callable, help_text: str) -> argparse.A
 
 
 def _cluster(args: argparse.Namespace):
-    from bridge.cluster import LocalCluster, load_spec
+    from bridge.devcluster.cluster import LocalCluster, load_spec
 
     return LocalCluster(load_spec(args.state_dir, mysql_port=args.mysql_port))
 
@@ -357,7 +357,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from bridge.cluster import LocalCluster, load_spec
+    from bridge.devcluster.cluster import LocalCluster, load_spec
     from poller.demo import make_run_dir, run_demo
 
     cluster = LocalCluster(load_spec())

@@ -86,7 +86,7 @@ def db_url(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """The running local cluster (beat-bridge cluster up); started here if BRIDGE_START_CLUSTER=1."""
-    from bridge.cluster import LocalCluster, load_spec
+    from bridge.devcluster.cluster import LocalCluster, load_spec
     from bridge.errors import BridgeError
 
     cluster = LocalCluster(load_spec(), say=lambda line: None)

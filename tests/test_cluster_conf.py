@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge.cluster import load_spec
-from bridge.cluster_conf import ClusterSpec, render_slurm_conf, render_slurmdbd_conf
+from bridge.devcluster.cluster import load_spec
+from bridge.devcluster.conf import ClusterSpec, render_slurm_conf, render_slurmdbd_conf
 
 
 def _settings(text: str) -> dict[str, str]:

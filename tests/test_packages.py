@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge import packages
+from bridge.devcluster import packages
 from bridge.errors import ClusterError
 from bridge.runner import LocalRunner
 

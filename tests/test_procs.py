@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from bridge import procs
+from bridge.devcluster import procs
 
 
 def _sleeper(tmp_path: Path) -> procs.Daemon:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bridge import procs
+from bridge.devcluster import procs
 
 OURS = {"munged", "slurmdbd", "slurmctld", "slurmd", "slurmstepd"}
 

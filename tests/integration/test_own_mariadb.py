@@ -9,9 +9,9 @@ from pathlib import Path
 
 from conftest import need
 
-from bridge import procs
-from bridge.cluster_conf import ClusterSpec
-from bridge.mariadb import OwnMariaDB, answers
+from bridge.devcluster import procs
+from bridge.devcluster.conf import ClusterSpec
+from bridge.devcluster.mariadb import OwnMariaDB, answers
 from bridge.runner import LocalRunner
 
 

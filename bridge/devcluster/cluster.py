@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bridge import procs
-from bridge.cluster_conf import ClusterSpec, render_slurm_conf, render_slurmdbd_conf
+from bridge.devcluster import procs
+from bridge.devcluster.conf import ClusterSpec, render_slurm_conf, render_slurmdbd_conf
 from bridge.errors import ClusterError, CommandError
-from bridge.mariadb import OwnMariaDB, answers
-from bridge.packages import install_packages, missing_packages
+from bridge.devcluster.mariadb import OwnMariaDB, answers
+from bridge.devcluster.packages import install_packages, missing_packages
 from bridge.runner import LocalRunner
 
 STATE_ENV = "BEAT_BRIDGE_CLUSTER_DIR"

@@ -12,10 +12,10 @@ import os
 import socket
 from typing import Callable
 
-from bridge import procs
-from bridge.cluster_conf import ClusterSpec
+from bridge.devcluster import procs
+from bridge.devcluster.conf import ClusterSpec
 from bridge.errors import ClusterError, CommandError
-from bridge.packages import install_packages
+from bridge.devcluster.packages import install_packages
 from bridge.runner import LocalRunner
 
 
