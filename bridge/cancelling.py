@@ -17,10 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge.history import guarded_set, locked, transition
-from bridge.job_rows import (
-    ACTIVE, UNFINISHED_BLOCK, cancel_block, delete_job, mirrors_of, stop_splits,
+from bridge.job_rows import cancel_block, delete_job, mirrors_of, stop_splits
+from bridge.models import (
+    ACTIVE_SPLIT, LIVE_EXPERIMENT, UNFINISHED_BLOCK, BlockStatus, Experiment, ExperimentStatus, Job,
+    JobSplit, SplitStatus, on_slurm, utcnow,
 )
-from bridge.models import BlockStatus, Experiment, ExperimentStatus, Job, JobSplit, SplitStatus, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def cancel_job(session: Session, job: Job, source: str) -> list[JobSplit]:
                     start_date=job.start_date)
         log.info("job %s hands its splits to mirror job %s", job.id, heir.id)
     to_scancel = [] if job.mirror or heir else stop_splits(session, job, source, "cancelled")
-    if not any(split.status in ACTIVE for split in job.splits):
+    if not any(split.status in ACTIVE_SPLIT for split in job.splits):
         cancel_block(session, block, source)
         delete_job(session, job)
     return to_scancel
@@ -53,9 +54,8 @@ def cancel_job(session: Session, job: Job, source: str) -> list[JobSplit]:
 
 def _heir(session: Session, job: Job) -> Job | None:
     """The oldest mirror of `job` in a live experiment, to take over its splits."""
-    live = (E.SCHEDULED, E.RUNNING)
     for mirror in mirrors_of(session, job):
-        if mirror.block.experiment.status in live and mirror.block.status in UNFINISHED_BLOCK:
+        if mirror.block.experiment.status in LIVE_EXPERIMENT and mirror.block.status in UNFINISHED_BLOCK:
             return mirror
     return None
 
@@ -76,19 +76,18 @@ def cancel_pending_blocks(session: Session, experiment: Experiment, source: str)
 def _on_slurm(experiment: Experiment) -> bool:
     """Whether any split of the experiment is (or may be) on Slurm."""
     return any(
-        split.status in (S.PROCESSING, S.CANCELLING)
-        or (split.status == S.QUEUED and split.submission_tag is not None)
+        on_slurm(split.status, split.submission_tag)
         for block in experiment.blocks if block.job is not None for split in block.job.splits
     )
 
 
 def settle_experiment(session: Session, experiment: Experiment, source: str) -> None:
     """End the experiment (D/F) when no block is unfinished; end a cancel (back to P)."""
-    if experiment.status in (E.SCHEDULED, E.RUNNING):
+    if experiment.status in LIVE_EXPERIMENT:
         if any(block.status in UNFINISHED_BLOCK for block in experiment.blocks):
             return
         done = all(block.status == B.DONE for block in experiment.blocks)
-        transition(session, experiment, E.DONE if done else E.FAILED, {E.SCHEDULED, E.RUNNING},
+        transition(session, experiment, E.DONE if done else E.FAILED, LIVE_EXPERIMENT,
                    source=source, end_date=utcnow())
     elif experiment.status == E.CANCELLING and not _on_slurm(experiment):
         for block in experiment.blocks:

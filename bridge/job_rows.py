@@ -13,13 +13,13 @@ from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from bridge.history import guarded_set, transition
-from bridge.models import Block, BlockStatus, CacheStatus, Job, JobSplit, SplitStatus, utcnow
+from bridge.models import (
+    UNFINISHED_BLOCK, Block, BlockStatus, CacheStatus, Job, JobSplit, SplitStatus, on_slurm, utcnow,
+)
 
 log = logging.getLogger(__name__)
 
 B, S, CF = BlockStatus, SplitStatus, CacheStatus
-ACTIVE = {S.QUEUED, S.PROCESSING, S.CANCELLING}
-UNFINISHED_BLOCK = {B.PENDING, B.PROCESSING}
 
 
 def mirrors_of(session: Session, job: Job) -> list[Job]:
@@ -30,12 +30,16 @@ def mirrors_of(session: Session, job: Job) -> list[Job]:
     ))
 
 
+def followers(session: Session, job: Job) -> list[Job]:
+    """`job` and its mirrors, oldest first: every job an outcome of `job` applies to."""
+    return [job, *mirrors_of(session, job)]
+
+
 def stop_splits(session: Session, job: Job, source: str, reason: str) -> list[JobSplit]:
     """Cancel the job's queued splits; mark those on Slurm cancelling; return those to scancel."""
     to_scancel = []
     for split in job.splits:
-        on_slurm = split.submission_tag is not None or split.status == S.PROCESSING
-        if split.status == S.QUEUED and not on_slurm:
+        if split.status == S.QUEUED and not on_slurm(split.status, split.submission_tag):
             transition(session, split, S.CANCELLED, {S.QUEUED}, source=source, reason=reason,
                        end_date=utcnow())
         elif split.status in (S.QUEUED, S.PROCESSING):

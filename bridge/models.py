@@ -66,6 +66,22 @@ class SplitStatus(str, enum.Enum):
     CANCELLING = "K"
 
 
+# The rule sets of the state machine, defined once beside their enums.
+LIVE_EXPERIMENT = frozenset({ExperimentStatus.SCHEDULED, ExperimentStatus.RUNNING})
+FINAL_EXPERIMENT = frozenset({ExperimentStatus.DONE, ExperimentStatus.FAILED})
+UNFINISHED_BLOCK = frozenset({BlockStatus.PENDING, BlockStatus.PROCESSING})
+# A split the poller still follows: queued (maybe submitted), running, or being cancelled.
+ACTIVE_SPLIT = frozenset({SplitStatus.QUEUED, SplitStatus.PROCESSING, SplitStatus.CANCELLING})
+FINAL_SPLIT = frozenset({SplitStatus.COMPLETED, SplitStatus.FAILED, SplitStatus.CANCELLED})
+
+
+def on_slurm(status: SplitStatus, submission_tag: str | None) -> bool:
+    """Whether a split occupies Slurm (or may: claimed before sbatch): running, being cancelled,
+    or queued with a submission tag. The same rule as SQL: ``on_slurm_clause`` in submission_db."""
+    return status in (SplitStatus.PROCESSING, SplitStatus.CANCELLING) or (
+        status == SplitStatus.QUEUED and submission_tag is not None)
+
+
 class Letter(TypeDecorator[Any]):
     """A status enum stored as its one-letter value; unknown letters are refused."""
 

@@ -34,17 +34,15 @@ from sqlalchemy.orm import Session
 
 from bridge.cancelling import cancel_pending_blocks, settle_experiment
 from bridge.history import guarded_set, locked, reload, transition
-from bridge.job_rows import (
-    ACTIVE, UNFINISHED_BLOCK, cancel_block, delete_job, gone, mirrors_of, release_job, stop_splits,
-)
+from bridge.job_rows import cancel_block, delete_job, followers, gone, release_job, stop_splits
 from bridge.models import (
-    Block, BlockStatus, CacheStatus, ExperimentStatus, Job, JobSplit, Result, SplitStatus, utcnow,
+    ACTIVE_SPLIT, LIVE_EXPERIMENT, UNFINISHED_BLOCK, Block, BlockStatus, CacheStatus, ExperimentStatus,
+    Job, JobSplit, Result, SplitStatus, utcnow,
 )
 
 log = logging.getLogger(__name__)
 
 B, E, S, CF = BlockStatus, ExperimentStatus, SplitStatus, CacheStatus
-LIVE = (E.SCHEDULED, E.RUNNING)
 RESULT_FIELDS = ("stdout", "stderr", "user_error", "system_error", "statistics", "timed_out")
 
 
@@ -69,7 +67,7 @@ def on_split_done(session: Session, split: JobSplit | int, result: Mapping[str, 
         row, job = _load(session, split)
         seen = row.status if row is not None else None
         moved = row is not None and transition(
-            session, row, S.COMPLETED, ACTIVE, source="on_split_done", warn=True,
+            session, row, S.COMPLETED, ACTIVE_SPLIT, source="on_split_done", warn=True,
             end_date=utcnow())
         if moved:
             row.result = _store_result(session, job.block, row, result)
@@ -105,7 +103,7 @@ def on_split_cancelled(session: Session, split: JobSplit | int) -> list[JobSplit
         row, job = _load(session, split)
         to_scancel: list[JobSplit] = []
         seen = row.status if row is not None else None
-        if row is not None and transition(session, row, S.CANCELLED, ACTIVE,
+        if row is not None and transition(session, row, S.CANCELLED, ACTIVE_SPLIT,
                                           source="on_split_cancelled", warn=True, end_date=utcnow()):
             experiment = job.block.experiment
             if seen != S.CANCELLING and experiment.status != E.CANCELLING:
@@ -152,7 +150,7 @@ def start_job(session: Session, job: Job) -> None:
     now = utcnow()
     if job.start_date is None:
         guarded_set(session, job, Job.start_date.is_(None), source="start", start_date=now)
-    for follower in (job, *mirrors_of(session, job)):
+    for follower in followers(session, job):
         block = follower.block
         transition(session, block, B.PROCESSING, {B.PENDING}, source="on_split_started",
                    start_date=now)
@@ -168,13 +166,13 @@ def settle_job(session: Session, job: Job, source: str) -> None:
     """Once no split of `job` is active: complete it, or clean up after failure/cancel."""
     statuses = {S(letter) for letter in session.scalars(  # no need to load every split
         select(JobSplit.status).where(JobSplit.job_id == job.id).distinct())}
-    if not statuses or statuses & ACTIVE:
+    if not statuses or statuses & ACTIVE_SPLIT:
         return
     if statuses == {S.COMPLETED}:
         complete_job(session, job, source)
         return
     if S.FAILED not in statuses:
-        for follower in (job, *mirrors_of(session, job)):
+        for follower in followers(session, job):
             if _live(follower):  # the cancel was not for its experiment: it runs again
                 release_job(session, follower, source)
                 continue
@@ -192,7 +190,7 @@ def _live(job: Job) -> bool:
     """Whether the job's block is unfinished in a scheduled or running experiment that did not
     ask for its cancel: an experiment with a failed block cancels its pending blocks itself."""
     experiment = job.block.experiment
-    return (job.block.status in UNFINISHED_BLOCK and experiment.status in LIVE
+    return (job.block.status in UNFINISHED_BLOCK and experiment.status in LIVE_EXPERIMENT
             and all(block.status != B.FAILED for block in experiment.blocks))
 
 
@@ -213,7 +211,7 @@ def complete_job(session: Session, job: Job, source: str) -> list[Job]:
                        error_report=None, **aggregate)
     now = utcnow()
     runnable: list[Job] = []
-    for follower in (job, *mirrors_of(session, job)):
+    for follower in followers(session, job):
         if gone(follower):
             continue
         block = follower.block
@@ -228,7 +226,7 @@ def complete_job(session: Session, job: Job, source: str) -> list[Job]:
 def fail_job(session: Session, job: Job, reason: str, source: str) -> list[JobSplit]:
     """Fail the job's block and its mirrors' blocks; returns the siblings to scancel."""
     to_scancel = stop_splits(session, job, source, reason)
-    for follower in (job, *mirrors_of(session, job)):
+    for follower in followers(session, job):
         if gone(follower):
             continue
         block = follower.block

@@ -15,20 +15,19 @@ from collections.abc import Iterable
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from bridge import outcomes
+from bridge import mirrors, outcomes
 from bridge.cache import CacheError, read_index, split_ranges
 from bridge.errors import BridgeError
 from bridge.hashing import job_key
 from bridge.history import guarded_set, locked, record, reload, transition
 from bridge.models import (
-    Block, BlockStatus, CacheStatus, Environment, Experiment, ExperimentStatus, Job, JobSplit,
+    LIVE_EXPERIMENT, UNFINISHED_BLOCK, Block, BlockStatus, CacheStatus, Environment, Experiment, ExperimentStatus, Job, JobSplit,
     Queue, Result, SplitStatus, utcnow,
 )
 
 log = logging.getLogger(__name__)
 
 B, E, S = BlockStatus, ExperimentStatus, SplitStatus
-LIVE = (E.SCHEDULED, E.RUNNING)
 MAX_SPLIT_ERRORS = 5  # default limit of missing-index retries; read at call time
 
 
@@ -120,7 +119,7 @@ def cancel_experiment(session: Session, experiment: Experiment | int) -> bool:
     with locked(session):
         exp = reload(session, Experiment, experiment, lock=True)
         moved = exp is not None and transition(
-            session, exp, E.CANCELLING, LIVE, source="cancel_experiment", warn=True)
+            session, exp, E.CANCELLING, LIVE_EXPERIMENT, source="cancel_experiment", warn=True)
     return moved
 
 
@@ -143,7 +142,7 @@ def split_new_jobs(
         jobs = list(session.scalars(
             select(Job).join(Job.block).join(Block.experiment)
             .where(Job.runnable_date.is_not(None), Job.mirror.is_(False), ~Job.splits.any(),
-                   Experiment.status.in_(LIVE))
+                   Experiment.status.in_(LIVE_EXPERIMENT))
             .order_by(Job.runnable_date, Job.id)
         ))
         while jobs:
@@ -162,17 +161,14 @@ def _split_job(
     if state.deleted or state.was_deleted or job.mirror or job.splits:
         return []  # an earlier job of this call failed its experiment, or mirrored this one
     block = job.block
-    if block.experiment.status not in LIVE or block.status not in (B.PENDING, B.PROCESSING):
+    if block.experiment.status not in LIVE_EXPERIMENT or block.status not in UNFINISHED_BLOCK:
         return []
     if block.outputs and all(c.status == CacheStatus.CACHED for c in block.outputs):
         log.info("block %s: outputs cached meanwhile, done without running", block.name)
         return outcomes.complete_job(session, job, "split_new_jobs")
-    original = _original_of(session, job)
-    if original is not None:
-        guarded_set(session, job, Job.mirror.is_(False), source="mirror", mirror=True)
-        log.info("job %s (block %s) mirrors job %s", job.id, block.name, original.id)
-        if original.start_date is not None:
-            outcomes.start_job(session, original)
+    original = mirrors.original_of(session, job)
+    if original is not None and mirrors.follow(session, job, original):
+        mirrors.started(session, original)
         return []
     ranges = _ranges(block, root)
     if ranges is None:
@@ -188,17 +184,6 @@ def _split_job(
     created.extend(splits)
     log.info("job %s (block %s): %d split(s)", job.id, block.name, len(ranges))
     return []
-
-
-def _original_of(session: Session, job: Job) -> Job | None:
-    """Another live job computing the same key (with queued or running splits), if any."""
-    return session.scalar(
-        select(Job).join(Job.block)
-        .where(Job.key == job.key, Job.id != job.id, Job.mirror.is_(False),
-               Block.status.in_((B.PENDING, B.PROCESSING)),
-               Job.splits.any(JobSplit.status.in_((S.QUEUED, S.PROCESSING))))
-        .order_by(Job.id).limit(1)
-    )
 
 
 def _ranges(block: Block, root: str | None) -> list[tuple[int | None, int | None]] | None:

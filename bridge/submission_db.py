@@ -19,12 +19,11 @@ from typing import Any
 from sqlalchemy import String, and_, cast, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from bridge import outcomes
+from bridge import mirrors, outcomes
 from bridge.cache import CacheError
 from bridge.cache import cache_root as resolve_cache_root
 from bridge.history import guarded_set, identity_of, locked, reload, transition
-from bridge.models import Block, Experiment, Job, JobSplit, Queue, SplitStatus, Worker, utcnow
-from bridge.scheduling import LIVE
+from bridge.models import LIVE_EXPERIMENT, Block, Experiment, Job, JobSplit, Queue, SplitStatus, Worker, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +33,8 @@ S = SplitStatus
 # --- candidates, mirrors -------------------------------------------------------------------
 
 
-def _on_slurm_clause() -> Any:
-    """Splits that occupy a slot: claimed, pending on Slurm, running or cancelling."""
+def on_slurm_clause() -> Any:
+    """Splits that occupy a slot: claimed, pending on Slurm, running or cancelling (models.on_slurm in SQL)."""
     return or_(JobSplit.status.in_((S.PROCESSING, S.CANCELLING)),
                and_(JobSplit.status == S.QUEUED, JobSplit.submission_tag.is_not(None)))
 
@@ -53,7 +52,7 @@ def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) ->
     used = dict(session.execute(
         select(Experiment.author, func.count(JobSplit.id))
         .join(JobSplit.job).join(Job.block).join(Block.experiment)
-        .where(Block.queue_id == qid, _on_slurm_clause()).group_by(Experiment.author)
+        .where(Block.queue_id == qid, on_slurm_clause()).group_by(Experiment.author)
     ).all())
     rows = session.execute(
         select(JobSplit, Experiment.author).join(JobSplit.job).join(Job.block)
@@ -61,7 +60,7 @@ def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) ->
         .where(Block.queue_id == qid, JobSplit.status == S.QUEUED,
                JobSplit.submission_tag.is_(None), JobSplit.slurm_job_id.is_(None),
                Job.runnable_date.is_not(None), Job.mirror.is_(False),
-               Experiment.status.in_(LIVE))
+               Experiment.status.in_(LIVE_EXPERIMENT))
         .order_by(Job.runnable_date, Job.id, JobSplit.split_index)
     ).all()
     chosen = []
@@ -76,31 +75,10 @@ def mark_similar_jobs_as_mirror(session: Session, job: Job | int) -> list[Job]:
     """Make other jobs with the same key mirrors of `job`, deleting their unsubmitted splits."""
     with locked(session):
         row = reload(session, Job, job, lock=True)
-        marked = _mark_similar(session, row) if row is not None else []
+        marked = mirrors.mark_similar(session, row) if row is not None else []
     return marked
 
 
-def _mark_similar(session: Session, job: Job) -> list[Job]:
-    """mark_similar_jobs_as_mirror inside an open locked transaction."""
-    if job.mirror:
-        log.warning("job %s is itself a mirror: no jobs marked", job.id)
-        return []
-    marked = []
-    others = session.scalars(select(Job).where(  # not-yet-runnable jobs wait their turn
-        Job.key == job.key, Job.id != job.id, Job.mirror.is_(False),
-        Job.runnable_date.is_not(None)).order_by(Job.id))
-    for other in others:
-        if any(s.status != S.QUEUED or s.submission_tag is not None for s in other.splits):
-            log.info("job %s has splits on Slurm: not made a mirror of job %s", other.id, job.id)
-            continue
-        other.splits.clear()
-        guarded_set(session, other, Job.mirror.is_(False), source="mirror", mirror=True)
-        marked.append(other)
-        log.info("job %s (block %s) mirrors job %s", other.id, other.block.name, job.id)
-    session.flush()
-    if marked and job.start_date is not None:
-        outcomes.start_job(session, job)
-    return marked
 
 
 def get_configuration_for_split(split: JobSplit, cache_root: str | None = None) -> dict[str, Any]:
@@ -136,7 +114,7 @@ def mark_splits_submitting(
     ids = [pk for pk in map(identity_of, splits) if pk is not None]
     with locked(session):
         live_jobs = (select(Job.id).join(Job.block).join(Block.experiment)
-                     .where(Job.mirror.is_(False), Experiment.status.in_(LIVE)))
+                     .where(Job.mirror.is_(False), Experiment.status.in_(LIVE_EXPERIMENT)))
         session.execute(
             update(JobSplit).where(
                 JobSplit.id.in_(ids), JobSplit.status == S.QUEUED,
@@ -176,7 +154,7 @@ def record_submission(
         log.info("tag %s recorded as Slurm job %s: splits %s", tag, slurm_job_id,
                  [split.id for split in splits])
         for job in {split.job for split in splits}:
-            _mark_similar(session, job)
+            mirrors.mark_similar(session, job)
     return splits
 
 
@@ -230,6 +208,11 @@ def note_cache_error(session: Session, split: JobSplit | int) -> int | None:
             guarded_set(session, row, JobSplit.cache_errors == row.cache_errors,
                         source="cache_error", cache_errors=count)
     return count
+
+
+def element_ids(splits: Sequence[JobSplit]) -> list[str]:
+    """The Slurm element ids of the splits that have one (what scancel takes)."""
+    return [s.slurm_element_id for s in splits if s.slurm_element_id]
 
 
 def splits_to_scancel(session: Session) -> list[JobSplit]:
