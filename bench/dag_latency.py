@@ -40,7 +40,7 @@ def main(seconds: float, interval: float | None = None) -> None:
         experiment_id = load_experiment(session, declaration).id
         started = time.monotonic()
         schedule_experiment(session, session.get(Experiment, experiment_id))
-    loop = BridgeLoop(env.sessions, env.slurm, env.config.poll,
+    loop = BridgeLoop(env.sessions, env.backend, env.config.poll,
                       on_cycle=lambda s, report: arrays.extend(sub.job_id for sub in report.submitted))
     loop.run(done=lambda s: s.get(Experiment, experiment_id).status.value in ("D", "F"))
     wall = time.monotonic() - started
@@ -54,7 +54,7 @@ def main(seconds: float, interval: float | None = None) -> None:
 
 def critical_path(env, arrays: list[int]) -> float:
     """Sum over the levels of the longest element run time (sacct Start..End), waiting for sacct to settle."""
-    records = [r for r in audit(env.slurm.runner, arrays, 2 * len(arrays)) if r.start]
+    records = [r for r in audit(env.backend.client, arrays, 2 * len(arrays)) if r.start]
     longest: dict[int, float] = {}
     for r in records:
         longest[r.array_job_id] = max(longest.get(r.array_job_id, 0.0), (r.end - r.start).total_seconds())

@@ -21,9 +21,9 @@ from sqlalchemy import insert, select
 from bridge.declaration import load_experiment
 from bridge.helpers import schedule_experiment, split_new_jobs
 from bridge.models import Job, JobSplit, Result, StateHistory
+from bridge.slurm import squeue_argv
 from bridge.submit import assign_splits_to_workers
 from poller.poll import active_splits, poll_once
-from poller.squeue import squeue_argv
 
 ROUNDS = 41
 
@@ -34,11 +34,11 @@ def measure(env, session) -> tuple[float, float]:
     ours, bare = [], []
     for _ in range(ROUNDS):
         started = time.perf_counter()
-        report = poll_once(session, env.slurm)
+        report = poll_once(session, env.backend)
         ours.append(time.perf_counter() - started)
         assert report.squeue_calls == 1 and report.sacct_calls == 0, report
         started = time.perf_counter()
-        env.slurm.runner.run(squeue_argv(ids), timeout=60).check()
+        env.backend.runner.run(squeue_argv(ids), timeout=60).check()
         bare.append(time.perf_counter() - started)
     return statistics.median(ours), statistics.median(bare)
 
@@ -64,14 +64,14 @@ def main(active: int, history: int) -> None:
     with env.sessions() as session:
         schedule_experiment(session, load_experiment(session, one_block("active", active)))
         split_new_jobs(session)
-        ids = [s.job_id for s in assign_splits_to_workers(session, env.slurm)]
-        poll_once(session, env.slurm)  # first sight records the PENDING state once
+        ids = [s.job_id for s in assign_splits_to_workers(session, env.backend)]
+        poll_once(session, env.backend)  # first sight records the PENDING state once
         try:
             small = measure(env, session)
             add_history(session, history)
             large = measure(env, session)
         finally:
-            env.slurm.runner.run(["scancel", *map(str, ids)], timeout=60)
+            env.backend.runner.run(["scancel", *map(str, ids)], timeout=60)
     print(f"{active} active splits; poll vs bare squeue, median of {ROUNDS}")
     print(ratio_line("empty history", *small))
     print(ratio_line(f"history of {history} transitions, {history // 2} results, {history // 5} finished splits",

@@ -27,7 +27,7 @@ def ours(n: int) -> tuple[float, list[int]]:
         schedule_experiment(session, load_experiment(session, declaration))
         split_new_jobs(session)
         started = time.perf_counter()
-        submissions = assign_splits_to_workers(session, env.slurm)
+        submissions = assign_splits_to_workers(session, env.backend)
         elapsed = time.perf_counter() - started
     assert sum(len(s.split_ids) for s in submissions) == n, submissions
     return elapsed, [s.job_id for s in submissions]
@@ -37,7 +37,7 @@ def baseline(n: int) -> tuple[float, list[int]]:
     """One sbatch per split, as peers do."""
     env = bridge_env(HELD_QUEUE)
     started = time.perf_counter()
-    ids = [int(env.slurm.runner.run(sbatch_argv(), stdin=PER_SPLIT_SCRIPT).check().stdout.split(";")[0])
+    ids = [int(env.backend.runner.run(sbatch_argv(), stdin=PER_SPLIT_SCRIPT).check().stdout.split(";")[0])
            for _ in range(n)]
     return time.perf_counter() - started, ids
 
@@ -46,7 +46,7 @@ def main(n: int) -> None:
     env = bridge_env(HELD_QUEUE)
     mine, my_ids = ours(n)
     theirs, their_ids = baseline(n)
-    env.slurm.runner.run(["scancel", *map(str, my_ids + their_ids)], timeout=120)
+    env.backend.runner.run(["scancel", *map(str, my_ids + their_ids)], timeout=120)
     print(f"submitting {n} splits ({len(my_ids)} array(s) vs {len(their_ids)} sbatch calls)")
     print(ratio_line("submit", mine, theirs))
 

@@ -1,4 +1,4 @@
-"""One loaded configuration and what it opens: database sessions, the runner, the Slurm submitter.
+"""One loaded configuration and what it opens: database sessions and the backend (Slurm client).
 
 Commands build an App once from `--config` and pass its parts down; nothing
 below reads configuration by itself.
@@ -14,10 +14,11 @@ from pathlib import Path
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import cache
+from bridge.backend import Backend, make_backend
 from bridge.config import BridgeConfig, load_config, resolve_config_path
 from bridge.db import create_session_factory
 from bridge.runner import Runner
-from bridge.submit import Slurm
+from bridge.slurm_client import SlurmClient
 
 log = logging.getLogger(__name__)
 
@@ -28,26 +29,30 @@ class App:
 
     config: BridgeConfig
     sessions: sessionmaker[Session]
-    runner: Runner
-    slurm: Slurm
+    backend: Backend
+
+    @property
+    def client(self) -> SlurmClient:
+        return self.backend.client
 
 
 def open_app(config_arg: str | Path | None, runner: Runner | None = None) -> App:
-    """Load the configuration, open the database (schema migrated) and make the runner."""
+    """Load the configuration, open the database (schema migrated) and make the backend."""
     config = with_local_cluster(load_config(resolve_config_path(config_arg)))
-    if runner is None:  # before touching the database: a bad runner must fail first
-        from bridge.runners import make_runner
-
-        runner = make_runner(config)
+    backend = make_backend(config, runner)  # before touching the database: a bad runner must fail first
     cache.CACHE_ROOT = str(config.cache_root)  # read at call time by is_cache_complete & co.
     Path(config.spool_dir).mkdir(parents=True, exist_ok=True)
     _sqlite_parent(config.database_url)
     sessions = create_session_factory(config.database_url)
-    return App(config, sessions, runner, Slurm(runner, config))
+    return App(config, sessions, backend)
 
 
 def with_local_cluster(config: BridgeConfig) -> BridgeConfig:
-    """Point local commands (runner, or pyslurm's version check) at the dev cluster when nothing names a slurm.conf."""
+    """Point local commands (runner, or pyslurm's version check) at the dev cluster when nothing names a slurm.conf.
+
+    The one place the README's fallback is decided: a local runner without `[slurm] conf`
+    (and no $SLURM_CONF) uses the dev cluster's, if one was brought up here.
+    """
     if config.runner not in ("local", "pyslurm") or config.slurm_conf or os.environ.get("SLURM_CONF"):
         return config
     from bridge.devcluster.cluster import load_spec

@@ -1,4 +1,8 @@
-"""The runner the configuration asks for: local, SSH, or a clear refusal for pyslurm.
+"""What the bridge's cycle works with: the Slurm client over the runner bridge.toml names.
+
+`make_runner` builds the runner the configuration asks for: local, SSH, or a
+clear refusal for pyslurm. `Backend` carries the client and the configuration
+to the submitter and the poller.
 
 pyslurm sits beside the command seam in the design, but no backend ships: pyslurm
 on PyPI exists only for Slurm 25.11 (and the old 17.11/18.08), and no Slurm 25.11 can
@@ -9,11 +13,15 @@ not shipped; `runner = "pyslurm"` gets an error that says so instead.
 from __future__ import annotations
 
 import logging
-import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from bridge.config import RUNNERS, BridgeConfig
 from bridge.errors import BridgeError, ConfigError
 from bridge.runner import LocalRunner, Runner
+from bridge.slurm_client import SlurmClient
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +30,33 @@ PYSLURM_SLURM_VERSIONS = "25.11 (and the old 17.11/18.08 series)"
 
 class PyslurmUnsupported(ConfigError):
     """runner = "pyslurm" is not supported by this bridge."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What a cycle needs besides the database: the Slurm client and the loaded configuration.
+
+    `python` is the interpreter the elements run with; `sleep` waits between
+    sbatch retries (a test passes a no-op).
+    """
+
+    client: SlurmClient
+    config: BridgeConfig
+    python: str = sys.executable
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+
+    @property
+    def runner(self) -> Runner:
+        return self.client.runner
+
+    def with_runner(self, runner: Runner) -> Backend:
+        """The same backend speaking through another runner (a test's fault injector)."""
+        return replace(self, client=SlurmClient(runner, self.config.timeouts))
+
+
+def make_backend(config: BridgeConfig, runner: Runner | None = None) -> Backend:
+    """The backend of a configuration: its runner (unless one is given) behind a Slurm client."""
+    return Backend(SlurmClient(runner or make_runner(config), config.timeouts), config)
 
 
 def make_runner(config: BridgeConfig) -> Runner:
@@ -66,14 +101,10 @@ def pyslurm_message(config: BridgeConfig) -> str:
 def cluster_slurm_version(config: BridgeConfig) -> str:
     """'Slurm 22.05.8' from `sbatch --version`, or why it is unknown."""
     try:
-        result = LocalRunner(env=config.runner_env()).run(["sbatch", "--version"], timeout=10)
+        return f"Slurm {SlurmClient(LocalRunner(env=config.runner_env()), config.timeouts).version()}"
     except BridgeError as e:
-        return f"an unknown Slurm version (sbatch --version failed: {e})"
-    match = re.search(r"(\d+\.\d+(?:\.\d+)?)", result.stdout)
-    if result.returncode != 0 or not match:
-        detail = (result.stderr.strip().splitlines() or ["no version printed"])[-1]
+        detail = ((getattr(e, "stderr", "") or "").strip().splitlines() or [str(e)])[-1]
         return f"an unknown Slurm version (sbatch --version: {detail})"
-    return f"Slurm {match.group(1)}"
 
 
 def _pyslurm_module() -> str:

@@ -19,8 +19,17 @@ from sqlalchemy.orm import Session
 from bridge.history import guarded_set, locked, transition
 from bridge.job_rows import cancel_block, delete_job, mirrors_of, stop_splits
 from bridge.models import (
-    ACTIVE_SPLIT, LIVE_EXPERIMENT, UNFINISHED_BLOCK, BlockStatus, Experiment, ExperimentStatus, Job,
-    JobSplit, SplitStatus, on_slurm, utcnow,
+    ACTIVE_SPLIT,
+    LIVE_EXPERIMENT,
+    UNFINISHED_BLOCK,
+    BlockStatus,
+    Experiment,
+    ExperimentStatus,
+    Job,
+    JobSplit,
+    SplitStatus,
+    on_slurm,
+    utcnow,
 )
 
 log = logging.getLogger(__name__)

@@ -130,8 +130,7 @@ def _cluster_status(args: argparse.Namespace) -> int:
         print(f"{name:12} {'running (pid %d)' % pid if pid else 'stopped'}")
     print(f"state dir    {cluster.spec.state_dir}")
     if status.get("slurmctld"):
-        result = cluster.runner.run(["sinfo", "-o", "%P %a %l %D %t %N"], timeout=10)
-        print(result.stdout.rstrip() or result.stderr.rstrip())
+        print(cluster.sinfo())
     return 0 if all(status.values()) else 1
 
 
@@ -261,7 +260,7 @@ def _queues_check(args: argparse.Namespace) -> int:
     from bridge.queues import check_queues, read_cluster
 
     app = _app(args)
-    problems = check_queues(app.config.queues, read_cluster(app.runner))
+    problems = check_queues(app.config.queues, read_cluster(app.client))
     for problem in problems:
         print(f"{app.config.queues_file}: {problem}")
     if not problems:
@@ -273,7 +272,7 @@ def _queues_sync(args: argparse.Namespace) -> int:
     from bridge.queues import read_cluster, sync_queues, sync_workers
 
     app = _app(args)
-    view = read_cluster(app.runner)
+    view = read_cluster(app.client)
     with app.sessions() as session:
         sync_queues(session, app.config.queues)
         sync_workers(session, view.nodes)
@@ -283,23 +282,29 @@ def _queues_sync(args: argparse.Namespace) -> int:
 
 def _add_submit(commands: argparse._SubParsersAction) -> None:
     submit = commands.add_parser(
-        "submit", help="one submission cycle: split new jobs, cancel what must be, submit arrays",
-        description="split_new_jobs, then process_newly_cancelled_experiments (one scancel), "
-        "then assign_splits_to_workers: one job array per job on the queue's partition.",
+        "submit", help="one cycle now, as `run --once`: poll, callbacks, split, cancel, submit arrays",
+        description="The same cycle as `run --once`: one squeue for every active split (sacct for "
+        "what squeue forgot) and its callbacks, split_new_jobs, one scancel for what must stop "
+        "(process_newly_cancelled_experiments and failed siblings), then "
+        "assign_splits_to_workers: one job array per job on the queue's partition.",
     )
     _config_option(submit)
     submit.set_defaults(handler=_submit)
 
 
 def _submit(args: argparse.Namespace) -> int:
-    from bridge.submit import submit_cycle
+    from poller.loop import run_cycle
 
     app = _app(args)
     with app.sessions() as session:
-        cancelled, submitted = submit_cycle(session, app.slurm)
-        if cancelled:
-            print(f"scancelled {len(cancelled)} elements")
-        for sub in submitted:
+        report = run_cycle(session, app.backend)
+        if report.error:
+            print(f"Slurm's state could not be read ({report.error}): nothing polled")
+        for split_id, event in report.poll.events if report.poll else ():
+            print(f"split {split_id}: {event}")
+        if report.cancelled:
+            print(f"scancelled {len(report.cancelled)} elements")
+        for sub in report.submitted:
             print(f"submitted array {sub.job_id} ({sub.tag}) to queue {sub.queue}: {len(sub.split_ids)} splits")
     return 0
 
@@ -330,7 +335,7 @@ def _run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, frame: stopping.append(number))
     app = _app(args)
-    loop = BridgeLoop(app.sessions, app.slurm, app.config.poll)
+    loop = BridgeLoop(app.sessions, app.backend, app.config.poll)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, loop.stop)
     if stopping:

@@ -58,6 +58,18 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class SlurmTimeouts:
+    """Seconds each kind of Slurm call may take before it counts as timed out ([slurm.timeouts])."""
+
+    submit: float = 30.0  # sbatch: a timed-out one may still have been accepted (looked up by tag)
+    find: float = 30.0  # squeue/sacct --name: is a tag on the cluster?
+    status: float = 60.0  # the poll's squeue, and sacct for what squeue forgot
+    cancel: float = 30.0  # scancel
+    accounting: float = 60.0  # sacct for audits and reports
+    info: float = 30.0  # partitions, nodes, version, MaxArraySize
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     """Everything the bridge reads from its configuration files."""
 
@@ -76,6 +88,7 @@ class BridgeConfig:
     templates_dir: Path | None = None
     slurm_conf: Path | None = None
     slurm_env: Mapping[str, str] = field(default_factory=dict)
+    timeouts: SlurmTimeouts = field(default_factory=SlurmTimeouts)
 
     def runner_env(self) -> dict[str, str]:
         """Environment for Slurm commands: SLURM_CONF (if set) plus [slurm].env."""
@@ -106,7 +119,7 @@ def load_config(path: str | Path) -> BridgeConfig:
         raise top.fail("templates_dir", str(templates_dir), "an existing directory")
     runner = top.choice("runner", RUNNERS, "local")
     ssh = _ssh(top.table("ssh", required=runner == "ssh"))
-    slurm_conf, slurm_env = _slurm(top.table("slurm"))
+    slurm_conf, slurm_env, timeouts = _slurm(top.table("slurm"))
     queues_file = top.path("queues", base / "queues.toml")
     config = BridgeConfig(
         path=path,
@@ -124,6 +137,7 @@ def load_config(path: str | Path) -> BridgeConfig:
         templates_dir=templates_dir,
         slurm_conf=slurm_conf,
         slurm_env=slurm_env,
+        timeouts=timeouts,
     )
     top.done()
     log.debug("loaded configuration %s (%d queues)", path, len(config.queues))
@@ -161,10 +175,11 @@ def _ssh(t: Table | None) -> SshConfig | None:
     return ssh
 
 
-def _slurm(t: Table | None) -> tuple[Path | None, dict[str, str]]:
+def _slurm(t: Table | None) -> tuple[Path | None, dict[str, str], SlurmTimeouts]:
     if t is None:
-        return None, {}
+        return None, {}, SlurmTimeouts()
     conf = t.path("conf", None)
+    timeouts = _timeouts(t.table("timeouts"))
     env_table = t.table("env")
     env: dict[str, str] = {}
     if env_table is not None:
@@ -174,7 +189,17 @@ def _slurm(t: Table | None) -> tuple[Path | None, dict[str, str]]:
             env[name] = env_table.text(name)
         env_table.done()
     t.done()
-    return conf, env
+    return conf, env, timeouts
+
+
+def _timeouts(t: Table | None) -> SlurmTimeouts:
+    if t is None:
+        return SlurmTimeouts()
+    default = SlurmTimeouts()
+    timeouts = SlurmTimeouts(**{name: t.number(name, getattr(default, name), 0.1)
+                                for name in SlurmTimeouts.__dataclass_fields__})
+    t.done()
+    return timeouts
 
 
 def _poll(t: Table | None) -> PollConfig:

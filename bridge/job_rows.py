@@ -14,7 +14,15 @@ from sqlalchemy.orm import Session
 
 from bridge.history import guarded_set, transition
 from bridge.models import (
-    UNFINISHED_BLOCK, Block, BlockStatus, CacheStatus, Job, JobSplit, SplitStatus, on_slurm, utcnow,
+    UNFINISHED_BLOCK,
+    Block,
+    BlockStatus,
+    CacheStatus,
+    Job,
+    JobSplit,
+    SplitStatus,
+    on_slurm,
+    utcnow,
 )
 
 log = logging.getLogger(__name__)

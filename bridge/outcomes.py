@@ -36,8 +36,18 @@ from bridge.cancelling import cancel_pending_blocks, settle_experiment
 from bridge.history import guarded_set, locked, reload, transition
 from bridge.job_rows import cancel_block, delete_job, followers, gone, release_job, stop_splits
 from bridge.models import (
-    ACTIVE_SPLIT, LIVE_EXPERIMENT, UNFINISHED_BLOCK, Block, BlockStatus, CacheStatus, ExperimentStatus,
-    Job, JobSplit, Result, SplitStatus, utcnow,
+    ACTIVE_SPLIT,
+    LIVE_EXPERIMENT,
+    UNFINISHED_BLOCK,
+    Block,
+    BlockStatus,
+    CacheStatus,
+    ExperimentStatus,
+    Job,
+    JobSplit,
+    Result,
+    SplitStatus,
+    utcnow,
 )
 
 log = logging.getLogger(__name__)
@@ -52,28 +62,16 @@ RESULT_FIELDS = ("stdout", "stderr", "user_error", "system_error", "statistics",
 def on_split_started(session: Session, split: JobSplit | int) -> bool:
     """Mark a queued split processing, and its job, block(s), outputs and experiment(s)."""
     with locked(session):
-        row, job = _load(session, split)
-        moved = row is not None and transition(
-            session, row, S.PROCESSING, {S.QUEUED}, source="on_split_started", warn=True,
-            start_date=utcnow())
-        if moved:
-            start_job(session, job)
+        row, job = load_split(session, split)
+        moved = row is not None and start_split(session, row, job)
     return moved
 
 
 def on_split_done(session: Session, split: JobSplit | int, result: Mapping[str, Any] | None) -> bool:
     """Record a completed split; when it is the job's last, the job is done (see module)."""
     with locked(session):
-        row, job = _load(session, split)
-        seen = row.status if row is not None else None
-        moved = row is not None and transition(
-            session, row, S.COMPLETED, ACTIVE_SPLIT, source="on_split_done", warn=True,
-            end_date=utcnow())
-        if moved:
-            row.result = _store_result(session, job.block, row, result)
-            if seen == S.QUEUED:
-                start_job(session, job)
-            settle_job(session, job, "on_split_done")
+        row, job = load_split(session, split)
+        moved = row is not None and complete_split(session, row, job, result)
     return moved
 
 
@@ -82,39 +80,77 @@ def on_split_fail(
 ) -> list[JobSplit]:
     """Record a failed split and fail its job; returns the sibling splits to scancel."""
     with locked(session):
-        row, job = _load(session, split)
-        to_scancel: list[JobSplit] = []
-        if row is not None and row.status == S.CANCELLING:
-            if transition(session, row, S.CANCELLED, {S.CANCELLING}, source="on_split_fail",
-                          reason="failed while being cancelled", end_date=utcnow()):
-                row.result = _store_result(session, job.block, row, result, cancelled=True)
-                settle_job(session, job, "on_split_fail")
-        elif row is not None and transition(session, row, S.FAILED, {S.QUEUED, S.PROCESSING},
-                                            source="on_split_fail", warn=True, end_date=utcnow()):
-            row.result = _store_result(session, job.block, row, result)
-            to_scancel = fail_job(session, job, _reason(row.result), "on_split_fail")
-            settle_job(session, job, "on_split_fail")
+        row, job = load_split(session, split)
+        to_scancel = fail_split(session, row, job, result) if row is not None else []
     return to_scancel
 
 
 def on_split_cancelled(session: Session, split: JobSplit | int) -> list[JobSplit]:
     """Record a cancelled split; an unrequested cancel fails the job. Returns splits to scancel."""
     with locked(session):
-        row, job = _load(session, split)
-        to_scancel: list[JobSplit] = []
-        seen = row.status if row is not None else None
-        if row is not None and transition(session, row, S.CANCELLED, ACTIVE_SPLIT,
-                                          source="on_split_cancelled", warn=True, end_date=utcnow()):
-            experiment = job.block.experiment
-            if seen != S.CANCELLING and experiment.status != E.CANCELLING:
-                reason = "cancelled on Slurm outside the bridge"
-                row.result = _store_result(session, job.block, row, reason, cancelled=True)
-                to_scancel = fail_job(session, job, reason, "on_split_cancelled")
-            settle_job(session, job, "on_split_cancelled")
+        row, job = load_split(session, split)
+        to_scancel = cancel_split(session, row, job) if row is not None else []
     return to_scancel
 
 
-def _load(session: Session, split: JobSplit | int) -> tuple[JobSplit | None, Job | None]:
+# --- the same, inside the caller's locked transaction (bridge.slurm_events uses them) -------
+
+
+def start_split(session: Session, row: JobSplit, job: Job) -> bool:
+    """on_split_started's change: QUEUED -> PROCESSING, the job started; True if it moved."""
+    moved = transition(session, row, S.PROCESSING, {S.QUEUED}, source="on_split_started", warn=True,
+                       start_date=utcnow())
+    if moved:
+        start_job(session, job)
+    return moved
+
+
+def complete_split(session: Session, row: JobSplit, job: Job, result: Mapping[str, Any] | None) -> bool:
+    """on_split_done's change: the split completed, its Result stored, the job settled."""
+    seen = row.status
+    moved = transition(session, row, S.COMPLETED, ACTIVE_SPLIT, source="on_split_done", warn=True,
+                       end_date=utcnow())
+    if moved:
+        row.result = _store_result(session, job.block, row, result)
+        if seen == S.QUEUED:
+            start_job(session, job)
+        settle_job(session, job, "on_split_done")
+    return moved
+
+
+def fail_split(session: Session, row: JobSplit, job: Job, result: Mapping[str, Any] | str | None
+               ) -> list[JobSplit]:
+    """on_split_fail's change: failed (or cancelled, if it was being cancelled); siblings to scancel."""
+    to_scancel: list[JobSplit] = []
+    if row.status == S.CANCELLING:
+        if transition(session, row, S.CANCELLED, {S.CANCELLING}, source="on_split_fail",
+                      reason="failed while being cancelled", end_date=utcnow()):
+            row.result = _store_result(session, job.block, row, result, cancelled=True)
+            settle_job(session, job, "on_split_fail")
+    elif transition(session, row, S.FAILED, {S.QUEUED, S.PROCESSING}, source="on_split_fail", warn=True,
+                    end_date=utcnow()):
+        row.result = _store_result(session, job.block, row, result)
+        to_scancel = fail_job(session, job, _reason(row.result), "on_split_fail")
+        settle_job(session, job, "on_split_fail")
+    return to_scancel
+
+
+def cancel_split(session: Session, row: JobSplit, job: Job) -> list[JobSplit]:
+    """on_split_cancelled's change: cancelled; unasked for, it fails the job. Siblings to scancel."""
+    to_scancel: list[JobSplit] = []
+    seen = row.status
+    if transition(session, row, S.CANCELLED, ACTIVE_SPLIT, source="on_split_cancelled", warn=True,
+                  end_date=utcnow()):
+        experiment = job.block.experiment
+        if seen != S.CANCELLING and experiment.status != E.CANCELLING:
+            reason = "cancelled on Slurm outside the bridge"
+            row.result = _store_result(session, job.block, row, reason, cancelled=True)
+            to_scancel = fail_job(session, job, reason, "on_split_cancelled")
+        settle_job(session, job, "on_split_cancelled")
+    return to_scancel
+
+
+def load_split(session: Session, split: JobSplit | int) -> tuple[JobSplit | None, Job | None]:
     """The split and its job, reloaded (job row locked); (None, None) if the split is gone."""
     row = reload(session, JobSplit, split)
     if row is None:

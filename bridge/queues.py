@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from bridge import slurm as cmds
 from bridge.models import Worker
 from bridge.queues_config import QueueConfig
-from bridge.runner import Runner
 from bridge.scheduling import upsert_queue
+from bridge.slurm_client import SlurmClient
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,9 @@ class ClusterView:
     nodes: tuple[cmds.NodeInfo, ...]
 
 
-def read_cluster(runner: Runner) -> ClusterView:
-    """Partitions and nodes of the cluster behind the runner (two commands)."""
-    partitions = runner.run(cmds.scontrol_show_partition_argv(), timeout=30).check()
-    nodes = runner.run(cmds.sinfo_nodes_argv(), timeout=30).check()
-    return ClusterView(tuple(cmds.parse_scontrol_show_partition(partitions.stdout)),
-                       tuple(cmds.parse_sinfo_nodes(nodes.stdout)))
+def read_cluster(client: SlurmClient) -> ClusterView:
+    """Partitions and nodes of the cluster behind the client (two commands)."""
+    return ClusterView(tuple(client.partitions()), tuple(client.nodes()))
 
 
 def check_queues(queues: Mapping[str, QueueConfig], cluster: ClusterView) -> list[str]:

@@ -1,4 +1,4 @@
-"""Parse `sacct -X --parsable2 --noheader` output into records, one per array element.
+"""Parse `sacct -X --parsable2 --noheader` output into SlurmRecords, one per array element.
 
 Slurm 22.05 has no ArrayJobID/ArrayTaskID fields and no --array flag, so the
 element is read from JobID: `J_T` (an element), `J_[a-b%N]` or `J_[1,3,5-7]` (a
@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bridge.slurm import SACCT_FIELDS
-from poller.states import normalize_state
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +32,8 @@ class ArrayIdError(ValueError):
 
 
 @dataclass(frozen=True)
-class SacctRecord:
-    """One row of sacct, for one job or one array element."""
+class SlurmRecord:
+    """One row of sacct or squeue (read into sacct's fields), for one job or one array element."""
 
     job_id: str  # "123_4" (element), "123" (plain job or an element's bare allocation row)
     array_job_id: int  # the number before "_" (the job id itself for a plain job)
@@ -103,7 +102,14 @@ def parse_exit_code(text: str) -> tuple[int, int]:
     return int(code), int(signal or 0)
 
 
-parse_state = normalize_state  # `CANCELLED by 0` -> `CANCELLED`: one rule, kept in poller.states
+def normalize_state(state: str) -> str:
+    """`CANCELLED by 0` -> `CANCELLED`, `COMPLETED+` -> `COMPLETED` (first word, `+` stripped).
+
+    "CANCELLED by 0" turns into plain "CANCELLED" after a slurmctld restart
+    (slurm-notes.md): only the first word is ever compared.
+    """
+    words = state.split()
+    return words[0].rstrip("+").upper() if words else ""
 
 
 def _columns(line: str, fields: Sequence[str]) -> dict[str, str] | None:
@@ -118,7 +124,7 @@ def _columns(line: str, fields: Sequence[str]) -> dict[str, str] | None:
     return dict(zip(fields, values))
 
 
-def parse_line(line: str, fields: Sequence[str] = FIELDS) -> list[SacctRecord]:
+def parse_line(line: str, fields: Sequence[str] = FIELDS) -> list[SlurmRecord]:
     """One sacct line -> records (several for a pending range); raise ValueError if malformed."""
     row = _columns(line, fields)
     if row is None:
@@ -129,14 +135,14 @@ def parse_line(line: str, fields: Sequence[str] = FIELDS) -> list[SacctRecord]:
     if not match:
         raise ArrayIdError(f"not a Slurm job id: {row['JobID']!r}")
     exit_code, signal = parse_exit_code(row.get("ExitCode", "0:0") or "0:0")
-    base = SacctRecord(
+    base = SlurmRecord(
         job_id=row["JobID"].strip(),
         array_job_id=int(match.group(1)),
         array_task_id=None,
         raw_id=row.get("JobIDRaw", "").strip(),
         name=row.get("JobName", ""),
         partition=row.get("Partition", "").strip(),
-        state=parse_state(row["State"]),
+        state=normalize_state(row["State"]),
         state_text=row["State"].strip(),
         exit_code=exit_code,
         signal=signal,
@@ -158,7 +164,7 @@ def parse_line(line: str, fields: Sequence[str] = FIELDS) -> list[SacctRecord]:
     ]
 
 
-def iter_records(text: str, fields: Sequence[str] = FIELDS) -> Iterator[SacctRecord]:
+def iter_records(text: str, fields: Sequence[str] = FIELDS) -> Iterator[SlurmRecord]:
     """Every record of a sacct output; empty and malformed lines are logged and skipped."""
     missing = [f for f in REQUIRED if f not in fields]
     if missing:
@@ -173,14 +179,14 @@ def iter_records(text: str, fields: Sequence[str] = FIELDS) -> Iterator[SacctRec
             log.warning("sacct output line %d skipped (%s): %r", number, e, line)
 
 
-def parse_sacct(text: str, fields: Sequence[str] = FIELDS) -> list[SacctRecord]:
+def parse_sacct(text: str, fields: Sequence[str] = FIELDS) -> list[SlurmRecord]:
     """All records of a `sacct -X --parsable2 --noheader --format=<fields>` output."""
     return list(iter_records(text, fields))
 
 
-def latest_by_element(records: Sequence[SacctRecord]) -> dict[tuple[int, int], SacctRecord]:
+def latest_by_element(records: Sequence[SlurmRecord]) -> dict[tuple[int, int], SlurmRecord]:
     """Array elements keyed by (array id, task id); a started row beats a pending-range row."""
-    result: dict[tuple[int, int], SacctRecord] = {}
+    result: dict[tuple[int, int], SlurmRecord] = {}
     for record in records:
         if not record.is_element:
             continue

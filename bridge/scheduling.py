@@ -21,8 +21,20 @@ from bridge.errors import BridgeError
 from bridge.hashing import job_key
 from bridge.history import guarded_set, locked, record, reload, transition
 from bridge.models import (
-    LIVE_EXPERIMENT, UNFINISHED_BLOCK, Block, BlockStatus, CacheStatus, Environment, Experiment, ExperimentStatus, Job, JobSplit,
-    Queue, Result, SplitStatus, utcnow,
+    LIVE_EXPERIMENT,
+    UNFINISHED_BLOCK,
+    Block,
+    BlockStatus,
+    CacheStatus,
+    Environment,
+    Experiment,
+    ExperimentStatus,
+    Job,
+    JobSplit,
+    Queue,
+    Result,
+    SplitStatus,
+    utcnow,
 )
 
 log = logging.getLogger(__name__)

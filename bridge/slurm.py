@@ -21,6 +21,14 @@ SACCT_FIELDS: tuple[str, ...] = (
     "JobID", "JobIDRaw", "JobName", "Partition", "State", "ExitCode",
     "NodeList", "Submit", "Start", "End", "Comment",
 )
+# squeue -O field -> the sacct field name it stands for (free text last)
+SQUEUE_FIELDS: tuple[tuple[str, str], ...] = (
+    ("JobArrayID", "JobID"), ("JobID", "JobIDRaw"), ("Partition", "Partition"), ("State", "State"),
+    ("NodeList", "NodeList"), ("SubmitTime", "Submit"), ("StartTime", "Start"), ("EndTime", "End"),
+    ("exit_code", "ExitCode"), ("Name", "JobName"),
+)
+# squeue's stderr when none of the ids is known any more (every array forgotten: not an error)
+NO_SUCH_JOB = "invalid job id specified"
 SINFO_NODE_FORMAT = "%N|%P|%c|%m|%T"
 DEFAULT_MAX_ARRAY_SIZE = 1001
 
@@ -95,6 +103,21 @@ def parse_sbatch_parsable(stdout: str) -> int:
     if not match:
         raise SlurmParseError(f"sbatch --parsable printed no job id: {stdout!r}")
     return int(match.group(1))
+
+
+def squeue_argv(job_ids: Iterable[int | str]) -> list[str]:
+    """One squeue for the arrays, finished elements included (-t all), `|`-separated, never truncated."""
+    return ["squeue", "-h", "-t", "all", "-j", ",".join(str(i) for i in job_ids),
+            "-O", ",".join(f"{name}:|" for name, _ in SQUEUE_FIELDS)]
+
+
+def squeue_by_name_argv(name: str) -> list[str]:
+    """The array ids squeue knows under a job name (a submission tag), finished ones included."""
+    return ["squeue", "-h", "-t", "all", "--name", name, "-o", "%F"]
+
+
+def sbatch_version_argv() -> list[str]:
+    return ["sbatch", "--version"]
 
 
 def format_slurm_time(when: datetime) -> str:

@@ -7,34 +7,21 @@ finished jobs for MinJobAge (300 s by default). So each cycle asks squeue about
 every active array in one call, and only elements squeue no longer knows (older
 than MinJobAge, or after a controller restart) are looked up in sacct.
 squeue's `exit_code` is the raw wait status (768 = exit 3, 9 = signal 9): it is
-turned into sacct's `N:S` and the rows into the same SacctRecord.
+turned into sacct's `N:S` and the rows into the same SlurmRecord.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
-
 from dataclasses import dataclass, field
 
-from poller.sacct import SacctRecord, expand_array_id, latest_by_element, parse_line
+from bridge.sacct import SlurmRecord, expand_array_id, latest_by_element, parse_line
+from bridge.slurm import SQUEUE_FIELDS as FIELDS
 
 log = logging.getLogger(__name__)
 
-# squeue -O field -> the sacct field name it stands for (free text last)
-FIELDS: tuple[tuple[str, str], ...] = (
-    ("JobArrayID", "JobID"), ("JobID", "JobIDRaw"), ("Partition", "Partition"), ("State", "State"),
-    ("NodeList", "NodeList"), ("SubmitTime", "Submit"), ("StartTime", "Start"), ("EndTime", "End"),
-    ("exit_code", "ExitCode"), ("Name", "JobName"),
-)
 SACCT_NAMES = tuple(sacct for _, sacct in FIELDS)
-NO_SUCH_JOB = "invalid job id specified"
-
-
-def squeue_argv(job_ids: Iterable[int | str]) -> list[str]:
-    """One squeue for the arrays, finished elements included (-t all), `|`-separated, never truncated."""
-    return ["squeue", "-h", "-t", "all", "-j", ",".join(str(i) for i in job_ids),
-            "-O", ",".join(f"{name}:|" for name, _ in FIELDS)]
 
 
 def wait_status(text: str) -> str:
@@ -49,13 +36,13 @@ class SqueueView:
     """squeue's answer: started elements by element id, the ids still pending in array ranges, and
     the rows under a bare array id (no `_T`: e.g. a cancelled array's never-started elements)."""
 
-    records: dict[str, SacctRecord] = field(default_factory=dict)
+    records: dict[str, SlurmRecord] = field(default_factory=dict)
     pending: set[str] = field(default_factory=set)
-    bare: list[SacctRecord] = field(default_factory=list)
+    bare: list[SlurmRecord] = field(default_factory=list)
 
 
-def parse_squeue(text: str) -> list[SacctRecord]:
-    """Records of `squeue_argv` output (pending ranges expanded); malformed lines logged and skipped."""
+def parse_squeue(text: str) -> list[SlurmRecord]:
+    """Records of `bridge.slurm.squeue_argv`'s output (pending ranges expanded); malformed lines logged and skipped."""
     return [record for number, values in _rows(text) for record in _parse(number, values)]
 
 
@@ -63,7 +50,7 @@ def squeue_view(text: str) -> SqueueView:
     """The poller's view: a pending range `J_[a-b]` only names ids (no record per element: it is
     the common case of a large array, and nothing is done for a pending element)."""
     view = SqueueView()
-    started: list[SacctRecord] = []
+    started: list[SlurmRecord] = []
     for number, values in _rows(text):
         if "[" not in values[0]:
             started += _parse(number, values)
@@ -96,7 +83,7 @@ def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
         yield number, values
 
 
-def _parse(number: int, values: list[str]) -> list[SacctRecord]:
+def _parse(number: int, values: list[str]) -> list[SlurmRecord]:
     try:
         return parse_line("|".join(values), SACCT_NAMES)
     except ValueError as e:
@@ -108,6 +95,6 @@ def _skip(number: int, why: object, values: list[str]) -> None:
     log.warning("squeue output line %d skipped (%s): %r", number, why, "|".join(values))
 
 
-def by_element(records: Iterable[SacctRecord]) -> dict[str, SacctRecord]:
+def by_element(records: Iterable[SlurmRecord]) -> dict[str, SlurmRecord]:
     """Element records keyed by element id (`123_4`), a started row beating a pending range."""
     return {f"{job}_{task}": rec for (job, task), rec in latest_by_element(list(records)).items()}

@@ -187,15 +187,25 @@ def record_slurm_state(
     """Record what sacct says of a split (only the fields given); False if the split is gone."""
     with locked(session):
         row = reload(session, JobSplit, split)
-        values: dict[str, Any] = {k: v for k, v in {
-            "slurm_state": state, "slurm_node": node, "slurm_exit_code": exit_code,
-            "start_time": start_time, "end_time": end_time}.items() if v is not None}
-        if node is not None:
-            worker = session.scalar(select(Worker).where(Worker.name == node))
-            values["worker_id"] = worker.id if worker else None
-        changed = row is not None and bool(values) and guarded_set(
-            session, row, JobSplit.id == row.id, source="slurm", **values)
+        changed = row is not None and set_slurm_facts(
+            session, row, state=state, node=node, exit_code=exit_code, start_time=start_time,
+            end_time=end_time)
     return changed
+
+
+def set_slurm_facts(
+    session: Session, row: JobSplit, *, state: str | None = None, node: str | None = None,
+    exit_code: str | None = None, start_time: datetime | None = None, end_time: datetime | None = None,
+) -> bool:
+    """record_slurm_state inside the caller's locked transaction: set the fields given (and the
+    Worker of the node); True if the row changed."""
+    values: dict[str, Any] = {k: v for k, v in {
+        "slurm_state": state, "slurm_node": node, "slurm_exit_code": exit_code,
+        "start_time": start_time, "end_time": end_time}.items() if v is not None}
+    if node is not None:
+        worker = session.scalar(select(Worker).where(Worker.name == node))
+        values["worker_id"] = worker.id if worker else None
+    return bool(values) and guarded_set(session, row, JobSplit.id == row.id, source="slurm", **values)
 
 
 def note_cache_error(session: Session, split: JobSplit | int) -> int | None:

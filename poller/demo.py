@@ -21,19 +21,17 @@ from sqlalchemy.orm import Session
 
 from bridge.app import App, open_app
 from bridge.declaration import load_experiment
+from bridge.errors import CommandError
 from bridge.examples.demo_experiments import declarations, expected_totals
 from bridge.hashing import cache_path
 from bridge.helpers import schedule_experiment
-from bridge.models import Experiment, JobSplit, Result
+from bridge.models import FINAL_EXPERIMENT, Experiment, JobSplit, Result
 from bridge.queues import read_cluster, sync_queues, sync_workers
-from bridge.runner import Runner
+from bridge.sacct import SlurmRecord
 from bridge.sbatch_scripts.element_io import IOStats, read_cached
-from bridge.slurm import sacct_argvs
+from bridge.slurm_client import SlurmClient
 from poller.loop import BridgeLoop, CycleReport
 from poller.poll import active_splits
-from poller.sacct import SacctRecord, parse_sacct
-
-FINAL = {"D", "F"}
 
 QUEUES = """# the demo's queues on the local cluster's partitions
 [queues.default]
@@ -105,7 +103,7 @@ def run_demo(root: Path, say: Callable[[str], None] = print, timeout: float = 60
     run = DemoRun(root)
     with app.sessions() as session:
         sync_queues(session, app.config.queues)
-        sync_workers(session, read_cluster(app.runner).nodes)
+        sync_workers(session, read_cluster(app.client).nodes)
         ids = [load_experiment(session, d).id for d in declarations()]
         for experiment_id in ids:
             schedule_experiment(session, session.get(Experiment, experiment_id))
@@ -124,9 +122,9 @@ def run_demo(root: Path, say: Callable[[str], None] = print, timeout: float = 60
         if time.monotonic() - started > timeout:
             raise TimeoutError(f"demo experiments not finished after {timeout:.0f} s (see {root})")
         # finished, and nothing left on Slurm (a failed block's siblings are scancelled after it fails)
-        return all(session.get(Experiment, i).status.value in FINAL for i in ids) and not active_splits(session)
+        return all(session.get(Experiment, i).status in FINAL_EXPERIMENT for i in ids) and not active_splits(session)
 
-    loop = BridgeLoop(app.sessions, app.slurm, app.config.poll, on_cycle=on_cycle)
+    loop = BridgeLoop(app.sessions, app.backend, app.config.poll, on_cycle=on_cycle)
     loop.run(done=finished)
     run.wall, run.cycles = time.monotonic() - started, loop.cycles
     run.squeue_calls, run.sacct_calls = loop.squeue_calls, loop.sacct_calls
@@ -163,7 +161,7 @@ def progress_line(session: Session, experiment: Experiment) -> str:
 
 def summarise(app: App, run: DemoRun, ids: list[int], say: Callable[[str], None]) -> None:
     """Per block: state, nodes, elapsed, sacct ids — from sacct; then the callback latency."""
-    records = audit(app.runner, [j for jobs in run.arrays.values() for j in jobs], run.elements)
+    records = audit(app.client, [j for jobs in run.arrays.values() for j in jobs], run.elements)
     with app.sessions() as session:
         for experiment_id in ids:
             experiment = session.get(Experiment, experiment_id)
@@ -185,27 +183,28 @@ def summarise(app: App, run: DemoRun, ids: list[int], say: Callable[[str], None]
         f"max {max(lat) if lat else 0:.2f} s over {len(lat)} splits")
 
 
-def audit(runner: Runner, job_ids: list[int], elements: int, settle: float = 15.0) -> list[SacctRecord]:
+def audit(client: SlurmClient, job_ids: list[int], elements: int, settle: float = 15.0) -> list[SlurmRecord]:
     """The arrays' finished elements as sacct records them, once sacct has all `elements` (it lags)."""
     deadline = time.monotonic() + settle
     while True:
-        records: list[SacctRecord] = []
-        for argv in sacct_argvs(datetime.now() - timedelta(hours=2), None, sorted(job_ids)):
-            records += parse_sacct(runner.run(argv, timeout=60).stdout)
+        try:
+            records = client.accounting(sorted(job_ids), datetime.now() - timedelta(hours=2))
+        except CommandError:  # slurmdbd busy or away: try again until the deadline
+            records = []
         found = [r for r in records if r.is_element and r.end is not None]
         if len(found) >= elements or time.monotonic() > deadline:
             return found
         time.sleep(0.5)
 
 
-def _elapsed(records: list[SacctRecord]) -> float:
+def _elapsed(records: list[SlurmRecord]) -> float:
     """From the block's first element start to its last element end, as sacct says."""
     starts = [r.start for r in records if r.start]
     ends = [r.end for r in records if r.end]
     return (max(ends) - min(starts)).total_seconds() if starts and ends else 0.0
 
 
-def callback_latencies(session: Session, run: DemoRun, records: list[SacctRecord]) -> list[float]:
+def callback_latencies(session: Session, run: DemoRun, records: list[SlurmRecord]) -> list[float]:
     """Seconds from an element's End in sacct to the Result our on_split_done stored for it."""
     by_element = {(r.array_job_id, r.array_task_id): r for r in records}
     latencies = []

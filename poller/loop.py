@@ -1,7 +1,10 @@
-"""The bridge daemon: poll, then split, cancel and submit, in one cycle; adaptive interval; clean stop.
+"""The bridge's cycle and its daemon: poll -> callbacks -> split -> cancel -> submit; adaptive interval.
 
-A cycle reads sacct first, so a job that finished unblocks its dependents and
-they are split and submitted in the same cycle. The interval is the configured
+`run_cycle` is the one place the cycle is sequenced (`beat-bridge run`, its
+`--once`, and `beat-bridge submit` all call it). It reads Slurm first, so a job
+that finished unblocks its dependents and they are split and submitted in the
+same cycle; every element the cycle's callbacks and cancelled experiments want
+stopped goes into one scancel before new arrays go out. The interval is the configured
 minimum while anything is on Slurm or anything changed, and doubles up to the
 maximum while idle or while Slurm answers with errors (slurmdbd down: nothing is
 changed, and the loop recovers by itself when it returns).
@@ -17,9 +20,13 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.backend import Backend
+from bridge.cancelling import process_newly_cancelled_experiments
 from bridge.config import PollConfig
 from bridge.errors import BridgeError
-from bridge.submit import Slurm, Submission, submit_cycle
+from bridge.scheduling import split_new_jobs
+from bridge.submission_db import element_ids
+from bridge.submit import Submission, submit_candidates
 from poller.poll import PollError, PollReport, poll_once
 
 log = logging.getLogger(__name__)
@@ -31,7 +38,7 @@ class CycleReport:
 
     poll: PollReport | None
     submitted: list[Submission] = field(default_factory=list)
-    cancelled: int = 0
+    cancelled: list[str] = field(default_factory=list)  # element ids scancelled
     error: str | None = None
 
     @property
@@ -55,25 +62,39 @@ class Interval:
         return self.current
 
 
-def run_cycle(session: Session, slurm: Slurm) -> CycleReport:
-    """Poll sacct, then split new jobs, scancel what is being cancelled, and submit arrays."""
+def run_cycle(session: Session, backend: Backend) -> CycleReport:
+    """One cycle: poll Slurm and fire the callbacks, split new jobs, scancel, submit arrays.
+
+    A poll that cannot read Slurm (PollError) changes nothing and is reported;
+    the rest of the cycle still runs. The elements to cancel (siblings of failed
+    splits, splits of cancelling experiments) go out in one scancel before
+    submitting; siblings of splits whose submission Slurm refused, in one more.
+    """
     report = CycleReport(poll=None)
+    to_cancel: list[str] = []
     try:
-        report.poll = poll_once(session, slurm)
+        report.poll = poll_once(session, backend)
+        to_cancel += report.poll.to_cancel
     except PollError as e:
         session.rollback()
         report.error = str(e)
-    cancelled, report.submitted = submit_cycle(session, slurm)
-    report.cancelled = len(cancelled)
+    config = backend.config
+    split_new_jobs(session, str(config.cache_root), config.split_errors)
+    to_cancel += element_ids(process_newly_cancelled_experiments(session))
+    if to_cancel:
+        report.cancelled += backend.client.cancel(to_cancel)
+    report.submitted, refused = submit_candidates(session, backend)
+    if refused:
+        report.cancelled += backend.client.cancel(refused)
     return report
 
 
 class BridgeLoop:
     """Cycles until stopped (SIGTERM/SIGINT call stop()) or until `done` says so."""
 
-    def __init__(self, sessions: sessionmaker[Session], slurm: Slurm, poll: PollConfig,
+    def __init__(self, sessions: sessionmaker[Session], backend: Backend, poll: PollConfig,
                  on_cycle: Callable[[Session, CycleReport], None] | None = None) -> None:
-        self.sessions, self.slurm = sessions, slurm
+        self.sessions, self.backend = sessions, backend
         self.interval = Interval(poll)
         self.on_cycle = on_cycle
         self._stop = threading.Event()
@@ -100,7 +121,7 @@ class BridgeLoop:
     def _cycle(self, session: Session) -> CycleReport:
         started = time.monotonic()
         try:
-            report = run_cycle(session, self.slurm)
+            report = run_cycle(session, self.backend)
         except BridgeError as e:  # sbatch/scancel errors already handled per array; anything else: retry later
             session.rollback()
             report = CycleReport(poll=None, error=str(e))

@@ -1,11 +1,13 @@
-"""One poll: one squeue (sacct where squeue has forgotten) for every active split, then the callbacks.
+"""One poll: every active split's Slurm state in one status call, then one decision per split.
 
 Active means submitted (an element id) and not final: queued, processing or
-cancelling. squeue answers from slurmctld at once (see poller.squeue for why it
-comes first); the sacct fallback is bounded by the oldest active submit time
-(minus a margin) and filtered by array ids, chunked if the id list is long. Never
-one call per job. Every callback is a guarded transition, so reading the same state again
-(after a crash, a restart, or simply the next cycle) changes nothing.
+cancelling. The Slurm client answers with one squeue for every active array and
+sacct only for elements squeue has forgotten (bridge.slurm_client); this module
+decides what each record means (poller.states, the element's result file, the
+cache) and hands the decision to bridge.slurm_events, which applies it in one
+transaction. Every callback is a guarded transition, so reading the same state
+again (after a crash, a restart, or simply the next cycle) changes nothing.
+Nothing is scancelled here: the element ids to cancel are returned to the cycle.
 """
 
 from __future__ import annotations
@@ -14,34 +16,32 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
-from bridge import helpers
+from bridge.backend import Backend
 from bridge.cache import is_cache_complete
-from bridge.errors import BridgeError, CommandError
+from bridge.errors import BridgeError
 from bridge.hashing import cache_path
-from bridge.models import JobSplit, SplitStatus as S
-from bridge.slurm import sacct_argvs
+from bridge.models import ACTIVE_SPLIT, JobSplit
+from bridge.models import SplitStatus as S
+from bridge.sacct import SlurmRecord
 from bridge.sbatch_scripts import spool as spool_files
-from bridge.submission_db import note_cache_error, record_slurm_state
-from bridge.submit import Slurm, cancel_on_slurm
-from poller.sacct import SacctRecord, parse_sacct
-from poller.squeue import NO_SUCH_JOB, SqueueView, by_element, squeue_argv, squeue_view
+from bridge.slurm_client import StatusView
+from bridge.slurm_events import Action, Kind, SlurmFacts, apply_slurm_state
 from poller.states import TERMINAL, Outcome, Verdict, judge, outcome_of
 
 log = logging.getLogger(__name__)
 
-MARGIN = timedelta(minutes=5)
-MISSING_GRACE = 60.0  # seconds a submitted element may be absent from sacct before we warn
+MISSING_GRACE = 60.0  # seconds a submitted element may be unknown to squeue and sacct before we warn
 
 
 class PollError(BridgeError):
-    """sacct could not be read: nothing was changed."""
+    """Neither squeue nor sacct could be read: nothing was changed."""
 
 
 @dataclass
@@ -53,6 +53,7 @@ class PollReport:
     sacct_calls: int = 0
     events: list[tuple[int, str]] = field(default_factory=list)  # (split id, outcome)
     missing: list[int] = field(default_factory=list)
+    to_cancel: list[str] = field(default_factory=list)  # element ids the callbacks asked to scancel
 
     @property
     def changed(self) -> bool:
@@ -75,8 +76,7 @@ _ACTIVE = select(
     JobSplit.id, JobSplit.slurm_job_id, JobSplit.slurm_element_id, type_coerce(JobSplit.status, String),
     JobSplit.slurm_state, JobSplit.submit_time,
 ).where(
-    JobSplit.slurm_element_id.is_not(None),
-    JobSplit.status.in_([S.QUEUED, S.PROCESSING, S.CANCELLING]),
+    JobSplit.slurm_element_id.is_not(None), JobSplit.status.in_(sorted(ACTIVE_SPLIT)),
 ).order_by(JobSplit.id)
 
 
@@ -89,44 +89,24 @@ def active_splits(session: Session) -> list[Active]:
     return [Active._make(row) for row in session.execute(_ACTIVE).tuples()]
 
 
-def read_states(slurm: Slurm, splits: Sequence[Active], report: PollReport) -> SqueueView:
-    """Started elements' latest records by element id (`123_4`), and the ids still pending.
-
-    One squeue for every active array; sacct only for the elements squeue no
-    longer knows. Raises PollError only when neither answers.
-    """
-    view = SqueueView()
-    squeue_error = None
-    report.squeue_calls += 1
-    try:
-        result = slurm.runner.run(squeue_argv(sorted({int(s.slurm_job_id) for s in splits})), timeout=60)
-        if result.ok:
-            view = squeue_view(result.stdout)
-        elif NO_SUCH_JOB not in result.stderr.lower():  # every array forgotten: not an error
-            squeue_error = result.stderr.strip() or f"exit {result.returncode}"
-    except CommandError as e:
-        squeue_error = str(e)
-    missing = _unseen(view, splits)
-    if missing:
-        try:
-            rows = sacct_rows(slurm, missing, report)
-            view.bare += rows
-            view.records.update(by_element(rows))
-        except PollError as e:
-            if squeue_error is not None:
-                raise PollError(f"squeue failed ({squeue_error}) and {e}") from e
-            if not (view.records or view.pending):  # no source knows anything: an outage, so back off
-                raise PollError(f"squeue knows none of the {len(splits)} active elements, and {e}") from e
-            log.warning("%d elements unknown to squeue, and %s", len(missing), e)
-    view.records.update(never_started(view.bare, _unseen(view, splits)))
+def read_states(backend: Backend, splits: Sequence[Active], report: PollReport) -> StatusView:
+    """Slurm's view of the splits (squeue, sacct for what it forgot); PollError when neither answers."""
+    view = backend.client.status(splits)
+    report.squeue_calls += view.squeue_calls
+    report.sacct_calls += view.sacct_calls
+    if view.sacct_error is not None:
+        if view.squeue_error is not None:
+            raise PollError(f"squeue failed ({view.squeue_error}) and sacct failed: {view.sacct_error}")
+        if not (view.records or view.pending):  # no source knows anything: an outage, so back off
+            raise PollError(f"squeue knows none of the {len(splits)} active elements, "
+                            f"and sacct failed: {view.sacct_error}")
+        log.warning("%d elements unknown to squeue, and sacct failed: %s", len(view.unseen(splits)),
+                    view.sacct_error)
+    view.records.update(never_started(view.bare, view.unseen(splits)))
     return view
 
 
-def _unseen(view: SqueueView, splits: Sequence[Active]) -> list[Active]:
-    return [s for s in splits if s.slurm_element_id not in view.records and s.slurm_element_id not in view.pending]
-
-
-def never_started(rows: Iterable[SacctRecord], splits: Sequence[Active]) -> dict[str, SacctRecord]:
+def never_started(rows: Iterable[SlurmRecord], splits: Sequence[Active]) -> dict[str, SlurmRecord]:
     """Element records for splits whose array was cancelled before they started.
 
     squeue and sacct show the never-started elements of a cancelled array as one
@@ -146,25 +126,7 @@ def never_started(rows: Iterable[SacctRecord], splits: Sequence[Active]) -> dict
     return found
 
 
-def sacct_rows(slurm: Slurm, splits: Sequence[Active], report: PollReport) -> list[SacctRecord]:
-    """Every sacct row of the splits' arrays, bounded by their submit times; PollError if sacct fails."""
-    submitted = [s.submit_time for s in splits if s.submit_time is not None]
-    start = _local(min(submitted) if submitted else datetime.now(timezone.utc).replace(tzinfo=None)) - MARGIN
-    ids = sorted({int(s.slurm_job_id) for s in splits})
-    records: list[SacctRecord] = []
-    for argv in sacct_argvs(start, None, ids):
-        report.sacct_calls += 1
-        try:
-            result = slurm.runner.run(argv, timeout=60)
-        except CommandError as e:
-            raise PollError(f"sacct failed: {e}") from e
-        if not result.ok:
-            raise PollError(f"sacct exited {result.returncode}: {result.stderr.strip() or result.stdout.strip()}")
-        records += parse_sacct(result.stdout)
-    return records
-
-
-def poll_once(session: Session, slurm: Slurm, now: float | None = None) -> PollReport:
+def poll_once(session: Session, backend: Backend, now: float | None = None) -> PollReport:
     """Read every active split's state (one squeue, sacct for what it forgot) and fire the callbacks.
 
     Raises PollError, changing nothing, when neither answers.
@@ -174,7 +136,7 @@ def poll_once(session: Session, slurm: Slurm, now: float | None = None) -> PollR
     report.active = len(splits)
     if not splits:
         return report
-    view = read_states(slurm, splits, report)
+    view = read_states(backend, splits, report)
     wall = now if now is not None else time.time()
     for split in splits:
         record = view.records.get(split.slurm_element_id)
@@ -184,9 +146,10 @@ def poll_once(session: Session, slurm: Slurm, now: float | None = None) -> PollR
             continue
         if record.state_text == split.slurm_state and not _actionable(split.status, record.state):
             continue  # seen before, and nothing is owed for it
-        outcome = apply_record(session, slurm, split.id, record)
-        if outcome is not None:
-            report.events.append((split.id, outcome))
+        settled = apply_slurm_state(session, split.id, facts_of(record), decide(session, backend, split, record))
+        report.to_cancel += settled.to_cancel
+        if settled.event is not None:
+            report.events.append((split.id, settled.event))
     return report
 
 
@@ -196,87 +159,68 @@ def _actionable(status: str, state: str) -> bool:
     return outcome in TERMINAL or (outcome is Outcome.STARTED and status == S.QUEUED)
 
 
-def apply_record(session: Session, slurm: Slurm, split_id: int, record: SacctRecord) -> str | None:
-    """Fire what one sacct record means for one split; returns what happened, or None."""
-    split = session.get(JobSplit, split_id)
-    if split is None or split.status not in (S.QUEUED, S.PROCESSING, S.CANCELLING):
-        return None
+def facts_of(record: SlurmRecord) -> SlurmFacts:
+    """What a split keeps of a record; End only once terminal (squeue's End of a running job is a forecast)."""
+    terminal = outcome_of(record.state) in TERMINAL
+    return SlurmFacts(record.state_text, f"{record.exit_code}:{record.signal}", record.node_list or None,
+                      record.start, record.end if terminal else None)
+
+
+def decide(session: Session, backend: Backend, split: Active, record: SlurmRecord) -> Action:
+    """What one record means for one split: pure but for reading the result file and the cache."""
     verdict = judge(record.state, record.exit_code, record.signal,
-                    _stderr_of(slurm, record) if record.state == "FAILED" else None)
-    if record.state_text != split.slurm_state:  # squeue's End of a running element is a forecast
-        record_slurm_state(session, split_id, state=record.state_text, exit_code=f"{record.exit_code}:{record.signal}",
-                           start_time=record.start, end_time=record.end if verdict.terminal else None)
+                    _stderr_of(backend, record) if record.state == "FAILED" else None)
     if verdict.outcome is Outcome.ACTIVE:
-        return None
+        return Action(Kind.RECORD)
     if verdict.terminal and record.end is None:
-        return None  # terminal rows without End are not settled yet (slurm-notes.md, after slurmdbd outages)
-    started = _start(session, split_id, record)
+        return Action(Kind.RECORD)  # terminal rows without End are not settled yet (slurm-notes.md)
     if verdict.outcome is Outcome.STARTED:
-        return "started" if started else None
-    if verdict.outcome is Outcome.DONE:
-        return _done(session, slurm, split_id, record)
+        return Action(Kind.STARTED)
+    if verdict.outcome is Outcome.CANCELLED:
+        return Action(Kind.CANCELLED)
     if verdict.outcome is Outcome.FAILED:
-        result = failure_result(verdict, read_result(slurm, record))
-        cancel_on_slurm(slurm, helpers.on_split_fail(session, split_id, result))
-        return f"failed:{verdict.reason}"
-    cancel_on_slurm(slurm, helpers.on_split_cancelled(session, split_id))
-    return "cancelled"
+        return Action(Kind.FAILED, failure_result(verdict, read_result(backend, record)),
+                      f"failed:{verdict.reason}")
+    return _completed(session, backend, split.id, record)
 
 
-def _start(session: Session, split_id: int, record: SacctRecord) -> bool:
-    """on_split_started and the node, once; also for an element first seen already finished."""
-    split = session.get(JobSplit, split_id)
-    if split is None or split.status != S.QUEUED:
-        return False
-    moved = helpers.on_split_started(session, split_id)
-    if record.node_list and record.node_list != "None assigned":
-        helpers.assign_split_to_worker(session, split_id, record.node_list)
-    return moved
-
-
-def _done(session: Session, slurm: Slurm, split_id: int, record: SacctRecord) -> str | None:
+def _completed(session: Session, backend: Backend, split_id: int, record: SlurmRecord) -> Action:
     """COMPLETED: the element's result must be there, and the job's cache complete, before on_split_done."""
-    result = read_result(slurm, record)
+    result = read_result(backend, record)
     if result is not None and result.get("status", 0) != 0:
-        cancel_on_slurm(slurm, helpers.on_split_fail(session, split_id, result))
-        return "failed:result"
-    problem = "no result file" if result is None else _cache_problem(session, slurm, split_id)
+        return Action(Kind.FAILED, result, "failed:result")
+    problem = "no result file" if result is None else _cache_problem(session, backend, split_id)
     if problem is None:
-        helpers.on_split_done(session, split_id, result)
-        return "done"
-    errors = note_cache_error(session, split_id) or 0
-    if errors <= slurm.config.cache_errors:
-        log.info("split %s completed but %s yet (check %d of %d)", split_id, problem, errors, slurm.config.cache_errors)
-        return None
-    cancel_on_slurm(slurm, helpers.on_split_fail(
-        session, split_id, f"element {record.job_id} completed, but {problem} after {errors} checks"))
-    return "failed:cache"
+        return Action(Kind.DONE, result)
+    return Action(Kind.CACHE_PENDING, problem=problem, cache_limit=backend.config.cache_errors)
 
 
-def _cache_problem(session: Session, slurm: Slurm, split_id: int) -> str | None:
+def _cache_problem(session: Session, backend: Backend, split_id: int) -> str | None:
     """None when this is not the job's last open split, or when every output's cache is complete."""
     split = session.get(JobSplit, split_id)
+    if split is None:
+        return None
     siblings = split.job.splits
     if any(s.status != S.COMPLETED for s in siblings if s.id != split_id):
         return None
     for output in split.job.block.outputs:
-        if not is_cache_complete(cache_path(output.hash), len(siblings), str(slurm.config.cache_root)):
+        if not is_cache_complete(cache_path(output.hash), len(siblings), str(backend.config.cache_root)):
             return f"the cache of output {output.hash[:12]} is incomplete"
     return None
 
 
-def read_result(slurm: Slurm, record: SacctRecord) -> dict[str, Any] | None:
+def read_result(backend: Backend, record: SlurmRecord) -> dict[str, Any] | None:
     """The element's result dict, or None when it wrote none (yet, or it was killed)."""
-    return spool_files.read_result(_spool(slurm, record), record.array_task_id)
+    return spool_files.read_result(_spool(backend, record), record.array_task_id)
 
 
-def _spool(slurm: Slurm, record: SacctRecord) -> Path:
+def _spool(backend: Backend, record: SlurmRecord) -> Path:
     """The array's spool directory: its job name is its submission tag."""
-    return spool_files.array_spool_dir(slurm.config.spool_dir, record.name)
+    return spool_files.array_spool_dir(backend.config.spool_dir, record.name)
 
 
-def _stderr_of(slurm: Slurm, record: SacctRecord) -> str | None:
-    path = _spool(slurm, record) / f"slurm-{record.array_job_id}_{record.array_task_id}.err"
+def _stderr_of(backend: Backend, record: SlurmRecord) -> str | None:
+    path = _spool(backend, record) / f"slurm-{record.array_job_id}_{record.array_task_id}.err"
     try:
         return path.read_text(errors="replace")[-20000:]
     except OSError:
@@ -300,12 +244,6 @@ def _missing(split: Active, now: float, report: PollReport) -> None:
     submitted = split.submit_time
     age = now - submitted.replace(tzinfo=timezone.utc).timestamp() if submitted else 0.0
     if age > MISSING_GRACE:
-        log.warning("split %s (%s) submitted %.0f s ago is still unknown to squeue and sacct", split.id, split.slurm_element_id, age)
+        log.warning("split %s (%s) submitted %.0f s ago is still unknown to squeue and sacct", split.id,
+                    split.slurm_element_id, age)
         report.missing.append(split.id)
-
-
-def _local(utc_naive: datetime) -> datetime:
-    """Our timestamps are naive UTC; sacct -S takes the cluster's local time."""
-    return utc_naive.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
-
-

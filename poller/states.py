@@ -11,6 +11,8 @@ import enum
 import logging
 from dataclasses import dataclass
 
+from bridge.sacct import normalize_state
+
 log = logging.getLogger(__name__)
 
 
@@ -88,12 +90,6 @@ class Verdict:
     @property
     def terminal(self) -> bool:
         return self.outcome in TERMINAL
-
-
-def normalize_state(state: str) -> str:
-    """`CANCELLED by 0` -> `CANCELLED`, `COMPLETED+` -> `COMPLETED` (first word, `+` stripped)."""
-    words = state.split()
-    return words[0].rstrip("+").upper() if words else ""
 
 
 def outcome_of(state: str) -> Outcome:

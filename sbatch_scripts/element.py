@@ -65,7 +65,13 @@ from pathlib import Path
 from typing import Any
 
 from bridge.sbatch_scripts.element_io import (
-    ElementSystemError, IOStats, OutputError, Range, atomic_write, check_outputs, read_inputs,
+    ElementSystemError,
+    IOStats,
+    OutputError,
+    Range,
+    atomic_write,
+    check_outputs,
+    read_inputs,
     write_output,
 )
 from bridge.sbatch_scripts.spool import result_file, split_file

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from bridge.backend import PyslurmUnsupported, make_runner
 from bridge.config import load_config
 from bridge.errors import ConfigError
 from bridge.runner import LocalRunner
-from bridge.runners import PyslurmUnsupported, make_runner
 from bridge.ssh_runner import SshRunner
 
 QUEUES = """

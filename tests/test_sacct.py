@@ -9,18 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from bridge.slurm import parse_sbatch_parsable
-from poller.sacct import (
+from bridge.sacct import (
     FIELDS,
     ArrayIdError,
     expand_array_id,
     latest_by_element,
+    normalize_state,
     parse_exit_code,
     parse_line,
     parse_sacct,
-    parse_state,
     parse_time,
 )
+from bridge.slurm import parse_sbatch_parsable
 
 DATA = Path(__file__).parent / "data"
 TEN = ("JobID", "JobIDRaw", "JobName", "Partition", "State", "ExitCode", "NodeList", "Submit", "Start", "End")
@@ -52,7 +52,7 @@ def test_expand_array_id_rejects(job_id: str) -> None:
 @pytest.mark.parametrize(("text", "state"), [("CANCELLED by 0", "CANCELLED"), ("COMPLETED+", "COMPLETED"),
                                               ("running", "RUNNING"), ("", "")])
 def test_parse_state(text: str, state: str) -> None:
-    assert parse_state(text) == state
+    assert normalize_state(text) == state
 
 
 def test_parse_exit_code_and_time() -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from poller.squeue import by_element, parse_squeue, squeue_argv, squeue_view, wait_status
+from bridge.slurm import squeue_argv
+from bridge.squeue import by_element, parse_squeue, squeue_view, wait_status
 
 DATA = Path(__file__).parent / "data"
 

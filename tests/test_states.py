@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from poller.sacct import latest_by_element, parse_sacct
+from bridge.sacct import latest_by_element, parse_sacct
 from poller.states import ACTIVE, STATES, TERMINAL, Outcome, is_out_of_memory, judge, outcome_of
 
 DATA = Path(__file__).parent / "data"

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from bridge.devcluster import procs
 from bridge.devcluster.conf import ClusterSpec, render_slurm_conf, render_slurmdbd_conf
-from bridge.errors import ClusterError, CommandError
 from bridge.devcluster.mariadb import OwnMariaDB, answers
 from bridge.devcluster.packages import install_packages, missing_packages
+from bridge.errors import ClusterError, CommandError
 from bridge.runner import LocalRunner
 
 STATE_ENV = "BEAT_BRIDGE_CLUSTER_DIR"
@@ -164,6 +164,11 @@ class LocalCluster:
         if daemon.name == "slurmctld":
             return self._ok(["scontrol", "ping"], "UP")
         return True  # a slurmd: wait_nodes_idle checks them all at once
+
+    def sinfo(self) -> str:
+        """sinfo's partition summary (for `cluster status`), or why it failed."""
+        result = self.runner.run(["sinfo", "-o", "%P %a %l %D %t %N"], timeout=10)
+        return result.stdout.rstrip() or result.stderr.rstrip()
 
     def wait_nodes_idle(self, deadline: float) -> None:
         """Wait until sinfo shows every node idle (or busy with work: mixed/allocated)."""

@@ -14,8 +14,8 @@ from typing import Callable
 
 from bridge.devcluster import procs
 from bridge.devcluster.conf import ClusterSpec
-from bridge.errors import ClusterError, CommandError
 from bridge.devcluster.packages import install_packages
+from bridge.errors import ClusterError, CommandError
 from bridge.runner import LocalRunner
 
 

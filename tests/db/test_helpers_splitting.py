@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dbsupport import block, declare, get_block, queue, splits_of
 from cachefiles import write_complete
+from dbsupport import block, declare, get_block, queue, splits_of
 
 from bridge import cache, helpers
 from bridge.submission_db import mark_splits_submitting, record_submission

@@ -7,8 +7,13 @@ from dbsupport import block, count, declare, get_block, run_block, splits_of, tw
 from bridge import helpers
 from bridge.models import Job, Worker
 from bridge.submission_db import (
-    mark_splits_submitting, note_cache_error, record_slurm_state, record_split_node,
-    record_submission, release_submission, splits_to_scancel,
+    mark_splits_submitting,
+    note_cache_error,
+    record_slurm_state,
+    record_split_node,
+    record_submission,
+    release_submission,
+    splits_to_scancel,
 )
 
 

@@ -12,13 +12,14 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.backend import Backend, make_backend
 from bridge.config import BridgeConfig, load_config
 from bridge.db import create_session_factory
 from bridge.queues import sync_queues
 from bridge.runner import Runner
+from bridge.sacct import SlurmRecord, parse_sacct
 from bridge.slurm import sacct_argv
-from bridge.submit import Slurm
-from poller.sacct import SacctRecord, parse_sacct
+
 
 def queue_toml(name: str, partition: str = "cpu", *, memory_limit: int = 300, time_limit: int = 10,
                cores_per_slot: int = 1, max_slots_per_user: int = 8, extra: str = "") -> str:
@@ -34,12 +35,12 @@ QUEUES = queue_toml("default") + queue_toml(
 
 @dataclass
 class BridgeEnv:
-    """Config, database sessions and the Slurm submitter of one test."""
+    """Config, database sessions and the backend (Slurm client) of one test."""
 
     root: Path
     config: BridgeConfig
     sessions: sessionmaker[Session]
-    slurm: Slurm
+    backend: Backend
 
 
 def make_env(root: Path, cluster, runner: Runner, *, queues: str = QUEUES, db_url: str | None = None,
@@ -56,7 +57,7 @@ def make_env(root: Path, cluster, runner: Runner, *, queues: str = QUEUES, db_ur
     sessions = create_session_factory(config.database_url)
     with sessions() as session:
         sync_queues(session, config.queues)
-    return BridgeEnv(root, config, sessions, Slurm(runner, config))
+    return BridgeEnv(root, config, sessions, make_backend(config, runner))
 
 
 def block(algorithm: str, queue: str = "default", slots: int = 4, size: int = 8, **extra) -> dict:
@@ -68,7 +69,7 @@ def block(algorithm: str, queue: str = "default", slots: int = 4, size: int = 8,
     return spec
 
 
-def wait_sacct(runner: Runner, job_ids, done, timeout: float = 120.0) -> list[SacctRecord]:
+def wait_sacct(runner: Runner, job_ids, done, timeout: float = 120.0) -> list[SlurmRecord]:
     """Poll sacct (1 s) for the arrays until done(records) or timeout; the last records."""
     since = datetime.now() - timedelta(minutes=10)
     deadline = time.monotonic() + timeout

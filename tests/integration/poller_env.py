@@ -23,9 +23,9 @@ from bridge.declaration import load_experiment
 from bridge.helpers import schedule_experiment
 from bridge.models import Block, Experiment, Result, StateHistory
 from bridge.runner import Runner
+from bridge.sacct import SlurmRecord, parse_sacct
 from bridge.slurm import sacct_argv
 from poller.loop import BridgeLoop, CycleReport
-from poller.sacct import SacctRecord, parse_sacct
 
 FAST = PollConfig(min_interval=0.5, max_interval=2.0)
 POLL = "[poll]\nmin_interval = 0.3\nmax_interval = 1.0\n"  # make_env(extra=POLL) for `run` processes
@@ -48,7 +48,7 @@ def status(env: BridgeEnv, experiment_id: int) -> str:
 
 def run_loop(env: BridgeEnv, until: Callable[[Session], bool], timeout: float,
              on_cycle: Callable[[Session, CycleReport], None] | None = None,
-             slurm=None) -> BridgeLoop:
+             backend=None) -> BridgeLoop:
     """Run the real BridgeLoop until `until(session)`; TimeoutError past `timeout` seconds."""
     deadline = time.monotonic() + timeout
 
@@ -59,7 +59,7 @@ def run_loop(env: BridgeEnv, until: Callable[[Session], bool], timeout: float,
             raise TimeoutError(f"loop did not reach its goal in {timeout:.0f} s: {describe(session)}")
         return False
 
-    loop = BridgeLoop(env.sessions, slurm or env.slurm, FAST, on_cycle=on_cycle)
+    loop = BridgeLoop(env.sessions, backend or env.backend, FAST, on_cycle=on_cycle)
     loop.run(done=done)
     return loop
 
@@ -97,7 +97,7 @@ def split_history(session: Session) -> dict[int, list[tuple[str | None, str, str
 
 
 def sacct_elements(runner: Runner, since: datetime, job_ids=None, names=None,
-                   ranges: bool = False, bare: bool = False) -> list[SacctRecord]:
+                   ranges: bool = False, bare: bool = False) -> list[SlurmRecord]:
     """sacct's element rows since `since`, for the arrays or job names given.
 
     With `ranges`, rows of never-started elements (`J_[a-b]`, expanded) are kept too;
@@ -165,7 +165,7 @@ def start_run(root: Path, log) -> subprocess.Popen:
 
 
 def tagged_arrays(runner: Runner, since: datetime, tags: dict[str, int], blocks: int,
-                  timeout: float = 20.0) -> list[SacctRecord]:
+                  timeout: float = 20.0) -> list[SlurmRecord]:
     """sacct's elements of the tagged arrays, once arrays of `blocks` distinct blocks show (sacct lags ~1 s)."""
     return wait_for(f"arrays of {blocks} blocks in sacct", lambda: (
         lambda rs: rs if len({tags[r.name] for r in rs}) >= blocks else None)(

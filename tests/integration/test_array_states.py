@@ -13,8 +13,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from bridge.sacct import parse_sacct
 from bridge.slurm import parse_sbatch_parsable, sacct_argv, sbatch_argv
-from poller.sacct import parse_sacct
 
 DATA = Path(__file__).parent.parent / "data"
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY"}

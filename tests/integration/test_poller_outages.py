@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 
 import pytest
 from bridge_env import block, make_env, wait_sacct
-from poller_env import Arrays, finished, results_of, blocks, run_loop, schedule, split_history, status, wait_for
+from poller_env import Arrays, blocks, finished, results_of, run_loop, schedule, split_history, status, wait_for
 from sqlalchemy import func, select
 
 from bridge.models import JobSplit, StateHistory, utcnow
@@ -96,26 +95,26 @@ def test_squeue_and_sacct_failing_change_nothing_and_the_run_recovers_when_they_
         "b": block("square", slots=2, inputs=_from("a")),
     }})
     with env.sessions() as session:
-        (submission,) = run_cycle(session, env.slurm).submitted  # a's array, with the real runner
+        (submission,) = run_cycle(session, env.backend).submitted  # a's array, with the real runner
     # the elements really finish: a working poll would now fire started and done for both
     records = wait_sacct(slurm, [submission.job_id], lambda rs: len(rs) == 2 and all(r.end for r in rs))
     assert {r.state for r in records} == {"COMPLETED"}
     before = _snapshot(env)
     unreachable = Unreachable(slurm)
-    broken = replace(env.slurm, runner=unreachable)
+    broken = env.backend.with_runner(unreachable)
 
     with env.sessions() as session:
         with pytest.raises(PollError, match="Unable to contact slurm controller"):
             poll_once(session, broken)
     assert _snapshot(env) == before
     cycles = []
-    run_loop(env, lambda s: cycles.append(1) or len(cycles) >= 4, timeout=30, slurm=broken)
+    run_loop(env, lambda s: cycles.append(1) or len(cycles) >= 4, timeout=30, backend=broken)
     assert _snapshot(env) == before and unreachable.refused >= 8  # squeue and sacct, every cycle
     assert status(env, experiment_id) == "S"
 
     unreachable.broken = False  # Slurm is back: the same loop object's runner now answers
     arrays = Arrays()
-    run_loop(env, finished(experiment_id), timeout=60, slurm=broken, on_cycle=arrays)
+    run_loop(env, finished(experiment_id), timeout=60, backend=broken, on_cycle=arrays)
     assert status(env, experiment_id) == "D"
     assert len(arrays.job_ids) == 1  # only b was submitted after the outage; a was not submitted again
     with env.sessions() as session:
@@ -136,7 +135,7 @@ class SqueueForgot:
         self.real = real
 
     def run(self, argv, stdin=None, timeout=60.0):
-        if argv[0] == "squeue" and "-O" in argv:  # the poller's squeue; find_by_tag's stays real
+        if argv[0] == "squeue" and "-O" in argv:  # the poller's squeue; the tag look-up's stays real
             return CommandResult(tuple(argv), 1, "", "slurm_load_jobs error: Invalid job id specified\n")
         return self.real.run(argv, stdin=stdin, timeout=timeout)
 
@@ -151,13 +150,13 @@ def test_slurmdbd_down_while_elements_end_with_sacct_as_the_only_source_gives_no
         "a": block("sleep_then_copy", slots=2, size=4, parameters={"seconds": 10}),
         "b": block("total", slots=1, inputs=_from("a")),
     }})
-    forgot = replace(env.slurm, runner=SqueueForgot(slurm))
+    forgot = env.backend.with_runner(SqueueForgot(slurm))
     errors: list[BaseException] = []
     loops = []
 
     def loop() -> None:
         try:
-            loops.append(run_loop(env, finished(experiment_id), timeout=120, slurm=forgot))
+            loops.append(run_loop(env, finished(experiment_id), timeout=120, backend=forgot))
         except BaseException as e:  # noqa: BLE001 - re-raised in the test's thread
             errors.append(e)
 

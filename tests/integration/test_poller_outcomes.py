@@ -7,8 +7,17 @@ from datetime import datetime, timedelta
 
 from bridge_env import block, make_env, queue_toml
 from poller_env import (
-    Arrays, blocks, finished, results_of, run_loop, sacct_elements, schedule, split_history, squeue_left,
-    status, wait_for,
+    Arrays,
+    blocks,
+    finished,
+    results_of,
+    run_loop,
+    sacct_elements,
+    schedule,
+    split_history,
+    squeue_left,
+    status,
+    wait_for,
 )
 
 from bridge.helpers import cancel_experiment

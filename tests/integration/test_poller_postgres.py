@@ -9,7 +9,16 @@ from datetime import datetime, timedelta
 import pytest
 from bridge_env import block, make_env
 from poller_env import (
-    POLL, blocks, results_of, schedule, split_history, start_run, status, tagged_arrays, tags_by_block, wait_for,
+    POLL,
+    blocks,
+    results_of,
+    schedule,
+    split_history,
+    start_run,
+    status,
+    tagged_arrays,
+    tags_by_block,
+    wait_for,
 )
 
 pytestmark = pytest.mark.postgres

@@ -12,8 +12,19 @@ from datetime import datetime, timedelta
 import pytest
 from bridge_env import block, make_env, wait_sacct
 from poller_env import (
-    POLL, Arrays, blocks, finished, results_of, run_loop, schedule, split_history, start_run, status, tagged_arrays,
-    tags_by_block, wait_for,
+    POLL,
+    Arrays,
+    blocks,
+    finished,
+    results_of,
+    run_loop,
+    schedule,
+    split_history,
+    start_run,
+    status,
+    tagged_arrays,
+    tags_by_block,
+    wait_for,
 )
 
 
@@ -122,7 +133,7 @@ def test_a_crash_between_reading_squeue_and_committing_the_callbacks_loses_none_
         "b": block("square", slots=1, inputs={"in": {"block": "a", "output": "out"}}),
     }})
     with env.sessions() as session:
-        (submission,) = run_cycle(session, env.slurm).submitted
+        (submission,) = run_cycle(session, env.backend).submitted
     wait_sacct(slurm, [submission.job_id], lambda rs: len(rs) == 3 and all(r.state == "COMPLETED" for r in rs))
 
     real, calls = bridge.helpers.on_split_done, []

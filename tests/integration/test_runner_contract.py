@@ -19,9 +19,9 @@ import pytest
 
 from bridge.errors import CommandError, CommandTimeout
 from bridge.runner import LocalRunner
+from bridge.sacct import parse_sacct
 from bridge.slurm import parse_sbatch_parsable, sacct_argv, sbatch_argv
 from bridge.ssh_runner import HostKeyMismatchError, SshConnectionLost, SshError, UnknownHostKeyError
-from poller.sacct import parse_sacct
 
 HOSTILE = [
     "$(touch {m})", "`touch {m}`", "; touch {m}", "&& touch {m}", "| touch {m}",

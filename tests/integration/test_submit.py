@@ -10,13 +10,13 @@ from sqlalchemy import select
 
 from bridge.cache import is_cache_complete
 from bridge.declaration import load_experiment
+from bridge.errors import CommandTimeout
 from bridge.hashing import cache_path
 from bridge.helpers import schedule_experiment, split_new_jobs
 from bridge.models import Block, Experiment, JobSplit, Result
 from bridge.runner import CommandResult
 from bridge.slurm import parse_key_values, sacct_argv
-from bridge.submit import assign_splits_to_workers, find_by_tag, reconcile_claims
-from bridge.errors import CommandTimeout
+from bridge.submit import assign_splits_to_workers, reconcile_claims
 
 THREE_JOBS = {
     "name": "three-jobs", "author": "alice",
@@ -47,10 +47,10 @@ def test_three_jobs_of_four_splits_go_out_as_three_arrays_with_the_queue_limits(
     env = make_env(tmp_path, slurm_cluster, any_runner)
     experiment_id = _schedule(env, THREE_JOBS)
     with env.sessions() as session:
-        submissions = assign_splits_to_workers(session, env.slurm)
+        submissions = assign_splits_to_workers(session, env.backend)
         assert sorted(len(s.split_ids) for s in submissions) == [4, 4, 4]
         assert sorted(s.queue for s in submissions) == ["default", "default", "long"]
-        assert assign_splits_to_workers(session, env.slurm) == []  # nothing submitted twice
+        assert assign_splits_to_workers(session, env.backend) == []  # nothing submitted twice
 
         for sub in submissions:
             job = _show_job(slurm, sub.job_id)
@@ -93,18 +93,18 @@ def test_a_crash_between_claim_and_record_is_reconciled_without_resubmitting(tmp
     _schedule(crashing, {"name": "crash", "author": "bob", "blocks": {"a": block("square", slots=3, size=6)}})
     with crashing.sessions() as session:
         with pytest.raises(KeyboardInterrupt):
-            assign_splits_to_workers(session, crashing.slurm)
+            assign_splits_to_workers(session, crashing.backend)
     with crashing.sessions() as session:  # the restarted bridge
         claimed = session.scalars(select(JobSplit)).all()
         tags = {s.submission_tag for s in claimed}
         assert len(tags) == 1 and all(s.slurm_job_id is None for s in claimed)
         restarted = make_env(tmp_path, slurm_cluster, slurm)
-        assert reconcile_claims(session, restarted.slurm, older_than=0) == 1
-        assert assign_splits_to_workers(session, restarted.slurm) == []
+        assert reconcile_claims(session, restarted.backend, older_than=0) == 1
+        assert assign_splits_to_workers(session, restarted.backend) == []
         session.expire_all()
         splits = session.scalars(select(JobSplit)).all()
         (tag,) = tags
-        job_id = find_by_tag(restarted.slurm, tag)
+        job_id = restarted.backend.client.find(tag)
         assert {s.slurm_element_id for s in splits} == {f"{job_id}_{i}" for i in range(3)}
         records = wait_sacct(slurm, [job_id], lambda rs: len(rs) == 3)
         assert len({r.array_job_id for r in records}) == 1
@@ -134,7 +134,7 @@ def test_transient_sbatch_errors_are_retried_and_submit_exactly_once(tmp_path, s
     env = make_env(tmp_path, slurm_cluster, flaky)
     _schedule(env, {"name": f"flaky-{mode}", "author": "carol", "blocks": {"a": block("square", slots=2, size=4)}})
     with env.sessions() as session:
-        (sub,) = assign_splits_to_workers(session, env.slurm)
+        (sub,) = assign_splits_to_workers(session, env.backend)
     # refused: sbatch ran twice; accepted-then-timeout: the tag was found, no second sbatch
     assert flaky.sbatch_calls == (2 if mode == "refused" else 1)
     from datetime import datetime, timedelta
@@ -158,7 +158,7 @@ def test_permanent_errors_fail_only_their_splits_with_the_cause_and_the_rest_car
         _schedule(env, {"name": name, "author": "dave", "blocks": {
             "a": block("scale", queue=queue, slots=2, size=4, parameters={"factor": factor})}})
     with env.sessions() as session:
-        submissions = assign_splits_to_workers(session, env.slurm)
+        submissions = assign_splits_to_workers(session, env.backend)
         assert [s.queue for s in submissions] == ["default"]
         failed: dict[str, list[str]] = {}
         for result in session.scalars(select(Result)):  # job rows of failed jobs are gone, results stay
@@ -176,11 +176,11 @@ HELD = queue_toml("held", memory_limit=100, time_limit=5, max_slots_per_user=500
 
 def test_a_job_of_more_splits_than_max_array_size_goes_out_in_chunks_with_offset_indices(tmp_path, slurm_cluster, slurm):
     env = make_env(tmp_path, slurm_cluster, slurm, queues=HELD)
-    limit = env.slurm.max_array_size()  # read from scontrol show config: 1001 on the local cluster
+    limit = env.backend.client.max_array_size()  # read from scontrol show config: 1001 on the local cluster
     total = limit + 4
     _schedule(env, {"name": "big", "author": "erin", "blocks": {"a": block("square", queue="held", slots=total, size=total)}})
     with env.sessions() as session:
-        submissions = assign_splits_to_workers(session, env.slurm)
+        submissions = assign_splits_to_workers(session, env.backend)
         try:
             assert sorted(len(s.split_ids) for s in submissions) == [4, limit]
             splits = {s.split_index: s for s in session.scalars(select(JobSplit))}

@@ -1,0 +1,228 @@
+"""The one place that talks to Slurm: submit, find, status, cancel, accounting and cluster facts.
+
+Every Slurm command of the bridge is run here, through the runner seam
+(bridge.runner: local, SSH or a test's replay fake), with the timeout of its
+kind from bridge.toml's ``[slurm.timeouts]``; every command line is built in
+bridge.slurm and every answer parsed by bridge.slurm, bridge.sacct and
+bridge.squeue. The client reports what Slurm said; what to do about it (retry,
+release, fail a split, back off) is decided by the submitter and the poller.
+Contract, after parsl's providers: ``submit(script) -> id``, ``status(ids)``,
+``cancel(ids)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
+
+from bridge import slurm as cmds
+from bridge.config import SlurmTimeouts
+from bridge.errors import BridgeError, CommandError
+from bridge.runner import CommandResult, Runner
+from bridge.sacct import SlurmRecord, parse_sacct
+from bridge.squeue import SqueueView, by_element, squeue_view
+
+log = logging.getLogger(__name__)
+
+STATUS_MARGIN = timedelta(minutes=5)  # sacct's window starts this long before the oldest submit
+FIND_MARGIN = 120.0  # seconds before a tag was made that sacct --name looks back
+SCANCEL_CHUNK = 1000  # element ids per scancel: keeps the argument list bounded
+
+
+class SubmissionRefused(BridgeError):
+    """sbatch refused a job array for a reason retrying will not fix."""
+
+
+class Element(Protocol):
+    """What status() needs of a submitted split: its array, its element id, its submit time."""
+
+    @property
+    def slurm_job_id(self) -> str: ...
+    @property
+    def slurm_element_id(self) -> str: ...
+    @property
+    def submit_time(self) -> datetime | None: ...
+
+
+@dataclass
+class StatusView(SqueueView):
+    """Slurm's answer on a set of elements: squeue's view, completed from sacct where it forgot.
+
+    ``from_sacct`` names the elements sacct answered for; an error is kept per
+    source (None when it answered or was not asked).
+    """
+
+    from_sacct: set[str] = field(default_factory=set)
+    squeue_error: str | None = None
+    sacct_error: str | None = None
+    squeue_calls: int = 0
+    sacct_calls: int = 0
+
+    def unseen(self, elements: Iterable[Element]) -> list[Element]:
+        """The elements neither started (a record) nor pending in this view."""
+        return [e for e in elements
+                if e.slurm_element_id not in self.records and e.slurm_element_id not in self.pending]
+
+
+@dataclass
+class SlurmClient:
+    """Slurm's commands behind one runner, each kind with its own timeout."""
+
+    runner: Runner
+    timeouts: SlurmTimeouts = field(default_factory=SlurmTimeouts)
+    _max_array_size: int | None = field(default=None, repr=False)
+
+    def _run(self, argv: Sequence[str], timeout: float, stdin: str | None = None) -> CommandResult:
+        return self.runner.run(argv, stdin=stdin, timeout=timeout)
+
+    # --- submission ---------------------------------------------------------------------
+
+    def submit(self, script: str) -> int:
+        """sbatch the script once; its array job id.
+
+        SubmissionRefused for a permanent cause (named from sbatch's stderr);
+        CommandError for a transient one, CommandTimeout when sbatch did not
+        answer (it may still have been accepted: look the tag up).
+        """
+        result = self._run(cmds.sbatch_argv(), self.timeouts.submit, stdin=script)
+        if result.ok:
+            return cmds.parse_sbatch_parsable(result.stdout)
+        if not cmds.is_transient(result.stderr):
+            raise SubmissionRefused(cmds.permanent_reason(result.stderr) or result.stderr.strip()
+                                    or f"sbatch exited {result.returncode}")
+        raise CommandError(result.argv, result.returncode, result.stdout, result.stderr)
+
+    def find(self, tag: str, age: float = 0.0) -> int | None:
+        """The array job id Slurm knows under the tag (its job name), or None.
+
+        squeue knows a job from the moment sbatch returns; sacct only 0.5-1.4 s
+        later (slurm-notes.md), but keeps it after slurmctld has forgotten it.
+        `age` is how old the tag is (bounds sacct's window). CommandError when
+        sacct cannot be read.
+        """
+        queued = self._run(cmds.squeue_by_name_argv(tag), self.timeouts.find)
+        ids = {int(w) for w in queued.stdout.split() if w.isdigit()} if queued.ok else set()
+        if not ids:
+            start = datetime.now() - timedelta(seconds=max(age, 0.0) + FIND_MARGIN)
+            recorded = self._run(cmds.sacct_argv(start, names=[tag], fields=("JobID",)), self.timeouts.find)
+            recorded.check()
+            ids = {int(line.split("_")[0]) for line in recorded.stdout.split() if line.split("_")[0].isdigit()}
+        if len(ids) > 1:
+            log.error("tag %s names several arrays %s: keeping the first", tag, sorted(ids))
+        return min(ids) if ids else None
+
+    def cancel(self, element_ids: Iterable[str]) -> list[str]:
+        """One scancel for every element id (chunked for very long lists); the ids asked for."""
+        ids = sorted(set(element_ids))
+        for start in range(0, len(ids), SCANCEL_CHUNK):
+            chunk = ids[start:start + SCANCEL_CHUNK]
+            result = self._run(cmds.scancel_argv(chunk), self.timeouts.cancel)
+            if not result.ok:
+                log.warning("scancel of %d elements: %s", len(chunk), result.stderr.strip())
+        return ids
+
+    # --- status -------------------------------------------------------------------------
+
+    def status(self, elements: Sequence[Element]) -> StatusView:
+        """Every element's latest state: one squeue for all their arrays, sacct for what it forgot.
+
+        Never raises for a failing source: the view carries each source's error
+        and the poller decides what that means.
+        """
+        view = StatusView()
+        if not elements:
+            return view
+        self._squeue(view, sorted({int(e.slurm_job_id) for e in elements}))
+        missing = view.unseen(elements)
+        if missing:
+            self._sacct(view, missing)
+        return view
+
+    def _squeue(self, view: StatusView, array_ids: Sequence[int]) -> None:
+        view.squeue_calls += 1
+        try:
+            result = self._run(cmds.squeue_argv(array_ids), self.timeouts.status)
+        except CommandError as e:
+            view.squeue_error = str(e)
+            return
+        if result.ok:
+            found = squeue_view(result.stdout)
+            view.records, view.pending, view.bare = found.records, found.pending, found.bare
+        elif cmds.NO_SUCH_JOB not in result.stderr.lower():  # every array forgotten: not an error
+            view.squeue_error = result.stderr.strip() or f"exit {result.returncode}"
+
+    def _sacct(self, view: StatusView, missing: Sequence[Element]) -> None:
+        submitted = [e.submit_time for e in missing if e.submit_time is not None]
+        start = local_time(min(submitted) if submitted else utc_naive_now()) - STATUS_MARGIN
+        try:
+            rows = self._sacct_rows(start, None, sorted({int(e.slurm_job_id) for e in missing}), view)
+        except CommandError as e:
+            view.sacct_error = str(e)
+            return
+        found = by_element(rows)
+        view.from_sacct = set(found) - set(view.records)
+        view.bare += rows
+        view.records.update(found)
+
+    def _sacct_rows(self, start: datetime, end: datetime | None, array_ids: Sequence[int],
+                    view: StatusView | None = None, timeout: float | None = None) -> list[SlurmRecord]:
+        records: list[SlurmRecord] = []
+        for argv in cmds.sacct_argvs(start, end, array_ids):
+            if view is not None:
+                view.sacct_calls += 1
+            result = self._run(argv, timeout or self.timeouts.status)
+            if not result.ok:
+                raise CommandError(result.argv, result.returncode, result.stdout, result.stderr,
+                                   f"sacct exited {result.returncode}: "
+                                   f"{result.stderr.strip() or result.stdout.strip()}")
+            records += parse_sacct(result.stdout)
+        return records
+
+    def accounting(self, array_ids: Sequence[int], since: datetime, until: datetime | None = None
+                   ) -> list[SlurmRecord]:
+        """sacct's allocation rows of the arrays between `since` and `until` (local times)."""
+        return self._sacct_rows(since, until, array_ids, timeout=self.timeouts.accounting)
+
+    # --- cluster facts ------------------------------------------------------------------
+
+    def partitions(self) -> list[dict[str, str]]:
+        """`scontrol show partition`, one dict per partition."""
+        result = self._run(cmds.scontrol_show_partition_argv(), self.timeouts.info).check()
+        return cmds.parse_scontrol_show_partition(result.stdout)
+
+    def nodes(self) -> list[cmds.NodeInfo]:
+        """`sinfo -N`, one NodeInfo per node."""
+        return cmds.parse_sinfo_nodes(self._run(cmds.sinfo_nodes_argv(), self.timeouts.info).check().stdout)
+
+    def config(self) -> Mapping[str, str]:
+        """`scontrol show config` as a dict; empty when it cannot be read."""
+        result = self._run(cmds.scontrol_show_config_argv(), self.timeouts.info)
+        return cmds.parse_scontrol_show_config(result.stdout) if result.ok else {}
+
+    def max_array_size(self) -> int:
+        """MaxArraySize (read once; Slurm's default if unreadable)."""
+        if self._max_array_size is None:
+            self._max_array_size = cmds.max_array_size(dict(self.config()))
+        return self._max_array_size
+
+    def version(self) -> str:
+        """Slurm's version as `sbatch --version` prints it ("22.05.8"); CommandError if unknown."""
+        result = self._run(cmds.sbatch_version_argv(), self.timeouts.info).check()
+        match = re.search(r"(\d+\.\d+(?:\.\d+)?)", result.stdout)
+        if not match:
+            raise CommandError(result.argv, result.returncode, result.stdout, result.stderr,
+                               f"sbatch --version printed no version: {result.stdout.strip()!r}")
+        return match.group(1)
+
+
+def utc_naive_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def local_time(utc_naive: datetime) -> datetime:
+    """Our timestamps are naive UTC; sacct -S takes the cluster's local time."""
+    return utc_naive.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
