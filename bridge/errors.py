@@ -20,6 +20,10 @@ class ClusterError(BridgeError):
     """The local Slurm cluster could not be brought up, stopped or queried."""
 
 
+class PollError(BridgeError):
+    """Neither squeue nor sacct could be read: nothing was changed."""
+
+
 class CommandError(BridgeError):
     """An external command failed."""
 

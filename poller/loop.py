@@ -1,10 +1,7 @@
-"""The bridge's cycle and its daemon: poll -> callbacks -> split -> cancel -> submit; adaptive interval.
+"""The bridge daemon: the cycle (bridge.cycle, with this poller's poll) in a loop; adaptive interval; clean stop.
 
-`run_cycle` is the one place the cycle is sequenced (`beat-bridge run`, its
-`--once`, and `beat-bridge submit` all call it). It reads Slurm first, so a job
-that finished unblocks its dependents and they are split and submitted in the
-same cycle; every element the cycle's callbacks and cancelled experiments want
-stopped goes into one scancel before new arrays go out. The interval is the configured
+`run_cycle` is what `beat-bridge run`, its `--once`, and `beat-bridge submit`
+run: bridge.cycle.run_cycle with poller.poll.poll_once. The interval is the configured
 minimum while anything is on Slurm or anything changed, and doubles up to the
 maximum while idle or while Slurm answers with errors (slurmdbd down: nothing is
 changed, and the loop recovers by itself when it returns).
@@ -16,35 +13,20 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge import cycle
 from bridge.backend import Backend
-from bridge.cancelling import process_newly_cancelled_experiments
 from bridge.config import PollConfig
+from bridge.cycle import CycleReport
 from bridge.errors import BridgeError
-from bridge.scheduling import split_new_jobs
-from bridge.submission_db import element_ids
-from bridge.submit import Submission, submit_candidates
-from poller.poll import PollError, PollReport, poll_once
+from poller.poll import poll_once
+
+__all__ = ["BridgeLoop", "CycleReport", "Interval", "run_cycle"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class CycleReport:
-    """What one cycle did."""
-
-    poll: PollReport | None
-    submitted: list[Submission] = field(default_factory=list)
-    cancelled: list[str] = field(default_factory=list)  # element ids scancelled
-    error: str | None = None
-
-    @property
-    def busy(self) -> bool:
-        """Work is moving: something changed, or something is on Slurm."""
-        return bool(self.submitted or self.cancelled or (self.poll and (self.poll.changed or self.poll.active)))
 
 
 @dataclass
@@ -63,30 +45,8 @@ class Interval:
 
 
 def run_cycle(session: Session, backend: Backend) -> CycleReport:
-    """One cycle: poll Slurm and fire the callbacks, split new jobs, scancel, submit arrays.
-
-    A poll that cannot read Slurm (PollError) changes nothing and is reported;
-    the rest of the cycle still runs. The elements to cancel (siblings of failed
-    splits, splits of cancelling experiments) go out in one scancel before
-    submitting; siblings of splits whose submission Slurm refused, in one more.
-    """
-    report = CycleReport(poll=None)
-    to_cancel: list[str] = []
-    try:
-        report.poll = poll_once(session, backend)
-        to_cancel += report.poll.to_cancel
-    except PollError as e:
-        session.rollback()
-        report.error = str(e)
-    config = backend.config
-    split_new_jobs(session, str(config.cache_root), config.split_errors)
-    to_cancel += element_ids(process_newly_cancelled_experiments(session))
-    if to_cancel:
-        report.cancelled += backend.client.cancel(to_cancel)
-    report.submitted, refused = submit_candidates(session, backend)
-    if refused:
-        report.cancelled += backend.client.cancel(refused)
-    return report
+    """The cycle (bridge.cycle) with this poller's poll: what `run`, `run --once` and `submit` do."""
+    return cycle.run_cycle(session, backend, poll_once)
 
 
 class BridgeLoop:

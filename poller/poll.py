@@ -25,23 +25,20 @@ from sqlalchemy.orm import Session
 
 from bridge.backend import Backend
 from bridge.cache import is_cache_complete
-from bridge.errors import BridgeError
+from bridge.errors import PollError
 from bridge.hashing import cache_path
 from bridge.models import ACTIVE_SPLIT, JobSplit
 from bridge.models import SplitStatus as S
+from bridge.results import failure_result
 from bridge.sacct import SlurmRecord
 from bridge.sbatch_scripts import spool as spool_files
 from bridge.slurm_client import StatusView
 from bridge.slurm_events import Action, Kind, SlurmFacts, apply_slurm_state
-from poller.states import TERMINAL, Outcome, Verdict, judge, outcome_of
+from poller.states import TERMINAL, Outcome, judge, outcome_of
 
 log = logging.getLogger(__name__)
 
 MISSING_GRACE = 60.0  # seconds a submitted element may be unknown to squeue and sacct before we warn
-
-
-class PollError(BridgeError):
-    """Neither squeue nor sacct could be read: nothing was changed."""
 
 
 @dataclass
@@ -179,8 +176,8 @@ def decide(session: Session, backend: Backend, split: Active, record: SlurmRecor
     if verdict.outcome is Outcome.CANCELLED:
         return Action(Kind.CANCELLED)
     if verdict.outcome is Outcome.FAILED:
-        return Action(Kind.FAILED, failure_result(verdict, read_result(backend, record)),
-                      f"failed:{verdict.reason}")
+        result = failure_result(verdict.exit_code, verdict.message, verdict.timed_out, read_result(backend, record))
+        return Action(Kind.FAILED, result, f"failed:{verdict.reason}")
     return _completed(session, backend, split.id, record)
 
 
@@ -225,18 +222,6 @@ def _stderr_of(backend: Backend, record: SlurmRecord) -> str | None:
         return path.read_text(errors="replace")[-20000:]
     except OSError:
         return None
-
-
-def failure_result(verdict: Verdict, element: dict[str, Any] | None) -> dict[str, Any]:
-    """BEAT's result dict for a failed element: Slurm's reason as system error, the element's own details kept."""
-    result: dict[str, Any] = {"status": verdict.exit_code or 1, "stdout": "", "stderr": "", "user_error": None,
-                              "system_error": verdict.message, "timed_out": verdict.timed_out, "statistics": {}}
-    if element:
-        for key in ("stdout", "stderr", "user_error", "statistics"):
-            result[key] = element.get(key) or result[key]
-        if element.get("system_error"):
-            result["system_error"] = f"{verdict.message}\n{element['system_error']}"
-    return result
 
 
 def _missing(split: Active, now: float, report: PollReport) -> None:

@@ -124,7 +124,8 @@ def test_a_crash_between_reading_squeue_and_committing_the_callbacks_loses_none_
         tmp_path, slurm_cluster, slurm, monkeypatch):
     """Deterministic twin of the SIGKILL test: the process 'dies' (KeyboardInterrupt) inside a poll,
     after squeue was read and one split's callbacks were committed, before the next split's."""
-    import bridge.helpers
+    import poller.poll
+    from bridge.slurm_events import Kind
     from poller.loop import run_cycle
 
     env = make_env(tmp_path, slurm_cluster, slurm)
@@ -136,18 +137,19 @@ def test_a_crash_between_reading_squeue_and_committing_the_callbacks_loses_none_
         (submission,) = run_cycle(session, env.backend).submitted
     wait_sacct(slurm, [submission.job_id], lambda rs: len(rs) == 3 and all(r.state == "COMPLETED" for r in rs))
 
-    real, calls = bridge.helpers.on_split_done, []
+    real, calls = poller.poll.apply_slurm_state, []
 
-    def dies_on_the_second(session, split, result):
-        calls.append(split)
-        if len(calls) == 2:
-            raise KeyboardInterrupt("simulated kill -9 in the middle of a poll")
-        return real(session, split, result)
+    def dies_on_the_second(session, split_id, facts, action):  # each split's one settling transaction
+        if action.kind is Kind.DONE:
+            calls.append(split_id)
+            if len(calls) == 2:
+                raise KeyboardInterrupt("simulated kill -9 in the middle of a poll")
+        return real(session, split_id, facts, action)
 
-    monkeypatch.setattr(bridge.helpers, "on_split_done", dies_on_the_second)
+    monkeypatch.setattr(poller.poll, "apply_slurm_state", dies_on_the_second)
     with pytest.raises(KeyboardInterrupt):
         run_loop(env, finished(experiment_id), timeout=30)
-    monkeypatch.setattr(bridge.helpers, "on_split_done", real)  # the restarted process
+    monkeypatch.setattr(poller.poll, "apply_slurm_state", real)  # the restarted process
     arrays = Arrays()
     run_loop(env, finished(experiment_id), timeout=60, on_cycle=arrays)
 
