@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 from bridge.errors import BridgeError
+from bridge.sbatch_scripts.element_io import split_files
 
 log = logging.getLogger(__name__)
 
@@ -38,22 +38,11 @@ def cache_root(root: str | os.PathLike[str] | None = None) -> Path:
     return Path(chosen)
 
 
-def _files(base: Path, suffix: str) -> list[tuple[int, int, Path]]:
-    """(start, end, file) of every ``<base>.<start>.<end><suffix>`` file, sorted by start."""
-    pattern = re.compile(re.escape(base.name) + r"\.(\d+)\.(\d+)" + re.escape(suffix) + "$")
-    found = []
-    for entry in base.parent.iterdir():
-        match = pattern.match(entry.name)
-        if match:
-            found.append((int(match[1]), int(match[2]), entry))
-    return sorted(found)
-
-
 def read_index(path: str, root: str | os.PathLike[str] | None = None) -> list[Range]:
     """The data blocks of a cached file, from all its ``.index`` files (CacheError if none)."""
     base = cache_root(root) / path
     try:
-        files = _files(base, ".index")
+        files = split_files(base, ".index")
         blocks = []
         for _start, _end, file in files:
             for line in file.read_text().split("\n"):
@@ -78,7 +67,7 @@ def is_cache_complete(
     """
     try:
         base = cache_root(cache) / path
-        indexes = _files(base, ".index")
+        indexes = split_files(base, ".index")
         if len(indexes) != nb_expected_blocks:
             return False
         expected_start = 0

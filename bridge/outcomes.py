@@ -26,7 +26,7 @@ commits. Rules, as BEAT, made explicit:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
@@ -49,11 +49,11 @@ from bridge.models import (
     SplitStatus,
     utcnow,
 )
+from bridge.results import RESULT_FIELDS, as_result, joined, sum_statistics
 
 log = logging.getLogger(__name__)
 
 B, E, S, CF = BlockStatus, ExperimentStatus, SplitStatus, CacheStatus
-RESULT_FIELDS = ("stdout", "stderr", "user_error", "system_error", "statistics", "timed_out")
 
 
 # --- the poller's events ------------------------------------------------------------------
@@ -163,8 +163,7 @@ def _store_result(
     *, cancelled: bool = False,
 ) -> Result:
     """A Result row from BEAT's result dict, or from a plain error string (system error)."""
-    if isinstance(result, str) or result is None:
-        result = {"status": 1, "system_error": result} if result else {}
+    result = as_result(result)
     values = {key: result[key] for key in RESULT_FIELDS if result.get(key) is not None}
     row = Result(block_id=block.id, split_index=split.split_index,
                  status=int(result.get("status") or 0), cancelled=cancelled, **values)
@@ -238,8 +237,8 @@ def complete_job(session: Session, job: Job, source: str) -> list[Job]:
     results = [split.result for split in job.splits if split.result is not None]
     aggregate = {
         "statistics": sum_statistics(r.statistics for r in results) if results else None,
-        "stdout": _joined(r.stdout for r in results),
-        "stderr": _joined(r.stderr for r in results),
+        "stdout": joined(r.stdout for r in results),
+        "stderr": joined(r.stderr for r in results),
     }
     for cached in job.block.outputs:
         if results or cached.status != CF.CACHED:
@@ -278,26 +277,6 @@ def fail_job(session: Session, job: Job, reason: str, source: str) -> list[JobSp
     if not gone(job) and not job.splits:
         delete_job(session, job)
     return to_scancel
-
-
-def _joined(texts: Iterable[str | None]) -> str | None:
-    """Split outputs concatenated in split order (None if all empty)."""
-    parts = [text for text in texts if text]
-    return "".join(parts) if parts else None
-
-
-def sum_statistics(items: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
-    """Sum split statistics key by key (nested mappings recursively; numbers added)."""
-    total: dict[str, Any] = {}
-    for item in items:
-        for key, value in (item or {}).items():
-            if isinstance(value, Mapping):
-                total[key] = sum_statistics([total.get(key) or {}, value])
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                total[key] = total.get(key, 0) + value
-            else:
-                total.setdefault(key, value)
-    return total
 
 
 # --- dependents --------------------------------------------------------------------------

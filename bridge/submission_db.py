@@ -208,18 +208,6 @@ def set_slurm_facts(
     return bool(values) and guarded_set(session, row, JobSplit.id == row.id, source="slurm", **values)
 
 
-def note_cache_error(session: Session, split: JobSplit | int) -> int | None:
-    """Count one failed cache verification of a split; returns the new count (None if gone)."""
-    with locked(session):
-        row = reload(session, JobSplit, split)
-        count = None
-        if row is not None:
-            count = row.cache_errors + 1
-            guarded_set(session, row, JobSplit.cache_errors == row.cache_errors,
-                        source="cache_error", cache_errors=count)
-    return count
-
-
 def element_ids(splits: Sequence[JobSplit]) -> list[str]:
     """The Slurm element ids of the splits that have one (what scancel takes)."""
     return [s.slurm_element_id for s in splits if s.slurm_element_id]

@@ -64,6 +64,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bridge.results import beat_result
 from bridge.sbatch_scripts.element_io import (
     ElementSystemError,
     IOStats,
@@ -102,7 +103,7 @@ class Context:
 
 
 @dataclass
-class Outcome:
+class ElementReport:
     """What the element found out, turned into the result dict at the end."""
 
     stats: IOStats = field(default_factory=IOStats)
@@ -168,8 +169,8 @@ def import_algorithm(reference: str) -> Callable[..., Any]:
 
 
 @contextmanager
-def captured_output(outcome: Outcome) -> Iterator[None]:
-    """Send fds 1 and 2 to temporary files meanwhile; keep what was written in `outcome`."""
+def captured_output(report: ElementReport) -> Iterator[None]:
+    """Send fds 1 and 2 to temporary files meanwhile; keep what was written in `report`."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         sys.stdout.flush()
         sys.stderr.flush()
@@ -185,7 +186,7 @@ def captured_output(outcome: Outcome) -> Iterator[None]:
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
-            outcome.stdout, outcome.stderr = _truncated(out), _truncated(err)
+            report.stdout, report.stderr = _truncated(out), _truncated(err)
 
 
 def _truncated(stream: Any, limit: int = MAX_OUTPUT) -> str:
@@ -206,14 +207,14 @@ def _algorithm_traceback(error: BaseException) -> str:
     return "".join(traceback.format_exception(type(error), error, error.__traceback__.tb_next))
 
 
-def run_split(spool: Path, index: int, outcome: Outcome) -> None:
+def run_split(spool: Path, index: int, report: ElementReport) -> None:
     """Read the spool file, run the algorithm over its range, write its outputs; raise on failure."""
     configuration, root, tag = load_spool(spool, index)
-    outcome.label = (f"element {tag} split {index} (split {configuration.get('split_id')}, "
+    report.label = (f"element {tag} split {index} (split {configuration.get('split_id')}, "
                      f"job {configuration.get('job_id')}, block {configuration.get('block')!r})")
     function = import_algorithm(configuration["algorithm"])
     span: Range | None = tuple(configuration["range"]) if configuration.get("range") else None
-    inputs = read_inputs(configuration.get("inputs", {}), root, span, outcome.stats)
+    inputs = read_inputs(configuration.get("inputs", {}), root, span, report.stats)
     declared = list(configuration["outputs"])
     context = Context(
         block=str(configuration.get("block", "")), experiment=str(configuration.get("experiment", "")),
@@ -221,7 +222,7 @@ def run_split(spool: Path, index: int, outcome: Outcome) -> None:
         split_index=int(configuration.get("split_index", index)),
         nb_splits=int(configuration.get("nb_splits", 1)),
     )
-    with captured_output(outcome):
+    with captured_output(report):
         try:
             returned = function(inputs, dict(configuration.get("parameters", {})), context)
         except (Exception, SystemExit) as e:  # noqa: BLE001 - whatever the algorithm raises is its error
@@ -231,31 +232,27 @@ def run_split(spool: Path, index: int, outcome: Outcome) -> None:
         start = span[0] if span else 0
         for name in declared:
             written = write_output(root, configuration["outputs"][name]["path"], start,
-                                   outputs[name], outcome.stats)
-            outcome.written.append(str(written))
+                                   outputs[name], report.stats)
+            report.written.append(str(written))
     except OutputError as e:
         raise UserError(str(e)) from e
 
 
-def result_dict(outcome: Outcome, elapsed: float) -> dict[str, Any]:
+def result_dict(report: ElementReport, elapsed: float) -> dict[str, Any]:
     """BEAT's result dict for this element, with this process's resource usage."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    failed = outcome.user_error is not None or outcome.system_error is not None
-    return {
-        "status": 1 if failed else 0,
-        "stdout": outcome.stdout,
-        "stderr": outcome.stderr,
-        "user_error": outcome.user_error,
-        "system_error": outcome.system_error,
-        "timed_out": False,
-        "statistics": {
+    failed = report.user_error is not None or report.system_error is not None
+    return beat_result(
+        status=1 if failed else 0, stdout=report.stdout, stderr=report.stderr,
+        user_error=report.user_error, system_error=report.system_error,
+        statistics={
             "cpu": {"user": own.ru_utime + children.ru_utime, "system": own.ru_stime + children.ru_stime},
             # ru_maxrss is in kilobytes on Linux
             "memory": {"rss": max(own.ru_maxrss, children.ru_maxrss) * 1024},
-            "data": {"read": outcome.stats.read, "written": outcome.stats.written},
+            "data": {"read": report.stats.read, "written": report.stats.written},
             "time": {"elapsed": round(elapsed, 3)},
         },
-    }
+    )
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -265,50 +262,50 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 def execute(spool: Path, index: int) -> int:
     """Run one split and write its result file; returns the exit code (see the module docstring)."""
     began = time.monotonic()
-    outcome = Outcome(label=f"element split {index} (spool {spool})")
+    report = ElementReport(label=f"element split {index} (spool {spool})")
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        run_split(spool, index, outcome)
+        run_split(spool, index, report)
         code = EXIT_OK
     except UserError as e:
-        outcome.user_error, code = str(e), EXIT_USER
+        report.user_error, code = str(e), EXIT_USER
     except ElementSystemError as e:
-        outcome.system_error, code = str(e), EXIT_SYSTEM
+        report.system_error, code = str(e), EXIT_SYSTEM
     except Terminated:
-        outcome.system_error = "terminated by SIGTERM: cancelled, or over the time limit"
+        report.system_error = "terminated by SIGTERM: cancelled, or over the time limit"
         code = EXIT_TERMINATED
     except Exception as e:  # noqa: BLE001 - a bug of ours still gets a result file
-        outcome.system_error = f"element failure:\n{''.join(traceback.format_exception(e))}"
+        report.system_error = f"element failure:\n{''.join(traceback.format_exception(e))}"
         code = EXIT_SYSTEM
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the result must be written whole
-    result = result_dict(outcome, time.monotonic() - began)
-    code = _write_result(result_file(spool, index), result, outcome, code)
+    result = result_dict(report, time.monotonic() - began)
+    code = _write_result(result_file(spool, index), result, report, code)
     signal.signal(signal.SIGTERM, previous)
-    _announce(outcome, result, code)
+    _announce(report, result, code)
     return code
 
 
-def _write_result(file: Path, result: dict[str, Any], outcome: Outcome, code: int) -> int:
+def _write_result(file: Path, result: dict[str, Any], report: ElementReport, code: int) -> int:
     try:
         atomic_write(file, json.dumps(result, indent=1, sort_keys=True).encode())
     except OSError as e:
-        print(f"{outcome.label}: cannot write result {file}: {e}", file=sys.stderr, flush=True)
+        print(f"{report.label}: cannot write result {file}: {e}", file=sys.stderr, flush=True)
         return code or EXIT_SYSTEM
     return code
 
 
-def _announce(outcome: Outcome, result: dict[str, Any], code: int) -> None:
+def _announce(report: ElementReport, result: dict[str, Any], code: int) -> None:
     """One line for the Slurm .out file (success) or .err file (failure)."""
     elapsed = result["statistics"]["time"]["elapsed"]
     if code == EXIT_OK:
-        print(f"{outcome.label}: done in {elapsed} s, wrote {', '.join(outcome.written)}", flush=True)
+        print(f"{report.label}: done in {elapsed} s, wrote {', '.join(report.written)}", flush=True)
         return
-    kind = "user error" if outcome.user_error else "system error"
-    text = (outcome.user_error or outcome.system_error or "").strip().splitlines() or [""]
-    print(f"{outcome.label}: {kind} (exit {code}) after {elapsed} s: {text[-1]}", file=sys.stderr, flush=True)
-    if outcome.stderr:
-        sys.stderr.write(outcome.stderr[-4000:])
+    kind = "user error" if report.user_error else "system error"
+    text = (report.user_error or report.system_error or "").strip().splitlines() or [""]
+    print(f"{report.label}: {kind} (exit {code}) after {elapsed} s: {text[-1]}", file=sys.stderr, flush=True)
+    if report.stderr:
+        sys.stderr.write(report.stderr[-4000:])
         sys.stderr.flush()
 
 

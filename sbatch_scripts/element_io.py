@@ -89,8 +89,12 @@ def _read_dataset(entry: Mapping[str, Any], span: Range | None) -> list[Any]:
         raise ElementSystemError(f"bad dataset input {dict(entry)!r}: {e}") from e
 
 
-def _split_files(base: Path, suffix: str) -> list[tuple[int, int, Path]]:
-    """(start, end, file) of every ``<base>.<start>.<end><suffix>``, sorted by start."""
+def split_files(base: Path, suffix: str) -> list[tuple[int, int, Path]]:
+    """(start, end, file) of every ``<base>.<start>.<end><suffix>``, sorted by start ([] if unreadable).
+
+    The one scan of BEAT's per-split cache files: the element reads its inputs
+    with it, and the bridge checks indexes and completeness (bridge.cache).
+    """
     pattern = re.compile(re.escape(base.name) + r"\.(\d+)\.(\d+)" + re.escape(suffix) + "$")
     try:
         entries = list(base.parent.iterdir())
@@ -103,7 +107,7 @@ def _split_files(base: Path, suffix: str) -> list[tuple[int, int, Path]]:
 def read_cached(root: Path, path: str | None, span: Range | None, stats: IOStats) -> list[Any]:
     """The values of units `span` of a cached file (all of them when None), checksums verified."""
     base = safe_join(root, path or "")
-    files = [(s, e, f) for s, e, f in _split_files(base, ".data")
+    files = [(s, e, f) for s, e, f in split_files(base, ".data")
              if span is None or (s <= span[1] and e >= span[0])]
     units: dict[int, Any] = {}
     for start, end, file in files:

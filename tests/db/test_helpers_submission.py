@@ -8,7 +8,6 @@ from bridge import helpers
 from bridge.models import Job, Worker
 from bridge.submission_db import (
     mark_splits_submitting,
-    note_cache_error,
     record_slurm_state,
     record_split_node,
     record_submission,
@@ -41,7 +40,7 @@ def test_release_of_a_cancelled_claim_finishes_the_cancel(session):
     assert exp.status == "P" and count(session, Job) == 0
 
 
-def test_node_state_and_cache_errors(session):
+def test_node_and_state(session):
     session.add(Worker(name="n1", cores=4, memory=1000, active=True))
     session.commit()
     exp, (a, b) = _one(session)
@@ -51,7 +50,6 @@ def test_node_state_and_cache_errors(session):
     assert record_slurm_state(session, b, state="RUNNING", exit_code="0:0") is True
     session.refresh(b)
     assert (b.slurm_state, b.slurm_exit_code, b.worker) == ("RUNNING", "0:0", None)
-    assert note_cache_error(session, a) == 1 and note_cache_error(session, a) == 2
 
 
 def test_splits_to_scancel(session):

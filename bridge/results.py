@@ -1,0 +1,63 @@
+"""BEAT's result dict, built in one place: what an element reports and what a failure records.
+
+The shape is beat.core's executor result: ``status`` (0 for success),
+``stdout``, ``stderr``, ``user_error`` (the algorithm's), ``system_error``
+(the platform's), ``timed_out`` and ``statistics`` (cpu, memory, data, time).
+The element writes one per split; the poller makes one for an element Slurm
+failed; outcomes store either as a Result row. Pure: no database, no I/O,
+importable on a compute node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+# the keys a Result row keeps besides status (bridge.models.Result)
+RESULT_FIELDS = ("stdout", "stderr", "user_error", "system_error", "statistics", "timed_out")
+
+
+def beat_result(*, status: int = 0, stdout: str = "", stderr: str = "", user_error: str | None = None,
+                system_error: str | None = None, timed_out: bool = False,
+                statistics: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One result dict with every key present."""
+    return {"status": status, "stdout": stdout, "stderr": stderr, "user_error": user_error,
+            "system_error": system_error, "timed_out": timed_out, "statistics": dict(statistics or {})}
+
+
+def as_result(value: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
+    """A result dict as given, or one for a plain error message (a system error); {} for None."""
+    if isinstance(value, str):
+        return beat_result(status=1, system_error=value) if value else {}
+    return value or {}
+
+
+def failure_result(status: int, message: str, timed_out: bool, element: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The result of an element Slurm failed: Slurm's reason as system error, the element's own details kept."""
+    result = beat_result(status=status or 1, system_error=message, timed_out=timed_out)
+    if element:
+        for key in ("stdout", "stderr", "user_error", "statistics"):
+            result[key] = element.get(key) or result[key]
+        if element.get("system_error"):
+            result["system_error"] = f"{message}\n{element['system_error']}"
+    return result
+
+
+def sum_statistics(items: Iterable[Mapping[str, Any] | None]) -> dict[str, Any]:
+    """Sum split statistics key by key (nested mappings recursively; numbers added)."""
+    total: dict[str, Any] = {}
+    for item in items:
+        for key, value in (item or {}).items():
+            if isinstance(value, Mapping):
+                total[key] = sum_statistics([total.get(key) or {}, value])
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                total[key] = total.get(key, 0) + value
+            else:
+                total.setdefault(key, value)
+    return total
+
+
+def joined(texts: Iterable[str | None]) -> str | None:
+    """Split outputs concatenated in split order (None if all empty)."""
+    parts = [text for text in texts if text]
+    return "".join(parts) if parts else None
