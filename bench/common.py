@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "integration"))
-
-from bridge_env import BridgeEnv, make_env, queue_toml  # noqa: E402,F401  (the tests' own set-up, reused)
-
-from bridge.devcluster.cluster import LocalCluster, load_spec  # noqa: E402
+from bridge.devcluster.cluster import LocalCluster, load_spec
+from bridge.devcluster.sandbox import Sandbox, open_sandbox, queue_toml
 
 
 def cluster() -> LocalCluster:
@@ -20,12 +16,12 @@ def cluster() -> LocalCluster:
     return found
 
 
-def bridge_env(queues: str, min_interval: float | None = None) -> BridgeEnv:
+def bridge_env(queues: str, min_interval: float | None = None) -> Sandbox:
     """A fresh bridge (SQLite, spool, cache) in a temporary directory, with these queues."""
     local = cluster()
     root = Path(tempfile.mkdtemp(prefix="beat-bench-"))
     poll = f"[poll]\nmin_interval = {min_interval}\n" if min_interval else ""
-    return make_env(root, local, local.runner, queues=queues, extra=poll)
+    return open_sandbox(root, local.spec.slurm_conf, queues, local.runner, extra=poll)
 
 
 def ratio_line(name: str, ours: float, baseline: float, unit: str = "s") -> str:

@@ -46,7 +46,8 @@ def main(seconds: float, interval: float | None = None) -> None:
     wall = time.monotonic() - started
     with env.sessions() as session:
         assert session.get(Experiment, experiment_id).status.value == "D"
-    print(f"3 levels x {seconds:g} s tasks, polling every {env.config.poll.min_interval:g} s: done in {wall:.2f} s, {loop.cycles} cycles, "
+    print(f"3 levels x {seconds:g} s tasks, polling every {env.config.poll.min_interval:g} s: "
+          f"done in {wall:.2f} s, {loop.cycles} cycles, "
           f"{loop.squeue_calls} squeue + {loop.sacct_calls} sacct calls")
     print(ratio_line("wall vs critical path of the elements' run times", wall, critical_path(env, arrays)))
     print(ratio_line("wall vs nominal critical path", wall, 3 * seconds))

@@ -38,7 +38,7 @@ def measure(env, session) -> tuple[float, float]:
         ours.append(time.perf_counter() - started)
         assert report.squeue_calls == 1 and report.sacct_calls == 0, report
         started = time.perf_counter()
-        env.backend.runner.run(squeue_argv(ids), timeout=60).check()
+        env.backend.runner.run(squeue_argv(ids), timeout=60).check()  # the baseline: the bare command
         bare.append(time.perf_counter() - started)
     return statistics.median(ours), statistics.median(bare)
 
@@ -71,7 +71,7 @@ def main(active: int, history: int) -> None:
             add_history(session, history)
             large = measure(env, session)
         finally:
-            env.backend.runner.run(["scancel", *map(str, ids)], timeout=60)
+            env.backend.client.cancel(map(str, ids))
     print(f"{active} active splits; poll vs bare squeue, median of {ROUNDS}")
     print(ratio_line("empty history", *small))
     print(ratio_line(f"history of {history} transitions, {history // 2} results, {history // 5} finished splits",

@@ -13,7 +13,6 @@ from common import HELD_QUEUE, bridge_env, one_block, ratio_line
 
 from bridge.declaration import load_experiment
 from bridge.helpers import schedule_experiment, split_new_jobs
-from bridge.slurm import sbatch_argv
 from bridge.submit import assign_splits_to_workers
 
 PER_SPLIT_SCRIPT = "#!/bin/bash\n#SBATCH --hold\n#SBATCH --output=/dev/null\n#SBATCH --time=5\ntrue\n"
@@ -37,8 +36,7 @@ def baseline(n: int) -> tuple[float, list[int]]:
     """One sbatch per split, as peers do."""
     env = bridge_env(HELD_QUEUE)
     started = time.perf_counter()
-    ids = [int(env.backend.runner.run(sbatch_argv(), stdin=PER_SPLIT_SCRIPT).check().stdout.split(";")[0])
-           for _ in range(n)]
+    ids = [env.backend.client.submit(PER_SPLIT_SCRIPT) for _ in range(n)]  # one sbatch each
     return time.perf_counter() - started, ids
 
 
@@ -46,7 +44,7 @@ def main(n: int) -> None:
     env = bridge_env(HELD_QUEUE)
     mine, my_ids = ours(n)
     theirs, their_ids = baseline(n)
-    env.backend.runner.run(["scancel", *map(str, my_ids + their_ids)], timeout=120)
+    env.backend.client.cancel(map(str, my_ids + their_ids))
     print(f"submitting {n} splits ({len(my_ids)} array(s) vs {len(their_ids)} sbatch calls)")
     print(ratio_line("submit", mine, theirs))
 

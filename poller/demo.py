@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from bridge.app import App, open_app
 from bridge.declaration import load_experiment
+from bridge.devcluster.sandbox import write_config
 from bridge.errors import CommandError
 from bridge.examples.demo_experiments import declarations, expected_totals
 from bridge.hashing import cache_path
@@ -51,22 +52,6 @@ max_slots_per_user = 8
 environments = ["Python-3.11"]
 """
 
-BRIDGE = """# written by beat-bridge demo
-runner = "local"
-queues = "queues.toml"
-cache_root = "cache"
-spool_dir = "spool"
-
-[database]
-url = "sqlite:///{root}/bridge.sqlite"
-
-[slurm]
-conf = "{slurm_conf}"
-
-[poll]
-min_interval = {interval}
-max_interval = 5.0
-"""
 
 
 @dataclass
@@ -92,8 +77,7 @@ def make_run_dir(base: Path, slurm_conf: Path, interval: float = 1.0) -> Path:
     """A new run directory with the demo's bridge.toml and queues.toml."""
     root = base / datetime.now().strftime("run-%Y%m%d-%H%M%S-%f")
     root.mkdir(parents=True)
-    (root / "queues.toml").write_text(QUEUES)
-    (root / "bridge.toml").write_text(BRIDGE.format(root=root, slurm_conf=slurm_conf, interval=interval))
+    write_config(root, slurm_conf, QUEUES, extra=f"[poll]\nmin_interval = {interval}\nmax_interval = 5.0\n")
     return root
 
 
@@ -178,7 +162,8 @@ def summarise(app: App, run: DemoRun, ids: list[int], say: Callable[[str], None]
                 say(f"  {block.name:8} {block.status.value:5} {elapsed:7.1f}s  {','.join(nodes) or '-':8} {shown}")
         run.latencies = callback_latencies(session, run, records)
     lat = run.latencies
-    say(f"\nwall time {run.wall:.1f} s, {run.cycles} cycles, {run.squeue_calls} squeue and {run.sacct_calls} sacct calls; "
+    say(f"\nwall time {run.wall:.1f} s, {run.cycles} cycles, "
+        f"{run.squeue_calls} squeue and {run.sacct_calls} sacct calls; "
         f"element end -> callback: median {statistics.median(lat) if lat else 0:.2f} s, "
         f"max {max(lat) if lat else 0:.2f} s over {len(lat)} splits")
 
