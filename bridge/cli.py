@@ -92,7 +92,8 @@ def _add_cluster(commands: argparse._SubParsersAction) -> None:
     _action(actions, "up", _cluster_up, "install what is missing, start what is not running, wait until ready")
     _action(actions, "down", _cluster_down, "cancel jobs, then stop exactly the daemons `up` started")
     _action(actions, "status", _cluster_status, "say which daemons run and what sinfo shows; exit 1 if any is down")
-    _action(actions, "env", _cluster_env, "print `export SLURM_CONF=...` for a shell: eval \"$(beat-bridge cluster env)\"")
+    _action(actions, "env", _cluster_env,
+            "print `export SLURM_CONF=...` for a shell: eval \"$(beat-bridge cluster env)\"")
     start = _action(actions, "start", _cluster_start, "start one daemon (e.g. slurmdbd after `stop`)")
     start.add_argument("daemon", help="munged, slurmdbd, slurmctld, slurmd-n1, slurmd-n2")
     stop = _action(actions, "stop", _cluster_stop, "stop one daemon (e.g. slurmdbd, to test an outage)")

@@ -83,7 +83,8 @@ def _queue(name: str, t: Table, templates_dirs: tuple[Path, ...]) -> QueueConfig
     try:
         extra_options(queue.extra_directives, taken)
     except BridgeError as e:
-        raise ConfigError(f"{t.file}: {t.key('extra_directives')}: {e} (the bridge sets: {', '.join(sorted(taken))})") from e
+        raise ConfigError(f"{t.file}: {t.key('extra_directives')}: {e} "
+                          f"(the bridge sets: {', '.join(sorted(taken))})") from e
     return queue
 
 

@@ -10,7 +10,8 @@ from bridge.runner import LocalRunner
 
 
 def test_packages_whose_binaries_are_missing_are_named_once(monkeypatch):
-    monkeypatch.setattr(packages.shutil, "which", lambda binary, path=None: None if binary.startswith("slurm") else "/x")
+    monkeypatch.setattr(packages.shutil, "which",
+                        lambda binary, path=None: None if binary.startswith("slurm") else "/x")
     assert packages.missing_packages() == ["slurm-wlm", "slurmdbd"]
 
 

@@ -50,7 +50,8 @@ def test_sync_loads_queues_and_workers_idempotently(db_url):
             sync_queues(session, {"default": GOOD})
             sync_workers(session, _cluster().nodes)
         queue = session.scalar(select(Queue))
-        assert (queue.name, queue.partition, queue.memory_limit, queue.max_slots_per_user) == ("default", "cpu", 1000, 4)
+        assert (queue.name, queue.partition, queue.memory_limit,
+                queue.max_slots_per_user) == ("default", "cpu", 1000, 4)
         assert [(e.name, e.version) for e in queue.environments] == [("Python", "3.11")]
         workers = session.scalars(select(Worker).order_by(Worker.name)).all()
         assert [(w.name, w.cores, w.memory) for w in workers] == [("n1", 4, 4000), ("n2", 4, 4000)]

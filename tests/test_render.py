@@ -163,7 +163,9 @@ def test_job_name_must_stay_findable_by_sacct(name: str, tag: str) -> None:
         sbatch_directives(dataclasses.replace(BASIC, job_name=name, submission_tag=tag))
 
 
-@pytest.mark.parametrize("field", ["job_name", "comment", "output", "spool_dir", "python", "partition", "submission_tag"])
+@pytest.mark.parametrize(
+    "field", ["job_name", "comment", "output", "spool_dir", "python", "partition", "submission_tag"]
+)
 @pytest.mark.parametrize("bad", ["a\nb", "a\rb", "a\x00b", "x\n#SBATCH --wrap=id"])
 def test_control_characters_are_refused(field: str, bad: str) -> None:
     with pytest.raises(UnsafeValueError, match="control character"):
@@ -193,7 +195,9 @@ def test_parse_directive() -> None:
     assert parse_directive("--exclusive") == ("exclusive", None)
 
 
-@pytest.mark.parametrize(("field", "value"), [("mem_mb", 0), ("cpus_per_task", -1), ("time_minutes", True), ("throttle", 0)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("mem_mb", 0), ("cpus_per_task", -1), ("time_minutes", True), ("throttle", 0)]
+)
 def test_bad_numbers(field: str, value: object) -> None:
     with pytest.raises(UnsafeValueError):
         sbatch_directives(dataclasses.replace(BASIC, **{field: value}))
@@ -213,7 +217,8 @@ def test_hostile_script_runs_with_literal_values(tmp_path: Path) -> None:
     fake = tmp_path / "fake-python"
     fake.write_text(
         f"#!{sys.executable}\nimport json, os, sys\n"
-        f"json.dump({{'argv': sys.argv[1:], 'env': {{k: os.environ.get(k) for k in ('BEAT_NAME', 'BEAT_SUBMISSION_TAG')}}}},"
+        f"json.dump({{'argv': sys.argv[1:], "
+        f"'env': {{k: os.environ.get(k) for k in ('BEAT_NAME', 'BEAT_SUBMISSION_TAG')}}}},"
         f" open({str(record)!r}, 'w'))\n"
     )
     fake.chmod(0o755)
@@ -229,7 +234,7 @@ def test_hostile_script_runs_with_literal_values(tmp_path: Path) -> None:
 
 
 def test_body_words_are_literal_under_shlex() -> None:
-    exec_line = next(l for l in render_array_script(HOSTILE_SPEC).splitlines() if l.startswith("exec "))
+    exec_line = next(line for line in render_array_script(HOSTILE_SPEC).splitlines() if line.startswith("exec "))
     words = shlex.split(exec_line)
     assert words[words.index("--spool") + 1] == HOSTILE
 

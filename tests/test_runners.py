@@ -32,7 +32,8 @@ def config_file(tmp_path: Path, text: str) -> Path:
 
 
 def test_local_runner_gets_slurm_conf_and_env_from_the_config(tmp_path):
-    path = config_file(tmp_path, 'runner = "local"\n[slurm]\nconf = "etc/slurm.conf"\nenv = { SLURM_TIME_FORMAT = "standard" }\n')
+    path = config_file(tmp_path, 'runner = "local"\n[slurm]\nconf = "etc/slurm.conf"\n'
+                                 'env = { SLURM_TIME_FORMAT = "standard" }\n')
     runner = make_runner(load_config(path))
     assert isinstance(runner, LocalRunner)
     result = runner.run(["sh", "-c", 'printf "%s|%s" "$SLURM_CONF" "$SLURM_TIME_FORMAT"'])
@@ -122,7 +123,8 @@ def test_cluster_version_is_named_when_sbatch_answers(tmp_path, slurm_cluster):
 
 def test_pyslurm_through_the_cli_is_one_error_line_and_exit_1_not_a_traceback(tmp_path):
     path = config_file(tmp_path, 'runner = "pyslurm"\n')
-    result = LocalRunner().run([sys.executable, "-m", "bridge.cli", "queues", "check", "--config", str(path)], timeout=60)
+    result = LocalRunner().run([sys.executable, "-m", "bridge.cli", "queues", "check", "--config", str(path)],
+                               timeout=60)
     assert result.returncode == 1, result
     assert "Traceback" not in result.stderr
     assert "beat-bridge: error:" in result.stderr and "25.11" in result.stderr

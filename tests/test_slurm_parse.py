@@ -155,7 +155,8 @@ PERMANENT = [
     "sbatch: error: Batch job submission failed: Requested time limit is invalid (missing or exceeds some limit)",
     "allocation failure: More processors requested than permitted",
     "sbatch: error: Batch job submission failed: Requested node configuration is not available",
-    "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)",
+    "sbatch: error: Batch job submission failed: Job violates accounting/QOS policy "
+    "(job submit limit, user's size and/or time limits)",
     "sbatch: error: Batch job submission failed: Invalid qos specification",
     "allocation failure: Invalid job array specification",
     "sbatch: error: Batch job submission failed: Something new nobody has seen",
@@ -166,7 +167,8 @@ TRANSIENT = [
     "sbatch: error: Unable to contact slurm controller (connect failure)",
     "sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying",
     "sacct: error: Problem talking to the database: Connection refused",
-    "sacct: error: slurm_persist_conn_open_without_init: failed to open persistent connection to host:127.0.0.1:16819: Connection refused",
+    "sacct: error: slurm_persist_conn_open_without_init: "
+    "failed to open persistent connection to host:127.0.0.1:16819: Connection refused",
     "squeue: error: slurm_receive_msg: Zero Bytes were transmitted or received",
 ]
 

@@ -29,7 +29,10 @@ DATA = Path(__file__).parent / "data"
         ("RESIZING", Outcome.ACTIVE),
         ("SUSPENDED", Outcome.ACTIVE),
     ]
-    + [(s, Outcome.FAILED) for s in ("FAILED", "OUT_OF_MEMORY", "TIMEOUT", "DEADLINE", "BOOT_FAIL", "NODE_FAIL", "PREEMPTED")],
+    + [
+        (s, Outcome.FAILED)
+        for s in ("FAILED", "OUT_OF_MEMORY", "TIMEOUT", "DEADLINE", "BOOT_FAIL", "NODE_FAIL", "PREEMPTED")
+    ],
 )
 def test_table(state: str, outcome: Outcome) -> None:
     assert outcome_of(state) is outcome

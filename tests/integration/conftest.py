@@ -121,7 +121,8 @@ def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
     log = d / "sshd.log"
     started = subprocess.run([str(SSHD), "-f", str(config), "-E", str(log)], capture_output=True, text=True)
     if started.returncode != 0:
-        need("sshd", f"{SSHD} exited {started.returncode}: {started.stderr.strip()} {log.read_text() if log.exists() else ''}")
+        need("sshd", f"{SSHD} exited {started.returncode}: {started.stderr.strip()} "
+                     f"{log.read_text() if log.exists() else ''}")
     deadline = time.monotonic() + 15
     while not _answers(port):
         if time.monotonic() > deadline:

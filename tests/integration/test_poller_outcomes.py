@@ -79,7 +79,8 @@ def test_a_failing_block_fails_the_experiment_cancels_its_dependent_and_scancels
             if r.state == "CANCELLED"], timeout=30)
         assert all(r.node_list in ("", "None assigned") for r in held), held
         history = split_history(session)
-        scancelled = [h for h in history.values() if h[1:] == [("N", "K", "on_split_fail"), ("K", "L", "on_split_cancelled")]]
+        scancelled = [h for h in history.values()
+                      if h[1:] == [("N", "K", "on_split_fail"), ("K", "L", "on_split_cancelled")]]
         assert len(scancelled) == 2, history
         assert results_of(session, named["held"]) == []  # cancelled on request: no failure recorded
     assert squeue_left(slurm, arrays.job_ids) == []

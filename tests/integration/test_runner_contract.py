@@ -115,7 +115,8 @@ def test_a_missing_program_is_a_command_error_with_exit_127(any_runner):
 
 def test_sbatch_script_on_stdin_then_sacct_sees_the_array_completed(any_runner):
     name = f"bb-contract-{uuid.uuid4().hex[:8]}"
-    script = f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --time=1\n#SBATCH --output=/dev/null\n#SBATCH --array=0-2\ntrue\n"
+    script = (f"#!/bin/bash\n#SBATCH --job-name={name}\n#SBATCH --time=1\n"
+              "#SBATCH --output=/dev/null\n#SBATCH --array=0-2\ntrue\n")
     since = datetime.now() - timedelta(minutes=1)
     job_id = parse_sbatch_parsable(any_runner.run(sbatch_argv(), stdin=script, timeout=30).check().stdout)
 

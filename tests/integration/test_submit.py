@@ -54,14 +54,17 @@ def test_three_jobs_of_four_splits_go_out_as_three_arrays_with_the_queue_limits(
 
         for sub in submissions:
             job = _show_job(slurm, sub.job_id)
-            expected = {"default": ("cpu", "00:10:00", "300M", "1", "8"), "long": ("long", "02:00:00", "200M", "2", "4")}
+            expected = {"default": ("cpu", "00:10:00", "300M", "1", "8"),
+                        "long": ("long", "02:00:00", "200M", "2", "4")}
             assert (job["Partition"], job["TimeLimit"], job["MinMemoryNode"], job["CPUs/Task"],
                     job["ArrayTaskThrottle"]) == expected[sub.queue], job
             assert job["JobName"] == sub.tag
 
         records = wait_sacct(slurm, [s.job_id for s in submissions],
                              lambda rs: len(rs) == 12 and all(r.state == "COMPLETED" for r in rs))
-        assert sorted((r.state, r.partition) for r in records) == [("COMPLETED", "cpu")] * 8 + [("COMPLETED", "long")] * 4
+        assert sorted((r.state, r.partition) for r in records) == (
+            [("COMPLETED", "cpu")] * 8 + [("COMPLETED", "long")] * 4
+        )
 
         splits = session.scalars(select(JobSplit)).all()
         assert {s.slurm_element_id for s in splits} == {f"{r.array_job_id}_{r.array_task_id}" for r in records}
@@ -121,7 +124,9 @@ class FlakySbatch:
             return self.real.run(argv, stdin=stdin, timeout=timeout)
         self.sbatch_calls += 1
         if self.sbatch_calls == 1 and self.mode == "refused":
-            return CommandResult(tuple(argv), 1, "", "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation\n")
+            return CommandResult(tuple(argv), 1, "",
+                                 "sbatch: error: Batch job submission failed: "
+                                 "Socket timed out on send/recv operation\n")
         result = self.real.run(argv, stdin=stdin, timeout=timeout)
         if self.sbatch_calls == 1 and self.mode == "accepted-then-timeout":
             raise CommandTimeout(argv, None, "", "")
@@ -139,9 +144,11 @@ def test_transient_sbatch_errors_are_retried_and_submit_exactly_once(tmp_path, s
     assert flaky.sbatch_calls == (2 if mode == "refused" else 1)
     from datetime import datetime, timedelta
 
-    text = slurm.run(sacct_argv(datetime.now() - timedelta(minutes=5), names=[sub.tag], fields=("JobID",)), timeout=30).stdout
+    text = slurm.run(sacct_argv(datetime.now() - timedelta(minutes=5), names=[sub.tag], fields=("JobID",)),
+                     timeout=30).stdout
     wait_sacct(slurm, [sub.job_id], lambda rs: len(rs) == 2)
-    text = slurm.run(sacct_argv(datetime.now() - timedelta(minutes=5), names=[sub.tag], fields=("JobID",)), timeout=30).stdout
+    text = slurm.run(sacct_argv(datetime.now() - timedelta(minutes=5), names=[sub.tag], fields=("JobID",)),
+                     timeout=30).stdout
     assert {line.split("_")[0] for line in text.split()} == {str(sub.job_id)}
 
 
@@ -174,11 +181,14 @@ HELD = queue_toml("held", memory_limit=100, time_limit=5, max_slots_per_user=500
                   extra='extra_directives = ["--hold"]')
 
 
-def test_a_job_of_more_splits_than_max_array_size_goes_out_in_chunks_with_offset_indices(tmp_path, slurm_cluster, slurm):
+def test_a_job_of_more_splits_than_max_array_size_goes_out_in_chunks_with_offset_indices(
+    tmp_path, slurm_cluster, slurm
+):
     env = make_env(tmp_path, slurm_cluster, slurm, queues=HELD)
     limit = env.backend.client.max_array_size()  # read from scontrol show config: 1001 on the local cluster
     total = limit + 4
-    _schedule(env, {"name": "big", "author": "erin", "blocks": {"a": block("square", queue="held", slots=total, size=total)}})
+    _schedule(env, {"name": "big", "author": "erin",
+                    "blocks": {"a": block("square", queue="held", slots=total, size=total)}})
     with env.sessions() as session:
         submissions = assign_splits_to_workers(session, env.backend)
         try:
