@@ -1,8 +1,8 @@
 """The database model: BEAT's experiments, blocks, cached files, jobs, splits and queues.
 
 Names, status letters and meanings follow BEAT (beat.web's backend and
-experiments apps). Statuses are ``str`` enums stored as the letters, so a
-loaded ``split.status == "N"`` holds. The Slurm side of a split (array job id,
+experiments apps). The status enums, their rule sets and their column type are
+in bridge.status (re-exported here). The Slurm side of a split (array job id,
 element id, state, node, times, submission tag) lives on JobSplit itself.
 The schema is created by the Alembic migration in ``bridge/migrations``; a
 test checks that it matches this metadata.
@@ -10,7 +10,6 @@ test checks that it matches this metadata.
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,85 +26,32 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+
+from bridge.status import (
+    ACTIVE_SPLIT,
+    FINAL_EXPERIMENT,
+    FINAL_SPLIT,
+    LIVE_EXPERIMENT,
+    UNFINISHED_BLOCK,
+    BlockStatus,
+    CacheStatus,
+    ExperimentStatus,
+    Letter,
+    SplitStatus,
+    on_slurm,
+)
+
+__all__ = [  # the status names are re-exported: `from bridge.models import SplitStatus` keeps working
+    "ACTIVE_SPLIT", "FINAL_EXPERIMENT", "FINAL_SPLIT", "LIVE_EXPERIMENT", "UNFINISHED_BLOCK", "BlockStatus",
+    "CacheStatus", "ExperimentStatus", "Letter", "SplitStatus", "on_slurm", "utcnow", "Base", "Environment",
+    "Queue", "Worker", "Experiment", "CachedFile", "Block", "Job", "Result", "JobSplit", "StateHistory",
+    "SchedulerLock",
+]
 
 
 def utcnow() -> datetime:
     """The current UTC time as a naive datetime (SQLite keeps no time zone)."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-class ExperimentStatus(str, enum.Enum):
-    """P pending, S scheduled, R running, D done, F failed, C cancelling."""
-
-    PENDING = "P"
-    SCHEDULED = "S"
-    RUNNING = "R"
-    DONE = "D"
-    FAILED = "F"
-    CANCELLING = "C"
-
-
-class BlockStatus(str, enum.Enum):
-    """N pending, P processing, C done, F failed, L cancelled."""
-
-    PENDING = "N"
-    PROCESSING = "P"
-    DONE = "C"
-    FAILED = "F"
-    CANCELLED = "L"
-
-
-class CacheStatus(str, enum.Enum):
-    """N not cached, P processing, C cached."""
-
-    NOT_CACHED = "N"
-    PROCESSING = "P"
-    CACHED = "C"
-
-
-class SplitStatus(str, enum.Enum):
-    """N queued, P processing, C completed, F failed, L cancelled, K cancelling."""
-
-    QUEUED = "N"
-    PROCESSING = "P"
-    COMPLETED = "C"
-    FAILED = "F"
-    CANCELLED = "L"
-    CANCELLING = "K"
-
-
-# The rule sets of the state machine, defined once beside their enums.
-LIVE_EXPERIMENT = frozenset({ExperimentStatus.SCHEDULED, ExperimentStatus.RUNNING})
-FINAL_EXPERIMENT = frozenset({ExperimentStatus.DONE, ExperimentStatus.FAILED})
-UNFINISHED_BLOCK = frozenset({BlockStatus.PENDING, BlockStatus.PROCESSING})
-# A split the poller still follows: queued (maybe submitted), running, or being cancelled.
-ACTIVE_SPLIT = frozenset({SplitStatus.QUEUED, SplitStatus.PROCESSING, SplitStatus.CANCELLING})
-FINAL_SPLIT = frozenset({SplitStatus.COMPLETED, SplitStatus.FAILED, SplitStatus.CANCELLED})
-
-
-def on_slurm(status: SplitStatus, submission_tag: str | None) -> bool:
-    """Whether a split occupies Slurm (or may: claimed before sbatch): running, being cancelled,
-    or queued with a submission tag. The same rule as SQL: ``on_slurm_clause`` in submission_db."""
-    return status in (SplitStatus.PROCESSING, SplitStatus.CANCELLING) or (
-        status == SplitStatus.QUEUED and submission_tag is not None)
-
-
-class Letter(TypeDecorator[Any]):
-    """A status enum stored as its one-letter value; unknown letters are refused."""
-
-    impl = String(1)
-    cache_ok = True
-
-    def __init__(self, enum_class: type[enum.Enum]) -> None:
-        super().__init__()
-        self.enum_class = enum_class
-
-    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
-        return None if value is None else self.enum_class(value).value
-
-    def process_result_value(self, value: Any, dialect: Any) -> Any:
-        return None if value is None else self.enum_class(value)
 
 
 class Base(DeclarativeBase):
@@ -164,7 +110,7 @@ class Queue(Base):
 
 
 class Worker(Base):
-    """A processing node (a Slurm node, recorded from sacct's NodeList)."""
+    """A processing node (a Slurm node, recorded from squeue's or sacct's NodeList)."""
 
     __tablename__ = "workers"
 

@@ -184,7 +184,7 @@ def record_slurm_state(
     node: str | None = None, exit_code: str | None = None,
     start_time: datetime | None = None, end_time: datetime | None = None,
 ) -> bool:
-    """Record what sacct says of a split (only the fields given); False if the split is gone."""
+    """Record what Slurm (squeue or sacct) says of a split (only the fields given); False if the split is gone."""
     with locked(session):
         row = reload(session, JobSplit, split)
         changed = row is not None and set_slurm_facts(

@@ -1,1 +1,1 @@
-"""The poller: sacct states drive BEAT's on_split_* callbacks."""
+"""The poller: Slurm states (squeue first, sacct for what it forgot) drive BEAT's on_split_* callbacks."""
