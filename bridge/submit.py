@@ -76,11 +76,10 @@ def submit_candidates(session: Session, backend: Backend) -> tuple[list[Submissi
     reconcile_claims(session, backend)
     submitted: list[Submission] = []
     to_cancel: list[str] = []
-    limit = backend.client.max_array_size()
     for queue in session.scalars(select(Queue).order_by(Queue.id)).all():
         candidates = retrieve_candidate_splits_for_queue(session, queue)
         for _, splits in groupby(candidates, key=lambda s: s.job_id):
-            for chunk in array_chunks(list(splits), limit):
+            for chunk in array_chunks(list(splits), backend.client.max_array_size()):  # read once, when needed
                 submission = submit_array(session, backend, queue, chunk, to_cancel)
                 if submission is not None:
                     submitted.append(submission)
