@@ -47,15 +47,7 @@ from sqlalchemy.orm import Session
 from bridge.errors import BridgeError
 from bridge.hashing import cache_path, dataset_hash, output_hash
 from bridge.history import record
-from bridge.models import (
-    Block,
-    BlockStatus,
-    CachedFile,
-    Environment,
-    Experiment,
-    ExperimentStatus,
-    Queue,
-)
+from bridge.models import Block, BlockStatus, CachedFile, Environment, Experiment, ExperimentStatus, Queue
 
 ALGORITHM = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
 TOP_KEYS = {"name", "author", "blocks"}

@@ -7,11 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import (
-    BridgeConfig,
-    load_config,
-    resolve_config_path,
-)
+from bridge.config import BridgeConfig, load_config, resolve_config_path
 from bridge.errors import ConfigError
 from bridge.queues_config import EnvironmentRef, load_queues
 
