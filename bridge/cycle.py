@@ -31,6 +31,7 @@ class PollResult(Protocol):
     active: int
     squeue_calls: int
     sacct_calls: int
+    events: list[tuple[int, str]]  # (split id, what happened)
     to_cancel: list[str]
 
     @property
