@@ -25,6 +25,7 @@ from bridge.errors import BridgeError, CommandError
 from bridge.runner import CommandResult, Runner
 from bridge.sacct import SlurmRecord, parse_sacct
 from bridge.squeue import SqueueView, by_element, squeue_view
+from bridge.tags import tag_age
 
 log = logging.getLogger(__name__)
 
@@ -96,17 +97,18 @@ class SlurmClient:
                                     or f"sbatch exited {result.returncode}")
         raise CommandError(result.argv, result.returncode, result.stdout, result.stderr)
 
-    def find(self, tag: str, age: float = 0.0) -> int | None:
+    def find(self, tag: str, age: float | None = None) -> int | None:
         """The array job id Slurm knows under the tag (its job name), or None.
 
         squeue knows a job from the moment sbatch returns; sacct only 0.5-1.4 s
         later (slurm-notes.md), but keeps it after slurmctld has forgotten it.
-        `age` is how old the tag is (bounds sacct's window). CommandError when
-        sacct cannot be read.
+        `age` bounds sacct's window (default: what the tag itself says of its
+        age, bridge.tags). CommandError when sacct cannot be read.
         """
         queued = self._run(cmds.squeue_by_name_argv(tag), self.timeouts.find)
         ids = {int(w) for w in queued.stdout.split() if w.isdigit()} if queued.ok else set()
         if not ids:
+            age = (tag_age(tag) or 0.0) if age is None else age
             start = datetime.now() - timedelta(seconds=max(age, 0.0) + FIND_MARGIN)
             recorded = self._run(cmds.sacct_argv(start, names=[tag], fields=("JobID",)), self.timeouts.find)
             recorded.check()

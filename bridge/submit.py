@@ -37,7 +37,7 @@ from bridge.submission_db import (
     release_submission,
     retrieve_candidate_splits_for_queue,
 )
-from bridge.tags import abandoned, new_tag, tag_age
+from bridge.tags import abandoned, new_tag
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ def sbatch_once(backend: Backend, tag: str, script: str) -> int:
             raise error
         log.warning("sbatch of %s: %s; looking for it, then retrying in %.1f s", tag, error, delay)
         backend.sleep(delay)
-        found = backend.client.find(tag, tag_age(tag) or 0.0)
+        found = backend.client.find(tag)
         if found is not None:
             return found
 
@@ -198,7 +198,7 @@ def reconcile_claims(session: Session, backend: Backend, older_than: float | Non
         if not abandoned(tag, older_than):
             continue
         try:
-            found = backend.client.find(tag, tag_age(tag) or 0.0)
+            found = backend.client.find(tag)
         except CommandError as e:
             log.warning("cannot look up claimed tag %s yet: %s", tag, e)
             continue
