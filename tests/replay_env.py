@@ -10,7 +10,7 @@ squeue/sacct text about splits that really exist.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +18,18 @@ from fakes import Answer, Recording, ReplayRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge.backend import Backend, make_backend
-from bridge.config import BridgeConfig, load_config
-from bridge.db import create_session_factory
+from bridge.backend import Backend
+from bridge.config import BridgeConfig
 from bridge.declaration import load_experiment
+from bridge.devcluster.sandbox import open_sandbox, queue_toml
 from bridge.helpers import get_configuration_for_split, schedule_experiment, split_new_jobs
 from bridge.models import Experiment, JobSplit
-from bridge.queues import sync_queues
 from bridge.sbatch_scripts import spool as spool_files
 from bridge.sbatch_scripts.element_io import IOStats, write_output
 from bridge.submit import Submission, assign_splits_to_workers
 from poller.poll import PollReport, poll_once
 
-QUEUES = """
-[queues.default]
-partition = "cpu"
-memory_limit = 300
-time_limit = 10
-cores_per_slot = 1
-max_slots_per_user = 8
-environments = ["Python-3.11"]
-"""
+QUEUES = queue_toml("default")
 FORGOTTEN = Answer(returncode=1, stderr="slurm_load_jobs error: Invalid job id specified\n")  # squeue, all ids gone
 JOB = 4242  # the array id the fake's sbatch hands out first
 OK_RESULT = {"status": 0, "stdout": "ok\n", "stderr": "", "user_error": None, "system_error": None,
@@ -57,18 +48,12 @@ class ReplayEnv:
 
 
 def make_replay_env(root: Path, extra: str = "") -> ReplayEnv:
-    """bridge.toml + queues.toml under root, a migrated SQLite database, the fake behind a Backend."""
-    (root / "queues.toml").write_text(QUEUES)
-    (root / "bridge.toml").write_text(
-        'runner = "local"\nqueues = "queues.toml"\ncache_root = "cache"\nspool_dir = "spool"\n'
-        f'cache_errors = 2\n{extra}\n[retry]\nattempts = 3\nbase_delay = 0.01\nmax_delay = 0.02\n')
-    config = load_config(root / "bridge.toml")
-    sessions = create_session_factory(config.database_url)
-    with sessions() as session:
-        sync_queues(session, config.queues)
+    """A bridge directory (bridge.devcluster.sandbox) whose Slurm is the fake; sbatch retries do not sleep."""
     fake = ReplayRunner().always("scontrol", Answer("MaxArraySize = 1001\n"))
-    backend = make_backend(config, fake)
-    return ReplayEnv(root, config, sessions, fake, Backend(backend.client, config, sleep=lambda s: None))
+    sandbox = open_sandbox(root, root / "slurm.conf", QUEUES, fake, extra=(
+        f"cache_errors = 2\n{extra}\n[retry]\nattempts = 3\nbase_delay = 0.01\nmax_delay = 0.02\n"))
+    backend = replace(sandbox.backend, sleep=lambda seconds: None)
+    return ReplayEnv(root, sandbox.config, sandbox.sessions, fake, backend)
 
 
 def block(slots: int = 2, size: int = 4, **extra: Any) -> dict[str, Any]:
