@@ -58,6 +58,15 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class ClaimRule:
+    """When a claim whose sbatch outcome is unknown may be released, or is stuck ([claims])."""
+
+    misses: int = 3  # consecutive look-ups in which squeue and sacct both answered "not there"
+    grace: float = 20.0  # seconds from the first of those misses before the claim goes back to the queue
+    stuck_after: float = 300.0  # seconds an outcome may stay unknown before it is reported stuck
+
+
+@dataclass(frozen=True)
 class SlurmTimeouts:
     """Seconds each kind of Slurm call may take before it counts as timed out ([slurm.timeouts])."""
 
@@ -89,6 +98,7 @@ class BridgeConfig:
     slurm_conf: Path | None = None
     slurm_env: Mapping[str, str] = field(default_factory=dict)
     timeouts: SlurmTimeouts = field(default_factory=SlurmTimeouts)
+    claims: ClaimRule = field(default_factory=ClaimRule)
 
     def runner_env(self) -> dict[str, str]:
         """Environment for Slurm commands: SLURM_CONF (if set) plus [slurm].env."""
@@ -138,6 +148,7 @@ def load_config(path: str | Path) -> BridgeConfig:
         slurm_conf=slurm_conf,
         slurm_env=slurm_env,
         timeouts=timeouts,
+        claims=_claims(top.table("claims")),
     )
     top.done()
     log.debug("loaded configuration %s (%d queues)", path, len(config.queues))
@@ -200,6 +211,16 @@ def _timeouts(t: Table | None) -> SlurmTimeouts:
                                 for name in SlurmTimeouts.__dataclass_fields__})
     t.done()
     return timeouts
+
+
+def _claims(t: Table | None) -> ClaimRule:
+    if t is None:
+        return ClaimRule()
+    default = ClaimRule()
+    rule = ClaimRule(t.integer("misses", default.misses), t.number("grace", default.grace, 0.0),
+                     t.number("stuck_after", default.stuck_after, 0.0))
+    t.done()
+    return rule
 
 
 def _poll(t: Table | None) -> PollConfig:

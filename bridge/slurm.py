@@ -176,6 +176,13 @@ def scancel_argv(element_ids: Iterable[str]) -> list[str]:
     return ["scancel", *ids]
 
 
+def scancel_by_name_argv(tag: str) -> list[str]:
+    """scancel every job named `tag` (a submission whose array id the bridge never learnt)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", tag):
+        raise BridgeError(f"scancel --name needs a submission tag, got {tag!r}")
+    return ["scancel", "--name", tag]
+
+
 def scontrol_show_config_argv() -> list[str]:
     return ["scontrol", "show", "config"]
 
@@ -275,6 +282,21 @@ def parse_sinfo_nodes(text: str) -> list[NodeInfo]:
             node = NodeInfo(name, old.partitions + node.partitions, old.cpus, old.memory_mb, old.state)
         nodes[name] = node
     return list(nodes.values())
+
+
+# sbatch never reached slurmctld: nothing was submitted, so sbatch may simply be run again.
+NOT_SUBMITTED_PATTERNS: tuple[str, ...] = (
+    "unable to contact slurm controller",
+    "connection refused",
+    "slurm temporarily unable to accept job",
+    "controller in standby mode",
+)
+
+
+def surely_not_submitted(stderr: str) -> bool:
+    """True if sbatch's error says the request never reached slurmctld (a socket timeout does not)."""
+    text = stderr.lower()
+    return any(p in text for p in NOT_SUBMITTED_PATTERNS)
 
 
 def is_transient(stderr: str) -> bool:

@@ -65,6 +65,8 @@ LOST = Answer(raises=lambda argv: SshConnectionLost(list(argv), None, "", "", me
 GARBAGE = Answer(stdout="\x00\x7fgarbage|||\nnot|a|row\n<html>502 Bad Gateway</html>\n")
 TRANSIENT = Answer(returncode=1,
                    stderr="sbatch: error: Batch job submission failed: Socket timed out on send/recv operation\n")
+NOT_SUBMITTED = Answer(returncode=1, stderr="sbatch: error: Batch job submission failed: "
+                       "Unable to contact slurm controller (connect failure)\n")  # never reached slurmctld
 SACCT_DOWN = Answer(returncode=1, stderr="sacct: error: Problem talking to the database: Connection refused\n")
 EMPTY = Answer()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 from fakes import EMPTY, TIMEOUT, Answer, Recording
-from replay_env import FORGOTTEN, block, declare, make_replay_env, recorded_stdout, statuses, submit
+from replay_env import block, declare, make_replay_env, recorded_stdout, status_of, statuses, submit
 
 from poller.loop import run_cycle
 
@@ -30,7 +30,6 @@ def cycle(env):
         return run_cycle(session, env.backend)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 hole 4: refused siblings get their own scancel")
 def test_every_element_to_stop_in_a_cycle_goes_into_one_scancel(env):
     env.fake.always("scontrol", Answer("MaxArraySize = 3\n"))
     declare(env, {"a": block(slots=2)}, name="one")
@@ -47,7 +46,6 @@ def test_every_element_to_stop_in_a_cycle_goes_into_one_scancel(env):
     assert sorted(report.cancelled) == ["100_1", "500_0", "500_1", "500_2"]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 hole 4: a sibling squeue reports completed is scancelled")
 def test_an_element_slurm_reports_final_is_not_scancelled(env):
     declare(env, {"a": block(slots=2)})
     sub = submit(env)
@@ -56,9 +54,8 @@ def test_an_element_slurm_reports_final_is_not_scancelled(env):
     assert env.fake.count("scancel") == 0
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 hole 4: a lost scancel of a failed experiment is not retried")
 def test_a_lost_scancel_is_sent_again_until_slurm_reports_the_element_final(env):
-    declare(env, {"a": block(slots=2)})
+    experiment = declare(env, {"a": block(slots=2)})
     sub = submit(env)
     env.fake.then("squeue", Answer("\n".join(rows("failed", sub, 0) + rows("running", sub, 1)) + "\n"))
     env.fake.then("scancel", TIMEOUT)
@@ -68,6 +65,5 @@ def test_a_lost_scancel_is_sent_again_until_slurm_reports_the_element_final(env)
     cancelled = [line.replace("RUNNING", "CANCELLED") for line in rows("running", sub, 1)]
     env.fake.then("squeue", Answer("\n".join(cancelled) + "\n"))
     cycle(env)  # final now: no more scancel
-    env.fake.always("squeue", FORGOTTEN)
     assert [argv[1:] for argv in env.fake.of("scancel")] == [(f"{sub.job_id}_1",)] * 2
-    assert statuses(env)[1] == "C"
+    assert statuses(env) == [] and status_of(env, experiment) == "F"  # the block ended: its job rows are gone
