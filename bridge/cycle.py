@@ -14,6 +14,7 @@ poller/.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -26,7 +27,9 @@ from bridge.cancelling import process_newly_cancelled_experiments
 from bridge.errors import PollError
 from bridge.scheduling import split_new_jobs
 from bridge.submission_db import scancel_targets
-from bridge.submit import Submission, submit_candidates
+from bridge.submit import SpoolUnavailable, Submission, submit_candidates
+
+log = logging.getLogger(__name__)
 
 
 class PollResult(Protocol):
@@ -79,7 +82,11 @@ def run_cycle(session: Session, backend: Backend, poll: Poll) -> CycleReport:
     config = backend.config
     split_new_jobs(session, str(config.cache_root), config.split_errors)
     process_newly_cancelled_experiments(session)
-    report.submitted, _ = submit_candidates(session, backend)  # refused siblings: cancelling, so in the scancel
+    try:
+        report.submitted, _ = submit_candidates(session, backend)  # refused siblings: cancelling, in the scancel
+    except SpoolUnavailable as e:  # a disk problem: loudly, and the loop backs off; no split is failed
+        log.error("%s", e)
+        report.error = str(e)
     ids, tags = scancel_targets(session)
     if ids:
         report.cancelled = backend.client.cancel(ids)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from bridge import claims, render
 from bridge.backend import Backend
-from bridge.errors import CommandError
+from bridge.errors import BridgeError, CommandError
 from bridge.models import JobSplit, Queue
 from bridge.outcomes import on_split_fail
 from bridge.retry import backoff_delays
@@ -45,6 +45,10 @@ from bridge.tags import abandoned, new_tag
 log = logging.getLogger(__name__)
 
 ELEMENT_RUNNER = "bridge.sbatch_scripts.element"
+
+
+class SpoolUnavailable(BridgeError):
+    """The spool directory cannot be written (disk full, quota, NFS gone): transient, no split's fault."""
 
 
 @dataclass(frozen=True)
@@ -109,9 +113,13 @@ def submit_array(session: Session, backend: Backend, queue: Queue, splits: list[
         spool = write_spool(backend, tag, claimed, offset)
         script = render_script(backend, queue, claimed, tag, spool, offset)
         job_id = sbatch_once(backend, tag, script)
-    except (render.TemplateError, render.UnsafeValueError, SubmissionRefused, OSError) as e:
+    except (render.TemplateError, render.UnsafeValueError, SubmissionRefused) as e:
         to_cancel += _fail_claimed(session, claimed, f"submission to queue {queue.name!r} failed: {e}")
         return None
+    except OSError as e:  # the spool's disk (full, quota, NFS away): never the splits' fault
+        release_submission(session, tag)
+        raise SpoolUnavailable(f"cannot write the spool files of {tag} under {backend.config.spool_dir}: {e}; "
+                               "nothing submitted, nothing failed: retried when the disk has room") from e
     except OutcomeUnknown as e:  # Slurm may have it: keep the claim and look the tag up
         log.warning("sbatch of %s: %s; its outcome is unknown, the claim is kept until the tag is found "
                     "or surely missing", tag, e)

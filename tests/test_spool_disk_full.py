@@ -49,7 +49,6 @@ def cycle(env):
         return run_cycle(session, env.backend)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 hole 7: ENOSPC on the spool fails the experiment for good")
 def test_a_full_spool_fails_nothing_and_the_next_cycle_after_freeing_space_submits(tiny_spool, caplog):
     env, spool = tiny_spool
     experiment = declare(env, {"a": block(slots=2)})

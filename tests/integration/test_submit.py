@@ -114,7 +114,7 @@ def test_a_crash_between_claim_and_record_is_reconciled_without_resubmitting(tmp
 
 
 class FlakySbatch:
-    """Fault injection a real cluster cannot produce on demand: the first sbatch times out or never reaches slurmctld."""
+    """Fault injection a real cluster cannot produce: the first sbatch times out, or never reached slurmctld."""
 
     def __init__(self, real, mode: str):
         self.real, self.mode, self.sbatch_calls = real, mode, 0
