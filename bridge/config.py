@@ -99,6 +99,7 @@ class BridgeConfig:
     slurm_env: Mapping[str, str] = field(default_factory=dict)
     timeouts: SlurmTimeouts = field(default_factory=SlurmTimeouts)
     claims: ClaimRule = field(default_factory=ClaimRule)
+    spool_retention_hours: float = 168.0  # a settled array's spool directory is removed this long after
 
     def runner_env(self) -> dict[str, str]:
         """Environment for Slurm commands: SLURM_CONF (if set) plus [slurm].env."""
@@ -149,6 +150,7 @@ def load_config(path: str | Path) -> BridgeConfig:
         slurm_env=slurm_env,
         timeouts=timeouts,
         claims=_claims(top.table("claims")),
+        spool_retention_hours=top.number("spool_retention_hours", 168.0),
     )
     top.done()
     log.debug("loaded configuration %s (%d queues)", path, len(config.queues))
