@@ -21,7 +21,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from bridge import claims
+from bridge import claims, spool_retention
 from bridge.backend import Backend
 from bridge.cancelling import process_newly_cancelled_experiments
 from bridge.errors import PollError
@@ -92,6 +92,8 @@ def run_cycle(session: Session, backend: Backend, poll: Poll) -> CycleReport:
         report.cancelled = backend.client.cancel(ids)
     if tags:
         report.cancelled_tags = backend.client.cancel_by_name(tags)
+    if spool_retention.due(config.spool_dir):
+        spool_retention.sweep(session, config.spool_dir, config.spool_retention_hours)
     claims.newly_stuck(session, config.claims)
     report.stuck = claims.stuck(session)
     return report

@@ -13,6 +13,7 @@ import pytest
 from fakes import Answer
 from replay_env import answer, block, declare, element_done, make_replay_env, status_of, submit
 
+from bridge import spool_retention
 from bridge.sbatch_scripts import spool as spool_files
 from poller.loop import run_cycle
 
@@ -26,7 +27,11 @@ def spool_of(env, sub):
     return spool_files.array_spool_dir(env.config.spool_dir, sub.tag)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 hole 8: the spool grows forever")
+@pytest.fixture(autouse=True)
+def sweep_every_cycle(monkeypatch):
+    monkeypatch.setattr(spool_retention, "SWEEP_EVERY", 0.0)
+
+
 def test_a_settled_arrays_spool_is_removed_once_past_the_retention_and_active_ones_are_kept(tmp_path):
     env = make_replay_env(tmp_path, extra="spool_retention_hours = 1.0")
     done = declare(env, {"a": block()}, name="done")
@@ -50,3 +55,11 @@ def test_a_settled_arrays_spool_is_removed_once_past_the_retention_and_active_on
     cycle(env)
     assert not spool_of(env, finished).exists()
     assert spool_of(env, running).is_dir() and stranger.is_dir()
+
+
+def test_a_sweep_runs_at_most_once_per_interval_per_spool(tmp_path, monkeypatch):
+    monkeypatch.setattr(spool_retention, "SWEEP_EVERY", 600.0)
+    assert spool_retention.due(tmp_path, now=1000.0) is True
+    assert spool_retention.due(tmp_path, now=1500.0) is False
+    assert spool_retention.due(tmp_path / "other", now=1500.0) is True
+    assert spool_retention.due(tmp_path, now=1600.0) is True
