@@ -24,7 +24,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bridge import claims, render
+from bridge import claims, render, strikes
 from bridge.backend import Backend
 from bridge.errors import BridgeError, CommandError
 from bridge.models import JobSplit, Queue
@@ -109,9 +109,21 @@ def submit_array(session: Session, backend: Backend, queue: Queue, splits: list[
     if not claimed:
         return None
     offset = _offset(claimed[0], backend.client.max_array_size())
+    job = claimed[0].job_id
     try:
-        spool = write_spool(backend, tag, claimed, offset)
-        script = render_script(backend, queue, claimed, tag, spool, offset)
+        try:
+            spool = write_spool(backend, tag, claimed, offset)
+            script = render_script(backend, queue, claimed, tag, spool, offset)
+        except Exception as e:  # the job's own data (bridge.strikes), unless a disk or template error
+            if not strikes.is_job_data_error(e):
+                raise
+            release_submission(session, tag)
+            reason = strikes.strike(job, f"the spool files or script of job {job} (block "
+                                         f"{claimed[0].job.block.name!r}) cannot be written", e)
+            if reason is not None:
+                to_cancel += _fail_claimed(session, claimed, reason)
+            return None
+        strikes.clear(job)
         job_id = sbatch_once(backend, tag, script)
     except (render.TemplateError, render.UnsafeValueError, SubmissionRefused) as e:
         to_cancel += _fail_claimed(session, claimed, f"submission to queue {queue.name!r} failed: {e}")

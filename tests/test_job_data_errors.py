@@ -37,7 +37,6 @@ def errors(env):
         return [r.system_error for r in session.scalars(select(Result)) if r.system_error]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: one job's bad data raises out of the cycle (the daemon dies)")
 def test_a_job_whose_data_breaks_splitting_fails_on_the_third_cycle_and_others_go_on(env):
     bad = declare(env, {"bad": block()}, name="bad", author="mallory")
     # the row is corrupted before the job is split: split_new_jobs reads "size" as a string
@@ -55,7 +54,6 @@ def test_a_job_whose_data_breaks_splitting_fails_on_the_third_cycle_and_others_g
     assert report.submitted and all(s.slurm_job_id == str(JOB) for s in splits(env))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: one job's bad data raises out of the cycle (the daemon dies)")
 def test_a_job_whose_data_breaks_its_spool_file_fails_on_the_third_cycle_and_sbatch_never_runs(env):
     bad = declare(env, {"bad": block()}, name="bad", author="mallory")
     corrupt(env, "bad", "{not json")
