@@ -129,3 +129,31 @@ def test_verdicts_on_the_real_array10_sample() -> None:
     ]
     assert (verdicts[3].reason, verdicts[3].exit_code) == ("failed", 3)
     assert verdicts[7].timed_out and verdicts[7].reason == "timed_out"
+
+
+RECORDED_OOM = (DATA / "stderr" / "over_memory_kill.err").read_text().replace("{job}", "57")
+XFAIL_SIGKILL = pytest.mark.xfail(strict=True, reason="issue 9: any FAILED 0:9 is called out-of-memory, "
+                                  "a plain kill -9 too, without any memory evidence from Slurm")
+
+
+@XFAIL_SIGKILL
+@pytest.mark.parametrize("stderr", [None, "", "Traceback (most recent call last):\n  ...\nKilled\n"])
+def test_a_plain_sigkill_without_memory_evidence_is_not_out_of_memory(stderr: str | None) -> None:
+    verdict = judge("FAILED", 0, 9, stderr)
+    assert (verdict.outcome, verdict.reason) == (Outcome.FAILED, "failed")
+    assert "signal 9" in verdict.message and "memory" not in verdict.message
+
+
+@XFAIL_SIGKILL
+def test_memory_words_printed_by_the_algorithm_are_not_slurms_evidence() -> None:
+    printed = "MemoryError: out of memory\nmy_alg: oom-kill of the cache, Exceeded job memory limit?\n"
+    assert judge("FAILED", 0, 9, printed).reason == "failed"
+
+
+def test_slurmstepds_recorded_memory_kill_lines_are_out_of_memory() -> None:
+    verdict = judge("FAILED", 0, 9, RECORDED_OOM)
+    assert verdict.reason == "out_of_memory" and "memory limit" in verdict.message
+    cgroup = ("slurmstepd: error: Detected 1 oom-kill event(s) in StepId=57.batch. Some of your processes "
+              "may have been killed by the cgroup out-of-memory handler.\n")
+    assert judge("FAILED", 0, 9, cgroup).reason == "out_of_memory"
+    assert judge("OUT_OF_MEMORY", 0, 125).reason == "out_of_memory"  # task/cgroup's own state
