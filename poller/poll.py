@@ -38,6 +38,7 @@ from poller.states import TERMINAL, Outcome, judge, outcome_of
 
 log = logging.getLogger(__name__)
 
+STDERR_TAIL = 65536  # bytes of an element's stderr read for slurmstepd's kill lines (they come last)
 MISSING_GRACE = 60.0  # seconds a submitted element may be unknown to squeue and sacct before we warn
 
 
@@ -217,9 +218,12 @@ def _spool(backend: Backend, record: SlurmRecord) -> Path:
 
 
 def _stderr_of(backend: Backend, record: SlurmRecord) -> str | None:
+    """The tail of the element's --error file, where slurmstepd writes why it killed it (poller.states)."""
     path = _spool(backend, record) / f"slurm-{record.array_job_id}_{record.array_task_id}.err"
     try:
-        return path.read_text(errors="replace")[-20000:]
+        with path.open("rb") as file:
+            file.seek(max(0, file.seek(0, 2) - STDERR_TAIL))
+            return file.read().decode(errors="replace")
     except OSError:
         return None
 

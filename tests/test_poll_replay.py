@@ -108,22 +108,12 @@ def test_failed_with_exit_codes_fails_the_block_with_slurms_reason(env):
     assert "exited with code 3" in result.system_error and result.status == 3
 
 
-def test_signal_9_without_cgroups_reads_as_out_of_memory(env):
-    declare(env, {"a": block(slots=1)})
-    sub = submit(env)
-    squeue = [line for line in recorded_stdout("failed", "squeue", sub).splitlines() if "|9|" in line]
-    env.fake.then("squeue", Answer(squeue[0].replace(f"{sub.job_id}_1|", f"{sub.job_id}_0|") + "\n"))
-    assert poll(env).events == [(sub.split_ids[0], "failed:out_of_memory")]
-
-
 def _killed_by_signal_9(env, sub):
     """squeue's recorded FAILED row with raw status 9 (FAILED 0:9), as element 0."""
     squeue = [line for line in recorded_stdout("failed", "squeue", sub).splitlines() if "|9|" in line]
     return Answer(squeue[0].replace(f"{sub.job_id}_1|", f"{sub.job_id}_0|") + "\n")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: FAILED 0:9 is called out-of-memory without any memory "
-                   "evidence (a plain kill -9 too)")
 def test_a_plain_kill_9_without_memory_evidence_is_not_out_of_memory(env):
     declare(env, {"a": block(slots=1)})
     sub = submit(env)

@@ -57,7 +57,7 @@ def test_unknown_state_stays_active_with_a_warning(state: str, caplog: pytest.Lo
         ("FAILED", 3, 0, "failed"),
         ("TIMEOUT", 0, 0, "timed_out"),
         ("OUT_OF_MEMORY", 0, 125, "out_of_memory"),
-        ("FAILED", 0, 9, "out_of_memory"),
+        ("FAILED", 0, 9, "failed"),  # a SIGKILL alone is no memory evidence
         ("DEADLINE", 0, 0, "deadline"),
         ("BOOT_FAIL", 0, 0, "boot_fail"),
         ("NODE_FAIL", 1, 0, "node_fail"),
@@ -90,13 +90,12 @@ STDERR_OOM = (
 
 def test_out_of_memory_classifier() -> None:
     assert is_out_of_memory("OUT_OF_MEMORY")
-    assert is_out_of_memory("FAILED", 0, 9)  # 22.05 without cgroups: FAILED 0:9
-    assert is_out_of_memory("FAILED", 1, 0, STDERR_OOM)
+    assert not is_out_of_memory("FAILED")  # 22.05 without cgroups says FAILED 0:9 for any SIGKILL
+    assert is_out_of_memory("FAILED", STDERR_OOM)
     assert judge("FAILED", 1, 0, STDERR_OOM).reason == "out_of_memory"
-    assert not is_out_of_memory("FAILED", 3, 0, "Traceback: ValueError\n")
-    assert not is_out_of_memory("FAILED", 1, 9)  # exited 1 itself, then a kill: not the memory kill
-    assert not is_out_of_memory("CANCELLED", 0, 9)
-    assert not is_out_of_memory("TIMEOUT", 0, 9, STDERR_OOM)
+    assert not is_out_of_memory("FAILED", "Traceback: ValueError\n")
+    assert not is_out_of_memory("CANCELLED", STDERR_OOM)
+    assert not is_out_of_memory("TIMEOUT", STDERR_OOM)
     assert judge("TIMEOUT", 0, 9, STDERR_OOM).reason == "timed_out"
 
 
@@ -114,7 +113,7 @@ def test_verdicts_on_the_mixed_sample() -> None:
     assert (verdicts["41_1"].outcome, verdicts["41_1"].exit_code) == (Outcome.FAILED, 3)
     assert verdicts["41_2"].outcome is Outcome.CANCELLED
     assert verdicts["41_3"].timed_out
-    assert verdicts["41_4"].reason == "out_of_memory"
+    assert (verdicts["41_4"].reason, verdicts["41_4"].signal) == ("failed", 9)  # FAILED 0:9, no stderr read
     assert verdicts["41_5"].outcome is Outcome.STARTED
     assert verdicts["41_6"].outcome is Outcome.ACTIVE
     assert verdicts["53_4"].outcome is Outcome.ACTIVE
@@ -132,11 +131,8 @@ def test_verdicts_on_the_real_array10_sample() -> None:
 
 
 RECORDED_OOM = (DATA / "stderr" / "over_memory_kill.err").read_text().replace("{job}", "57")
-XFAIL_SIGKILL = pytest.mark.xfail(strict=True, reason="issue 9: any FAILED 0:9 is called out-of-memory, "
-                                  "a plain kill -9 too, without any memory evidence from Slurm")
 
 
-@XFAIL_SIGKILL
 @pytest.mark.parametrize("stderr", [None, "", "Traceback (most recent call last):\n  ...\nKilled\n"])
 def test_a_plain_sigkill_without_memory_evidence_is_not_out_of_memory(stderr: str | None) -> None:
     verdict = judge("FAILED", 0, 9, stderr)
@@ -144,7 +140,6 @@ def test_a_plain_sigkill_without_memory_evidence_is_not_out_of_memory(stderr: st
     assert "signal 9" in verdict.message and "memory" not in verdict.message
 
 
-@XFAIL_SIGKILL
 def test_memory_words_printed_by_the_algorithm_are_not_slurms_evidence() -> None:
     printed = "MemoryError: out of memory\nmy_alg: oom-kill of the cache, Exceeded job memory limit?\n"
     assert judge("FAILED", 0, 9, printed).reason == "failed"
@@ -153,6 +148,7 @@ def test_memory_words_printed_by_the_algorithm_are_not_slurms_evidence() -> None
 def test_slurmstepds_recorded_memory_kill_lines_are_out_of_memory() -> None:
     verdict = judge("FAILED", 0, 9, RECORDED_OOM)
     assert verdict.reason == "out_of_memory" and "memory limit" in verdict.message
+    assert "StepId=57.batch exceeded memory limit (642703360 > 104857600)" in verdict.message
     cgroup = ("slurmstepd: error: Detected 1 oom-kill event(s) in StepId=57.batch. Some of your processes "
               "may have been killed by the cgroup out-of-memory handler.\n")
     assert judge("FAILED", 0, 9, cgroup).reason == "out_of_memory"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import pytest
 from bridge_env import block, make_env, queue_toml
 from poller_env import (
     Arrays,
@@ -141,8 +140,6 @@ def test_an_element_over_its_memory_limit_reaches_on_split_fail_as_out_of_memory
     _assert_failed_once(env, experiment_id, "hog", ["FAILED", "memory limit", "0:9"], timed_out=False)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: FAILED 0:9 is called out-of-memory without any memory "
-                   "evidence from Slurm, a plain kill -9 too")
 def test_an_element_killed_by_a_plain_sigkill_fails_without_being_called_out_of_memory(
         tmp_path, slurm_cluster, slurm):
     env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES)
