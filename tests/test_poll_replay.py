@@ -199,9 +199,6 @@ def test_never_started_elements_of_a_cancelled_array_are_cancelled_from_the_bare
     assert statuses(env) == [] and status_of(env, experiment) == "P"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: squeue shows a held array cancelled before it started as "
-                   "`J_[0-2]|...|CANCELLED` (a range row, recorded in pending.json); squeue_view reads every "
-                   "range row as pending, so its splits wait until squeue forgets the array (MinJobAge)")
 def test_a_held_array_cancelled_before_it_started_reads_as_cancelled_from_squeues_range_row(env):
     from bridge.helpers import cancel_experiment
 
@@ -214,7 +211,8 @@ def test_a_held_array_cancelled_before_it_started_reads_as_cancelled_from_squeue
     with env.sessions() as session:
         run_cycle(session, env.backend)
     answer(env, "pending", "squeue_cancelled", sub, kind="squeue")
-    poll(env)
+    report = poll(env)
+    assert sorted(e for _, e in report.events) == ["cancelled", "cancelled"] and report.sacct_calls == 0
     assert status_of(env, experiment) == "P"
 
 

@@ -46,3 +46,13 @@ def test_the_poller_view_names_pending_elements_without_a_record_each():
     assert view.pending == {f"277_{t}" for t in range(2, 10)}
     assert "277_0" in view.records and "277_0" not in view.pending
     assert view.records["269_0"].exit_code == 3
+
+
+def test_a_cancelled_range_row_settles_its_never_started_elements():
+    """A held array scancelled before any element started (tests/data/replay/pending.json)."""
+    text = ("50_[0-2]|50|cpu|CANCELLED||2026-12-01T13:19:38|2026-12-01T13:19:43|2026-12-01T13:19:43|0|bb-x|\n"
+            "51_[3-4]|51|cpu|PENDING||2026-12-01T13:19:38|N/A|N/A|0|bb-y|\n")
+    view = squeue_view(text)
+    assert view.pending == {"51_3", "51_4"}
+    assert sorted(view.records) == ["50_0", "50_1", "50_2"]
+    assert all(r.state == "CANCELLED" and r.end is not None for r in view.records.values())
