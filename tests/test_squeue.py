@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.slurm import squeue_argv
+from bridge.slurm import squeue_argv, squeue_argvs
 from bridge.squeue import by_element, parse_squeue, squeue_view, wait_status
 
 DATA = Path(__file__).parent / "data"
@@ -16,6 +16,14 @@ def test_argv_asks_for_all_states_of_the_arrays_without_truncation():
     argv = squeue_argv([12, 13])
     assert argv[:6] == ["squeue", "-h", "-t", "all", "-j", "12,13"]
     assert all(field.endswith(":|") for field in argv[7].split(","))
+
+
+def test_long_id_lists_are_chunked_each_id_once():
+    argvs = squeue_argvs(range(5), chunk=2)
+    assert [argv[5] for argv in argvs] == ["0,1", "2,3", "4"]
+    assert squeue_argvs([]) == []
+    with pytest.raises(ValueError):
+        squeue_argvs([1], chunk=0)
 
 
 @pytest.mark.parametrize("raw, expected", [("0", "0:0"), ("768", "3:0"), ("9", "0:9"), ("15", "0:15"), ("256", "1:0")])
