@@ -29,7 +29,7 @@ from bridge.errors import PollError
 from bridge.hashing import cache_path
 from bridge.models import ACTIVE_SPLIT, JobSplit
 from bridge.models import SplitStatus as S
-from bridge.results import failure_result
+from bridge.results import beat_result, failure_result, result_problem
 from bridge.sacct import SlurmRecord
 from bridge.sbatch_scripts import spool as spool_files
 from bridge.slurm_client import StatusView
@@ -183,11 +183,19 @@ def decide(session: Session, backend: Backend, split: Active, record: SlurmRecor
 
 
 def _completed(session: Session, backend: Backend, split_id: int, record: SlurmRecord) -> Action:
-    """COMPLETED: the element's result must be there, and the job's cache complete, before on_split_done."""
+    """COMPLETED: the element's result must be there, and the job's cache complete, before on_split_done.
+
+    A result file not there (yet: the shared file system may lag) is checked
+    again on the next cycles, up to cache_errors times, then the split fails
+    naming the file; an unreadable one fails it at once (read_result).
+    """
     result = read_result(backend, record)
     if result is not None and result.get("status", 0) != 0:
         return Action(Kind.FAILED, result, "failed:result")
-    problem = "no result file" if result is None else _cache_problem(session, backend, split_id)
+    if result is None:
+        problem: str | None = f"no result file {result_path(backend, record)}"
+    else:
+        problem = _cache_problem(session, backend, split_id)
     if problem is None:
         return Action(Kind.DONE, result)
     return Action(Kind.CACHE_PENDING, problem=problem, cache_limit=backend.config.cache_errors)
@@ -208,8 +216,20 @@ def _cache_problem(session: Session, backend: Backend, split_id: int) -> str | N
 
 
 def read_result(backend: Backend, record: SlurmRecord) -> dict[str, Any] | None:
-    """The element's result dict, or None when it wrote none (yet, or it was killed)."""
-    return spool_files.read_result(_spool(backend, record), record.array_task_id)
+    """The element's result dict, or None when it wrote none (yet, or it was killed).
+
+    A file that cannot be read, is not JSON, or holds values of the wrong type
+    gives a failed result whose system error names the file (and the key).
+    """
+    result = spool_files.read_result(_spool(backend, record), record.array_task_id)
+    problem = None if result is None else result_problem(result)
+    if problem is not None:
+        return beat_result(status=1, system_error=f"result file {result_path(backend, record)}: {problem}")
+    return result
+
+
+def result_path(backend: Backend, record: SlurmRecord) -> Path:
+    return spool_files.result_file(_spool(backend, record), record.array_task_id)
 
 
 def _spool(backend: Backend, record: SlurmRecord) -> Path:

@@ -236,8 +236,6 @@ def _system_error(env):
         return session.scalars(select(Result)).one().system_error
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: a result file still missing after the checks fails the split "
-                   "without naming the file")
 def test_completed_with_its_result_file_deleted_fails_naming_the_file(env):
     experiment = declare(env, {"a": block(slots=1)})
     sub = submit(env)
@@ -262,8 +260,6 @@ def test_completed_with_a_corrupt_result_file_fails_at_once_naming_the_file(env,
     assert str(_result_file(env, sub)) in _system_error(env)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: a result file of the wrong shape reaches the Result row "
-                   "(int() of a string status, a list into a text column): the poll crashes every cycle")
 @pytest.mark.parametrize("result, key", [({"status": "ok"}, "status"), ({"status": 0, "stdout": ["x"]}, "stdout"),
                                          ({"status": True}, "status"), ({"status": 0, "statistics": 3}, "statistics")])
 @pytest.mark.parametrize("state", ["completed", "failed"])
