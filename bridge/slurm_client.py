@@ -178,7 +178,7 @@ class SlurmClient:
 
     def _sacct(self, view: StatusView, missing: Sequence[Element]) -> None:
         submitted = [e.submit_time for e in missing if e.submit_time is not None]
-        start = local_time(min(submitted) if submitted else utc_naive_now()) - STATUS_MARGIN
+        start = (min(submitted) if submitted else utc_naive_now()) - STATUS_MARGIN  # UTC: see COMMAND_ENV
         try:
             rows = self._sacct_rows(start, None, sorted({int(e.slurm_job_id) for e in missing}), view)
         except CommandError as e:
@@ -205,7 +205,7 @@ class SlurmClient:
 
     def accounting(self, array_ids: Sequence[int], since: datetime, until: datetime | None = None
                    ) -> list[SlurmRecord]:
-        """sacct's allocation rows of the arrays between `since` and `until` (local times)."""
+        """sacct's allocation rows of the arrays between `since` and `until` (naive UTC, as every time here)."""
         return self._sacct_rows(since, until, array_ids, timeout=self.timeouts.accounting)
 
     # --- cluster facts ------------------------------------------------------------------
@@ -241,9 +241,5 @@ class SlurmClient:
 
 
 def utc_naive_now() -> datetime:
+    """Now as the bridge stores times, naive UTC; Slurm's commands speak UTC too (bridge.runner.COMMAND_ENV)."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def local_time(utc_naive: datetime) -> datetime:
-    """Our timestamps are naive UTC; sacct -S takes the cluster's local time."""
-    return utc_naive.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import pytest
 from bridge_env import block, make_env
 from poller_env import finished, run_loop, schedule, status
 from sqlalchemy import select
@@ -25,8 +24,6 @@ def near_utc_now(when: datetime | None) -> bool:
     return when is not None and abs(when - utcnow()) < NEAR
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: Slurm commands run in the bridge host's time zone: squeue's "
-                   "Start/End are stored in Tokyo time beside a UTC submit_time, and sacct -S is sent in it")
 def test_times_from_slurm_are_stored_in_utc_with_the_bridge_and_its_runner_in_tokyo(
         tmp_path, slurm_cluster, tokyo_tz):
     runner = LocalRunner(env={**slurm_cluster.spec.env(), "TZ": tokyo_tz})
