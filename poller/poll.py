@@ -34,7 +34,8 @@ from bridge.sacct import SlurmRecord
 from bridge.sbatch_scripts import spool as spool_files
 from bridge.slurm_client import StatusView
 from bridge.slurm_events import Action, Kind, SlurmFacts, apply_slurm_state
-from poller.states import TERMINAL, Outcome, judge, outcome_of
+from poller.states import TERMINAL, Outcome, judge, known_state, outcome_of
+from poller.unknown import UnknownStates
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class PollReport:
     sacct_calls: int = 0
     events: list[tuple[int, str]] = field(default_factory=list)  # (split id, outcome)
     missing: list[int] = field(default_factory=list)
+    unknown: list[tuple[int, str]] = field(default_factory=list)  # (split id, state) unknown past the bound
     to_cancel: list[str] = field(default_factory=list)  # element ids the callbacks asked to scancel
 
     @property
@@ -124,15 +126,19 @@ def never_started(rows: Iterable[SlurmRecord], splits: Sequence[Active]) -> dict
     return found
 
 
-def poll_once(session: Session, backend: Backend, now: float | None = None) -> PollReport:
+def poll_once(session: Session, backend: Backend, now: float | None = None,
+              watch: UnknownStates | None = None) -> PollReport:
     """Read every active split's state (one squeue, sacct for what it forgot) and fire the callbacks.
 
-    Raises PollError, changing nothing, when neither answers.
+    `watch` remembers unknown Slurm states across polls (the daemon's; a fresh
+    one when not given). Raises PollError, changing nothing, when neither answers.
     """
     report = PollReport()
+    watch = watch if watch is not None else UnknownStates()
     splits = active_splits(session)
     report.active = len(splits)
     if not splits:
+        watch.keep_only(())
         return report
     view = read_states(backend, splits, report)
     wall = now if now is not None else time.time()
@@ -142,13 +148,25 @@ def poll_once(session: Session, backend: Backend, now: float | None = None) -> P
             if split.slurm_element_id not in view.pending:
                 _missing(split, wall, report)
             continue
+        if not known_state(record.state) and watch.overdue(split.id, split.slurm_element_id,
+                                                           record.state_text, wall):
+            report.unknown.append((split.id, record.state_text))
         if record.state_text == split.slurm_state and not _actionable(split.status, record.state):
             continue  # seen before, and nothing is owed for it
         settled = apply_slurm_state(session, split.id, facts_of(record), decide(session, backend, split, record))
         report.to_cancel += settled.to_cancel
         if settled.event is not None:
             report.events.append((split.id, settled.event))
+    watch.keep_only(s.id for s in splits if _maybe_unknown(view, s.slurm_element_id))
     return report
+
+
+def _maybe_unknown(view: StatusView, element_id: str) -> bool:
+    """Whether a split's unknown-state clock keeps running: still unknown, or not seen this time."""
+    record = view.records.get(element_id)
+    if record is None:
+        return element_id not in view.pending
+    return not known_state(record.state)
 
 
 def _actionable(status: str, state: str) -> bool:

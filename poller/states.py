@@ -99,11 +99,20 @@ class Verdict:
         return self.outcome in TERMINAL
 
 
+def known_state(state: str) -> bool:
+    """Whether the table knows the state (its first word, `+` stripped)."""
+    return normalize_state(state) in STATES
+
+
 def outcome_of(state: str) -> Outcome:
-    """The outcome of a Slurm state; an unknown state is logged and stays active."""
+    """The outcome of a Slurm state; an unknown state stays active.
+
+    Logged here only at DEBUG: the poller says it once per split, and again
+    when it lasts (poller.unknown).
+    """
     entry = STATES.get(normalize_state(state))
     if entry is None:
-        log.warning("unknown Slurm state %r: treated as still active", state)
+        log.debug("unknown Slurm state %r: treated as still active", state)
         return Outcome.ACTIVE
     return entry[0]
 
