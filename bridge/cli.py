@@ -267,8 +267,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     log.info("bridge running with %s (runner %s)", app.config.path, app.config.runner)
     loop.run(once=args.once)
-    log.info("bridge stopped after %d cycles, %d squeue and %d sacct calls", loop.cycles, loop.squeue_calls,
-             loop.sacct_calls)
+    log.info("bridge stopped after %d cycles, %d squeue and %d sacct calls; %d splits in an unknown Slurm "
+             "state", loop.cycles, loop.squeue_calls, loop.sacct_calls, loop.unknown_states)
     return 0
 
 

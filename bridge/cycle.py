@@ -40,6 +40,7 @@ class PollResult(Protocol):
     sacct_calls: int
     events: list[tuple[int, str]]  # (split id, what happened)
     to_cancel: list[str]
+    unknown: list[tuple[int, str]]  # (split id, Slurm state) in a state unknown for too long (poller.unknown)
 
     @property
     def changed(self) -> bool: ...

@@ -111,6 +111,19 @@ def squeue_argv(job_ids: Iterable[int | str]) -> list[str]:
             "-O", ",".join(f"{name}:|" for name, _ in SQUEUE_FIELDS)]
 
 
+def squeue_argvs(job_ids: Sequence[int | str], chunk: int = 2000) -> list[list[str]]:
+    """`squeue_argv` for a long id list, split so that no command line grows without bound.
+
+    Chunks are large: squeue with several ids loads every job from slurmctld and
+    filters them itself (squeue(1) in 22.05), so each call costs the controller
+    about the same; 2000 ids are ~20 kB of argv, far below ARG_MAX.
+    """
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    ids = list(job_ids)
+    return [squeue_argv(ids[i : i + chunk]) for i in range(0, len(ids), chunk)]
+
+
 def squeue_by_name_argv(name: str) -> list[str]:
     """The array ids squeue knows under a job name (a submission tag), finished ones included."""
     return ["squeue", "-h", "-t", "all", "--name", name, "-o", "%F"]

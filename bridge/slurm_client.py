@@ -195,21 +195,40 @@ class SlurmClient:
         return view
 
     def _squeue(self, view: StatusView, array_ids: Sequence[int]) -> None:
-        view.squeue_calls += 1
+        """squeue over every array, in chunks of bounded length, merged into the view.
+
+        The first chunk that fails stops the round (slurmctld busy or the login
+        node unreachable: the next chunks would fail the same way, each after its
+        timeout) and is the view's squeue_error; the chunks read are kept, and the
+        elements of the others are unseen, so sacct is asked for them.
+        """
+        chunks = cmds.squeue_argvs(array_ids)
+        for number, argv in enumerate(chunks, 1):
+            view.squeue_calls += 1
+            error = self._squeue_chunk(view, argv)
+            if error is not None:
+                where = f" (chunk {number} of {len(chunks)})" if len(chunks) > 1 else ""
+                view.squeue_error = f"{error}{where}"
+                return
+
+    def _squeue_chunk(self, view: StatusView, argv: Sequence[str]) -> str | None:
+        """One squeue call merged into the view; its error, or None."""
         try:
-            result = self._run(cmds.squeue_argv(array_ids), self.timeouts.status)
+            result = self._run(argv, self.timeouts.status)
         except CommandError as e:
-            view.squeue_error = str(e)
-            return
+            return str(e)
         if result.ok:
             found = squeue_view(result.stdout)
-            view.records, view.pending, view.bare = found.records, found.pending, found.bare
-        elif cmds.NO_SUCH_JOB not in result.stderr.lower():  # every array forgotten: not an error
-            view.squeue_error = result.stderr.strip() or f"exit {result.returncode}"
+            view.records.update(found.records)
+            view.pending |= found.pending
+            view.bare += found.bare
+        elif cmds.NO_SUCH_JOB not in result.stderr.lower():  # every array of the chunk forgotten: no error
+            return result.stderr.strip() or f"exit {result.returncode}"
+        return None
 
     def _sacct(self, view: StatusView, missing: Sequence[Element]) -> None:
         submitted = [e.submit_time for e in missing if e.submit_time is not None]
-        start = local_time(min(submitted) if submitted else utc_naive_now()) - STATUS_MARGIN
+        start = (min(submitted) if submitted else utc_naive_now()) - STATUS_MARGIN  # UTC: see COMMAND_ENV
         try:
             rows = self._sacct_rows(start, None, sorted({int(e.slurm_job_id) for e in missing}), view)
         except CommandError as e:
@@ -236,7 +255,7 @@ class SlurmClient:
 
     def accounting(self, array_ids: Sequence[int], since: datetime, until: datetime | None = None
                    ) -> list[SlurmRecord]:
-        """sacct's allocation rows of the arrays between `since` and `until` (local times)."""
+        """sacct's allocation rows of the arrays between `since` and `until` (naive UTC, as every time here)."""
         return self._sacct_rows(since, until, array_ids, timeout=self.timeouts.accounting)
 
     # --- cluster facts ------------------------------------------------------------------
@@ -272,9 +291,5 @@ class SlurmClient:
 
 
 def utc_naive_now() -> datetime:
+    """Now as the bridge stores times, naive UTC; Slurm's commands speak UTC too (bridge.runner.COMMAND_ENV)."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def local_time(utc_naive: datetime) -> datetime:
-    """Our timestamps are naive UTC; sacct -S takes the cluster's local time."""
-    return utc_naive.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +24,7 @@ from bridge.config import PollConfig
 from bridge.cycle import CycleReport
 from bridge.errors import BridgeError
 from poller.poll import poll_once
+from poller.unknown import UnknownStates
 
 __all__ = ["BridgeLoop", "CycleReport", "Interval", "run_cycle"]
 
@@ -44,9 +46,12 @@ class Interval:
         return self.current
 
 
-def run_cycle(session: Session, backend: Backend) -> CycleReport:
-    """The cycle (bridge.cycle) with this poller's poll: what `run`, `run --once` and `submit` do."""
-    return cycle.run_cycle(session, backend, poll_once)
+def run_cycle(session: Session, backend: Backend, watch: UnknownStates | None = None) -> CycleReport:
+    """The cycle (bridge.cycle) with this poller's poll: what `run`, `run --once` and `submit` do.
+
+    `watch` is the daemon's memory of unknown Slurm states across cycles (poller.unknown).
+    """
+    return cycle.run_cycle(session, backend, partial(poll_once, watch=watch))
 
 
 class BridgeLoop:
@@ -59,6 +64,8 @@ class BridgeLoop:
         self.on_cycle = on_cycle
         self._stop = threading.Event()
         self.cycles = self.squeue_calls = self.sacct_calls = self.failures = 0
+        self.unknown = UnknownStates()
+        self.unknown_states = 0  # splits in an unknown Slurm state past its bound, at the last poll
 
     def stop(self, *_: object) -> None:
         """Finish the current cycle, then return from run()."""
@@ -81,7 +88,7 @@ class BridgeLoop:
     def _cycle(self, session: Session) -> CycleReport:
         started = time.monotonic()
         try:
-            report = run_cycle(session, self.backend)
+            report = run_cycle(session, self.backend, self.unknown)
         except BridgeError as e:  # sbatch/scancel errors already handled per array; anything else: retry later
             session.rollback()
             report = CycleReport(poll=None, error=str(e))
@@ -89,6 +96,7 @@ class BridgeLoop:
         if report.poll:
             self.squeue_calls += report.poll.squeue_calls
             self.sacct_calls += report.poll.sacct_calls
+            self.unknown_states = len(report.poll.unknown)
         self.failures += report.error is not None
         log.debug("cycle %d in %.3f s: %s", self.cycles, time.monotonic() - started, report)
         return report

@@ -51,10 +51,13 @@ class Answer:
     stderr: str = ""
     returncode: int = 0
     raises: Callable[[Sequence[str]], Exception] | None = None
+    reply: Callable[[Sequence[str]], Answer] | None = None  # an answer made from the call's own argv
 
     def give(self, argv: Sequence[str]) -> CommandResult:
         if self.raises is not None:
             raise self.raises(argv)
+        if self.reply is not None:
+            return self.reply(argv).give(argv)
         return CommandResult(tuple(argv), self.returncode, self.stdout, self.stderr)
 
 

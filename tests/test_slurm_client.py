@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 from fakes import EMPTY, LOST, NOT_SUBMITTED, SACCT_DOWN, TIMEOUT, TRANSIENT, Answer, Recording, ReplayRunner, data_file
@@ -113,8 +113,8 @@ def test_status_asks_sacct_for_what_squeue_forgot_bounded_by_the_oldest_submit()
     assert view.from_sacct == {f"{JOB}_0", f"{JOB}_1"} and view.records[f"{JOB}_1"].state == "COMPLETED"
     (argv,) = fake.of("sacct")
     assert argv[argv.index("-j") + 1] == str(JOB)
-    oldest_local = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
-    assert datetime.fromisoformat(argv[argv.index("-S") + 1]) == oldest_local - timedelta(minutes=5)
+    oldest = datetime(2026, 12, 1, 12, 0)  # naive UTC, as stored; sacct runs with TZ=UTC
+    assert datetime.fromisoformat(argv[argv.index("-S") + 1]) == oldest - timedelta(minutes=5)
 
 
 def test_status_needs_no_sacct_when_squeue_knows_every_element():
