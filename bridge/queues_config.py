@@ -13,7 +13,8 @@ from typing import Any
 
 from bridge.errors import BridgeError, ConfigError
 from bridge.render import BRIDGE_OPTIONS, extra_options, package_templates_dir
-from bridge.toml_table import Table, has_control, read_toml
+from bridge.toml_table import Table, read_toml
+from bridge.values import has_control
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 

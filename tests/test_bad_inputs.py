@@ -95,7 +95,7 @@ def sqlite_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
 
 
 @pytest.fixture(scope="module")
-def postgres_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
+def postgresql_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
     admin = _postgres_admin()
     name = f"bb_bad_{uuid.uuid4().hex[:12]}"
     admin.execute(f'CREATE DATABASE "{name}"')
@@ -110,94 +110,9 @@ def postgres_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wor
 # Cases seen failing before the fixes (traceback, silent acceptance or an unclear line): strict xfail
 # until the fix of their class lands; each fix commit removes its cases from this set.
 FAILING_BEFORE_THE_FIX = {
-    'bridge/bridge-not-utf8.toml-sqlite',
-    'bridge/poll-infinite.toml-sqlite',
-    'bridge/retry-attempts-huge.toml-sqlite',
-    'bridge/spool-is-file.toml-sqlite',
-    'bridge/spool-parent-is-file.toml-sqlite',
-    'bridge/spool-unwritable.toml-sqlite',
-    'bridge/timeout-nan.toml-sqlite',
-    'bridge/url-bad-port.toml-sqlite',
-    'bridge/url-closed-port.toml-sqlite',
-    'bridge/url-directory.toml-sqlite',
-    'bridge/url-empty-scheme.toml-sqlite',
-    'bridge/url-memory-bare.toml-sqlite',
-    'bridge/url-memory.toml-sqlite',
-    'bridge/url-missing-driver.toml-sqlite',
-    'bridge/url-not-a-database.toml-sqlite',
-    'bridge/url-not-a-url.toml-sqlite',
-    'bridge/url-parent-is-file.toml-sqlite',
-    'bridge/url-unknown-dialect.toml-sqlite',
-    'cli/cancel-id-negative.args-sqlite',
-    'cli/cancel-id-not-a-number.args-sqlite',
-    'cli/cancel-id-over-int32.args-sqlite',
-    'cli/cancel-id-over-int64.args-sqlite',
-    'cli/cancel-id-zero.args-sqlite',
-    'cli/cancel-pending.args-sqlite',
-    'cli/cancel-unknown-id.args-sqlite',
-    'cli/schedule-id-over-int64.args-sqlite',
-    'cli/schedule-scheduled.args-sqlite',
-    'declarations/author-carriage-return.json-sqlite',
-    'declarations/author-too-long.json-postgresql',
-    'declarations/author-too-long.json-sqlite',
-    'declarations/block-name-control.json-sqlite',
-    'declarations/block-name-too-long.json-postgresql',
-    'declarations/block-name-too-long.json-sqlite',
-    'declarations/block-ref-list.json-sqlite',
-    'declarations/block-ref-object.json-sqlite',
-    'declarations/dataset-name-control.json-sqlite',
-    'declarations/dataset-name-list.json-sqlite',
-    'declarations/dependency-list.json-sqlite',
-    'declarations/dependency-object.json-sqlite',
-    'declarations/duplicate-block.json-sqlite',
-    'declarations/duplicate-parameter.json-sqlite',
-    'declarations/duplicate-top-key.json-sqlite',
-    'declarations/empty.json-sqlite',
-    'declarations/environment-list.json-sqlite',
-    'declarations/environment-name-list.json-sqlite',
-    'declarations/environment-version-number.json-sqlite',
-    'declarations/input-name-control.json-sqlite',
-    'declarations/name-bidi.json-sqlite',
-    'declarations/name-escape.json-sqlite',
-    'declarations/name-newline.json-sqlite',
-    'declarations/name-nul.json-postgresql',
-    'declarations/name-nul.json-sqlite',
-    'declarations/name-surrogate.json-postgresql',
-    'declarations/name-surrogate.json-sqlite',
-    'declarations/name-too-long.json-postgresql',
-    'declarations/name-too-long.json-sqlite',
-    'declarations/not-json.json-sqlite',
-    'declarations/not-utf8.json-sqlite',
-    'declarations/not-utf8.toml-sqlite',
-    'declarations/output-name-control.json-sqlite',
-    'declarations/output-ref-list.json-sqlite',
-    'declarations/parameter-infinity.json-sqlite',
-    'declarations/parameter-nan.json-sqlite',
-    'declarations/parameter-nan.toml-sqlite',
-    'declarations/parameters-datetime.toml-sqlite',
-    'declarations/parameters-deep.json-sqlite',
-    'declarations/parameters-list.json-sqlite',
-    'declarations/parameters-nested-100.json-sqlite',
-    'declarations/parameters-time.toml-sqlite',
-    'declarations/queue-list.json-sqlite',
-    'declarations/queue-object.json-sqlite',
-    'declarations/size-float.json-sqlite',
-    'declarations/size-huge.json-sqlite',
-    'declarations/size-over-int64.json-sqlite',
-    'declarations/size-true.json-sqlite',
-    'declarations/slots-bool.json-sqlite',
-    'declarations/slots-huge.json-postgresql',
-    'declarations/slots-huge.json-sqlite',
-    'declarations/slots-over-int32.json-postgresql',
-    'declarations/slots-over-int32.json-sqlite',
-    'declarations/slots-over-limit.json-sqlite',
-    'declarations/slots-string.json-sqlite',
     'queues/environment-version-too-long.toml-sqlite',
-    'queues/memory-over-int32.toml-sqlite',
     'queues/partition-too-long.toml-sqlite',
     'queues/queue-name-too-long.toml-sqlite',
-    'queues/queues-not-utf8.toml-sqlite',
-    'queues/slots-huge.toml-sqlite',
     'queues/template-dotdot.toml-sqlite',
     'queues/template-etc-passwd.toml-sqlite',
     'queues/template-filter-after-quote.toml-sqlite',
@@ -207,7 +122,6 @@ FAILING_BEFORE_THE_FIX = {
     'queues/template-undefined.toml-sqlite',
     'queues/template-unquoted-in-branch.toml-sqlite',
     'queues/template-unquoted.toml-sqlite',
-    'queues/time-limit-float.toml-sqlite',
     'results/duplicate-status.json-sqlite',
     'results/not-utf8.json-sqlite',
     'results/statistics-deep.json-sqlite',
@@ -291,7 +205,10 @@ def test_bad_input_is_refused_in_one_line(case: str, backend: str, request: pyte
     capsys.readouterr()
     caplog.clear()
     with caplog.at_level(logging.WARNING):
-        code = main(argv)
+        try:
+            code = main(argv)
+        except SystemExit as e:  # argparse's usage errors exit; the process would end with this code
+            code = e.code
     lines = error_lines(capsys, caplog)
     assert code != 0
     assert len(lines) == 1, lines
