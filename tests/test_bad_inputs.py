@@ -110,18 +110,6 @@ def postgresql_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
 # Cases seen failing before the fixes (traceback, silent acceptance or an unclear line): strict xfail
 # until the fix of their class lands; each fix commit removes its cases from this set.
 FAILING_BEFORE_THE_FIX = {
-    'queues/environment-version-too-long.toml-sqlite',
-    'queues/partition-too-long.toml-sqlite',
-    'queues/queue-name-too-long.toml-sqlite',
-    'queues/template-dotdot.toml-sqlite',
-    'queues/template-etc-passwd.toml-sqlite',
-    'queues/template-filter-after-quote.toml-sqlite',
-    'queues/template-include-unquoted.toml-sqlite',
-    'queues/template-sandbox.toml-sqlite',
-    'queues/template-syntax.toml-sqlite',
-    'queues/template-undefined.toml-sqlite',
-    'queues/template-unquoted-in-branch.toml-sqlite',
-    'queues/template-unquoted.toml-sqlite',
     'results/duplicate-status.json-sqlite',
     'results/not-utf8.json-sqlite',
     'results/statistics-deep.json-sqlite',

@@ -115,14 +115,14 @@ max_delay = 4
 
 
 def test_queue_options(tmp_path: Path) -> None:
-    (tmp_path / "gpu.sbatch.j2").write_text("#!/bin/bash\n")
+    (tmp_path / "gpu.sbatch.j2").write_text("#!/bin/bash\n#SBATCH -p {{ directives.partition | sbatchquote }}\n")
     queues = QUEUES + """
 qos = "normal"
 extra_directives = ["--constraint=intel", "--exclusive", "--account=lab1"]
 template = "gpu.sbatch.j2"
 environments = ["Python 3-1.2.0", { name = "R", version = "4.3" }]
 """
-    queue = load_queues(write(tmp_path, MINIMAL, queues).parent / "queues.toml")["default"]
+    queue = load_queues(write(tmp_path, MINIMAL, queues).parent / "queues.toml", (tmp_path,))["default"]
     assert (queue.account, queue.qos) == (None, "normal")  # an account may come as an extra directive
     assert queue.extra_directives == ("--constraint=intel", "--exclusive", "--account=lab1")
     assert queue.template == tmp_path / "gpu.sbatch.j2"
@@ -191,7 +191,7 @@ def queue_error(tmp_path: Path, extra: str = "", replace: tuple[str, str] | None
         ('qos = "q"\nextra_directives = ["--qos=other"]\n', None, ["extra_directives", "--qos", "conflicts"]),
         ('extra_directives = ["--nice=1", "--nice=2"]\n', None, ["extra_directives", "--nice", "conflicts"]),
         ('extra_directives = ["--mail-user=a b"]\n', None, ["extra_directives", "exactly one value"]),
-        ('template = "nope.j2"\n', None, ["queues.default.template", "'nope.j2'", "exists in one of"]),
+        ('template = "nope.j2"\n', None, ["queues.default.template", "'nope.j2'", "inside the templates directories"]),
         ('environments = ["python"]\n', None, ["queues.default.environments[0]", "name-version"]),
         ('environments = [{ name = "R" }]\n', None, ["queues.default.environments[0].version is missing"]),
         ('environments = [{ name = "R", version = "4", x = 1 }]\n', None, ["unknown key", "environments[0].x"]),
