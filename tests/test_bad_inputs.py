@@ -13,18 +13,15 @@ run on PostgreSQL as well.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import shutil
 import tomllib
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import POSTGRES_ADMIN_URL, _postgres_admin
 from sqlalchemy import create_engine, func, select
-from sqlalchemy.engine import make_url
 
 from bridge.cli import main
 from bridge.config import load_config
@@ -33,9 +30,20 @@ from bridge.declaration import load_experiment_file
 from bridge.helpers import schedule_experiment
 from bridge.models import Base
 from bridge.queues import sync_queues
-from bridge.sbatch_scripts.spool import read_result, result_file
 
 BAD = Path(__file__).parent / "data" / "bad"
+
+
+def _checkout_spool():
+    """This checkout's sbatch_scripts/spool.py: an editable install maps bridge.sbatch_scripts to one checkout only."""
+    path = Path(__file__).resolve().parent.parent / "sbatch_scripts" / "spool.py"
+    spec = importlib.util.spec_from_file_location("_spool_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+spool_files = _checkout_spool()
 EXPECT: dict[str, dict] = tomllib.loads((BAD / "expect.toml").read_text())
 KINDS = ("declarations", "bridge", "queues", "cli", "results")
 CASES = sorted(str(p.relative_to(BAD)) for kind in KINDS for p in (BAD / kind).iterdir())
@@ -94,36 +102,10 @@ def sqlite_workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return make_workspace(root / "ws", f"sqlite:///{root / 'ws' / 'bridge.sqlite'}")
 
 
-@pytest.fixture(scope="module")
-def postgresql_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workspace]:
-    admin = _postgres_admin()
-    name = f"bb_bad_{uuid.uuid4().hex[:12]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-        yield make_workspace(tmp_path_factory.mktemp("bad-postgres") / "ws", url)
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-# Cases seen failing before the fixes (traceback, silent acceptance or an unclear line): strict xfail
-# until the fix of their class lands; each fix commit removes its cases from this set.
-FAILING_BEFORE_THE_FIX = {
-    'results/duplicate-status.json-sqlite',
-    'results/not-utf8.json-sqlite',
-    'results/statistics-deep.json-sqlite',
-    'results/statistics-list.json-sqlite',
-    'results/statistics-nan.json-sqlite',
-    'results/status-bool.json-sqlite',
-    'results/status-huge.json-sqlite',
-    'results/status-missing.json-sqlite',
-    'results/status-string.json-sqlite',
-    'results/stdout-list.json-sqlite',
-    'results/timed-out-string.json-sqlite',
-    'results/unknown-key.json-sqlite',
-    'results/user-error-number.json-sqlite',
-}
+@pytest.fixture
+def postgresql_workspace(postgres_url: str, tmp_path: Path) -> Workspace:
+    """A workspace on a fresh PostgreSQL database (conftest's postgres_url), for the few cases that need one."""
+    return make_workspace(tmp_path / "ws", postgres_url)
 
 
 def _params() -> list:
@@ -132,8 +114,6 @@ def _params() -> list:
         backends = ("sqlite", "postgresql") if EXPECT.get(case, {}).get("postgres") else ("sqlite",)
         for backend in backends:
             marks = [pytest.mark.postgres] if backend == "postgresql" else []
-            if f"{case}-{backend}" in FAILING_BEFORE_THE_FIX:
-                marks.append(pytest.mark.xfail(strict=True, reason="bad input not refused in one clear line yet"))
             params.append(pytest.param(case, backend, id=f"{case}-{backend}", marks=marks))
     return params
 
@@ -179,11 +159,11 @@ def test_bad_input_is_refused_in_one_line(case: str, backend: str, request: pyte
     if case.startswith("results/"):
         spool = tmp_path / "spool"
         spool.mkdir()
-        shutil.copy(BAD / case, result_file(spool, 0))
-        result = read_result(spool, 0)
+        shutil.copy(BAD / case, spool_files.result_file(spool, 0))
+        result = spool_files.read_result(spool, 0)
         assert result is not None and result["status"] != 0, result
         line = result["system_error"]
-        assert "\n" not in line and str(result_file(spool, 0)) in line
+        assert "\n" not in line and str(spool_files.result_file(spool, 0)) in line
         for word in says:
             assert word in line
         return
