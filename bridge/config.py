@@ -81,7 +81,7 @@ class Limits:
     """
 
     max_blocks: int = 500  # blocks per experiment
-    max_required_slots: int = 1000  # splits per job (a block's required_slots)
+    max_required_slots: int = 10_000  # splits per job (a block's required_slots; arrays are chunked by MaxArraySize)
     max_splits_per_slot: int = 100  # required_slots <= this x the queue's max_slots_per_user
     max_dataset_size: int = 1_000_000_000  # data units of a dataset input (split indexes are 32-bit)
     max_parameters_bytes: int = 65536  # a block's parameters, as JSON
