@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.preflight import url_problem
 from bridge.queues_config import QueueConfig, load_queues
 from bridge.toml_table import Table, read_toml
+from bridge.values import INT32_MAX
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,23 @@ class SlurmTimeouts:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one experiment declaration may ask for ([limits]): bounds that keep one user from stopping the bridge.
+
+    Every split is a database row, a spool file and an array element; every data
+    unit an index entry. Ranges are computed arithmetically, but the rows and files
+    are real, so a declaration asking for millions of them is refused at `add`.
+    """
+
+    max_blocks: int = 500  # blocks per experiment
+    max_required_slots: int = 10_000  # splits per job (a block's required_slots; arrays are chunked by MaxArraySize)
+    max_splits_per_slot: int = 100  # required_slots <= this x the queue's max_slots_per_user
+    max_dataset_size: int = 1_000_000_000  # data units of a dataset input (split indexes are 32-bit)
+    max_parameters_bytes: int = 65536  # a block's parameters, as JSON
+    max_parameters_depth: int = 32  # nesting of a block's parameters
+
+
+@dataclass(frozen=True)
 class BridgeConfig:
     """Everything the bridge reads from its configuration files."""
 
@@ -100,6 +119,7 @@ class BridgeConfig:
     timeouts: SlurmTimeouts = field(default_factory=SlurmTimeouts)
     claims: ClaimRule = field(default_factory=ClaimRule)
     spool_retention_hours: float = 168.0  # a settled array's spool directory is removed this long after
+    limits: Limits = field(default_factory=Limits)
 
     def runner_env(self) -> dict[str, str]:
         """Environment for Slurm commands: SLURM_CONF (if set) plus [slurm].env."""
@@ -143,14 +163,15 @@ def load_config(path: str | Path) -> BridgeConfig:
         ssh=ssh,
         poll=_poll(top.table("poll")),
         retry=_retry(top.table("retry")),
-        split_errors=top.integer("split_errors", 3),
-        cache_errors=top.integer("cache_errors", 5),
+        split_errors=top.integer("split_errors", 3, maximum=1000),
+        cache_errors=top.integer("cache_errors", 5, maximum=1000),
         templates_dir=templates_dir,
         slurm_conf=slurm_conf,
         slurm_env=slurm_env,
         timeouts=timeouts,
         claims=_claims(top.table("claims")),
         spool_retention_hours=top.number("spool_retention_hours", 168.0),
+        limits=_limits(top.table("limits")),
     )
     top.done()
     log.debug("loaded configuration %s (%d queues)", path, len(config.queues))
@@ -162,11 +183,14 @@ def _database_url(t: Table | None, base: Path) -> str:
     if t is None:
         return f"sqlite:///{base / 'bridge.sqlite'}"
     url = t.text("url", f"sqlite:///{base / 'bridge.sqlite'}")
-    t.done()
     prefix = "sqlite:///"
     rest = url[len(prefix):] if url.startswith(prefix) else None
     if rest and not rest.startswith("/") and not rest.startswith(":memory:"):
         url = prefix + str((base / rest).resolve())
+    problem = url_problem(url)
+    if problem:
+        raise t.fail("url", url, problem)
+    t.done()
     return url
 
 
@@ -228,7 +252,7 @@ def _claims(t: Table | None) -> ClaimRule:
 def _poll(t: Table | None) -> PollConfig:
     if t is None:
         return PollConfig()
-    poll = PollConfig(t.number("min_interval", 1.0, 0.1), t.number("max_interval", 10.0, 0.1))
+    poll = PollConfig(t.number("min_interval", 1.0, 0.1, 3600), t.number("max_interval", 10.0, 0.1, 3600))
     if poll.max_interval < poll.min_interval:
         raise t.fail("max_interval", poll.max_interval, f"a number >= poll.min_interval ({poll.min_interval})")
     t.done()
@@ -238,8 +262,19 @@ def _poll(t: Table | None) -> PollConfig:
 def _retry(t: Table | None) -> RetryPolicy:
     if t is None:
         return RetryPolicy()
-    retry = RetryPolicy(t.integer("attempts", 5), t.number("base_delay", 1.0), t.number("max_delay", 30.0))
+    retry = RetryPolicy(t.integer("attempts", 5, maximum=100), t.number("base_delay", 1.0, maximum=3600),
+                        t.number("max_delay", 30.0, maximum=3600))
     if retry.max_delay < retry.base_delay:
         raise t.fail("max_delay", retry.max_delay, f"a number >= retry.base_delay ({retry.base_delay})")
     t.done()
     return retry
+
+
+def _limits(t: Table | None) -> Limits:
+    if t is None:
+        return Limits()
+    default = Limits()
+    limits = Limits(**{name: t.integer(name, getattr(default, name), maximum=INT32_MAX)
+                       for name in Limits.__dataclass_fields__})
+    t.done()
+    return limits

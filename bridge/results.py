@@ -13,8 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bridge.values import INT32_MAX, integer_problem, json_problem
+
 # the keys a Result row keeps besides status (bridge.models.Result)
 RESULT_FIELDS = ("stdout", "stderr", "user_error", "system_error", "statistics", "timed_out")
+_TEXTS = ("stdout", "stderr", "user_error", "system_error")
 
 
 def beat_result(*, status: int = 0, stdout: str = "", stderr: str = "", user_error: str | None = None,
@@ -83,3 +86,34 @@ def joined(texts: Iterable[str | None]) -> str | None:
     """Split outputs concatenated in split order (None if all empty)."""
     parts = [text for text in texts if text]
     return "".join(parts) if parts else None
+
+
+def result_problem(value: Any) -> str | None:
+    """Why an element's result (parsed from its JSON file) cannot be stored as a Result row; None if it can.
+
+    The file is written on the compute node by a process running user code: its
+    types are checked here, before a status of 10**30 or a NaN statistic reaches
+    the database and fails every cycle.
+    """
+    if not isinstance(value, Mapping):
+        return "expected a JSON object"
+    unknown = sorted(set(value) - {"status", *RESULT_FIELDS})
+    if unknown:
+        return f"unknown key {unknown[0]!r} (valid keys: status, {', '.join(RESULT_FIELDS)})"
+    if "status" not in value:
+        return "the key 'status' is missing (an integer, 0 for success)"
+    problem = integer_problem(value["status"], INT32_MAX, minimum=-INT32_MAX - 1)
+    if problem:
+        return f"status: {problem}"
+    for key in _TEXTS:
+        if not isinstance(value.get(key), (str, type(None))):
+            return f"{key}: expected a string or null"
+    if not isinstance(value.get("timed_out", False), bool):
+        return "timed_out: expected true or false"
+    statistics = value.get("statistics")
+    if statistics is not None and not isinstance(statistics, Mapping):
+        return "statistics: expected a JSON object"
+    found = json_problem(statistics)
+    if found:
+        return f"statistics.{found[0]}: {found[1]}"
+    return None

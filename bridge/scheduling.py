@@ -227,17 +227,17 @@ def _ranges(block: Block, root: str | None) -> list[tuple[int | None, int | None
     inputs = json.loads(block.command).get("inputs", {})
     if block.required_slots == 1 or not inputs:
         return [(None, None)]
-    indexes = []
+    indexes, sizes = [], []
     for name, entry in sorted(inputs.items()):
         if "dataset" in entry:
-            indexes.append([(i, i) for i in range(entry["size"])])
+            sizes.append(entry["size"])  # one data block per unit, cut arithmetically (never a list per unit)
             continue
         try:
             indexes.append(read_index(entry["path"], root))
         except CacheError as e:
             log.warning("block %s, input %s: %s", block.name, name, e)
             return None
-    return split_ranges(indexes, block.required_slots) or None
+    return split_ranges(indexes, block.required_slots, dataset_sizes=sizes) or None
 
 
 def _split_error(session: Session, job: Job, limit: int) -> None:

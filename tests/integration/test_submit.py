@@ -158,8 +158,10 @@ BROKEN_QUEUES = (queue_toml("default") + queue_toml("ghost", "nosuch")
 
 def test_permanent_errors_fail_only_their_splits_with_the_cause_and_the_rest_carry_on(tmp_path, slurm_cluster, slurm):
     (tmp_path / "templates").mkdir()
-    (tmp_path / "templates" / "broken.sbatch.j2").write_text("#!/bin/bash\necho {{ no_such_variable }}\n")
+    template = tmp_path / "templates" / "broken.sbatch.j2"
+    template.write_text("{% extends 'array.sbatch.j2' %}\n")  # a broken one is refused when the config loads
     env = make_env(tmp_path, slurm_cluster, slurm, queues=BROKEN_QUEUES, extra='templates_dir = "templates"')
+    template.write_text("#!/bin/bash\necho {{ no_such_variable | shquote }}\n")  # an admin's edit while it runs
     for factor, (name, queue) in enumerate((("ok", "default"), ("ghost", "ghost"), ("templated", "templated"))):
         # different parameters, so that no job becomes a mirror of another
         _schedule(env, {"name": name, "author": "dave", "blocks": {
