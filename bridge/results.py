@@ -35,28 +35,6 @@ def as_result(value: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
     return value or {}
 
 
-_TEXT_KEYS = ("stdout", "stderr", "user_error", "system_error")
-
-
-def result_problem(result: Mapping[str, Any]) -> str | None:
-    """What makes an element's result dict unfit for a Result row (naming the key), or None.
-
-    The file comes from the element's side of a shared file system: a value of
-    the wrong type must fail its split with a message, never reach the database.
-    """
-    status = result.get("status", 0)
-    if isinstance(status, bool) or not isinstance(status, int):
-        return f"'status' must be an integer, not {status!r:.40}"
-    for key in _TEXT_KEYS:
-        if result.get(key) is not None and not isinstance(result[key], str):
-            return f"{key!r} must be a string or null, not {type(result[key]).__name__}"
-    if result.get("statistics") is not None and not isinstance(result["statistics"], Mapping):
-        return f"'statistics' must be an object or null, not {type(result['statistics']).__name__}"
-    if not isinstance(result.get("timed_out", False), bool):
-        return "'timed_out' must be true or false"
-    return None
-
-
 def failure_result(status: int, message: str, timed_out: bool, element: Mapping[str, Any] | None) -> dict[str, Any]:
     """The result of an element Slurm failed: Slurm's reason as system error, the element's own details kept."""
     result = beat_result(status=status or 1, system_error=message, timed_out=timed_out)

@@ -133,7 +133,7 @@ class SlurmClient:
             else:
                 squeue_error = queued.stderr.strip() or f"squeue exited {queued.returncode}"
         age = (tag_age(tag) or 0.0) if age is None else age
-        start = local_time(utc_naive_now()) - timedelta(seconds=max(age, 0.0) + FIND_MARGIN)
+        start = utc_naive_now() - timedelta(seconds=max(age, 0.0) + FIND_MARGIN)  # UTC: see COMMAND_ENV
         recorded = self._run(cmds.sacct_argv(start, names=[tag], fields=("JobID",)), self.timeouts.find).check()
         found = self._one(tag, {int(line.split("_")[0]) for line in recorded.stdout.split()
                                 if line.split("_")[0].isdigit()})

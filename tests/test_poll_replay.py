@@ -273,7 +273,7 @@ def test_a_result_file_of_the_wrong_shape_fails_naming_the_file_and_key(env, res
     ((split_id, event),) = poll(env).events
     assert (split_id, event.partition(":")[0]) == (sub.split_ids[0], "failed")
     error = _system_error(env)
-    assert str(_result_file(env, sub)) in error and repr(key) in error, error
+    assert str(_result_file(env, sub)) in error and f"{key}:" in error, error
 
 
 def test_completed_with_a_failed_result_is_a_failure(env):
