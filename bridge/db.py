@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30
+CONNECT_TIMEOUT_S = 10  # a PostgreSQL server restarting or unreachable fails the cycle, never hangs it
 MIGRATION_LOCK = 0x6265617442  # pg_advisory_xact_lock key of `db upgrade`
 
 
@@ -39,7 +40,10 @@ def create_engine_for(url: str | URL) -> Engine:
     """An engine for the URL, with the SQLite settings the helpers rely on."""
     url = normalise_url(url)
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        # pre-ping: a connection the server dropped (restart, pg_terminate_backend) is replaced at checkout
+        libpq = url.get_driver_name() in ("psycopg", "psycopg2") and "connect_timeout" not in url.query
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if libpq else {}
+        return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)

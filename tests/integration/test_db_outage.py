@@ -64,7 +64,6 @@ class TerminatesBackends:
         return self.real.run(argv, stdin=stdin, timeout=timeout)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9 hole 5: OperationalError escapes BridgeLoop.run and kills `run`")
 def test_database_backends_terminated_mid_cycle_the_loop_reconnects_and_loses_nothing(
         tmp_path, slurm_cluster, slurm, postgres_url, caplog):
     env = make_env(tmp_path, slurm_cluster, slurm, db_url=postgres_url)
