@@ -119,7 +119,7 @@ def _experiments_add(args: argparse.Namespace) -> int:
     from bridge.helpers import schedule_experiment
 
     app = _app(args)
-    with app.sessions() as session:
+    with app.write_sessions() as session:
         for path in args.files:
             experiment = load_experiment_file(session, path)
             print(f"added experiment {experiment.id} {experiment.name!r} from {path}")
@@ -145,7 +145,7 @@ def _each_experiment(args: argparse.Namespace, action: Callable, verb: str) -> i
     from bridge.models import Experiment
 
     app = _app(args)
-    with app.sessions() as session:
+    with app.write_sessions() as session:
         for experiment_id in args.ids:
             experiment = session.get(Experiment, experiment_id)
             if experiment is None:
@@ -197,7 +197,7 @@ def _queues_sync(args: argparse.Namespace) -> int:
 
     app = _app(args)
     view = read_cluster(app.client)
-    with app.sessions() as session:
+    with app.write_sessions() as session:
         sync_queues(session, app.config.queues)
         sync_workers(session, view.nodes)
     print(f"synced {len(app.config.queues)} queues and {len(view.nodes)} workers")

@@ -19,7 +19,6 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import pytest
 from bridge_env import block, make_env
 from poller_env import POLL, REPO, start_run, status, wait_for
 
@@ -50,10 +49,7 @@ def _add_then_cancel(config: str, path: Path, cancel: bool) -> list[tuple[list[s
     return done
 
 
-def test_twenty_cli_writes_racing_a_running_daemon_all_succeed(tmp_path, slurm_cluster, slurm, db_url, request):
-    if db_url.startswith("sqlite"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason="issue 9 hole 6: `experiments add` reads, then "
-                                              "writes: database is locked once the daemon committed in between"))
+def test_twenty_cli_writes_racing_a_running_daemon_all_succeed(tmp_path, slurm_cluster, slurm, db_url):
     env = make_env(tmp_path, slurm_cluster, slurm, db_url=db_url, extra=POLL)
     config = str(tmp_path / "bridge.toml")
     paths = [_declaration(tmp_path, n) for n in range(ADDS)]
