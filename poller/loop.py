@@ -25,8 +25,8 @@ from bridge import cycle
 from bridge.backend import Backend
 from bridge.config import PollConfig
 from bridge.cycle import CycleReport
-from bridge.errors import BridgeError
-from poller.poll import poll_once
+from bridge.errors import BridgeError, PollError
+from poller.poll import PollReport, poll_once
 
 __all__ = ["BridgeLoop", "CycleReport", "Interval", "run_cycle"]
 
@@ -50,7 +50,25 @@ class Interval:
 
 def run_cycle(session: Session, backend: Backend) -> CycleReport:
     """The cycle (bridge.cycle) with this poller's poll: what `run`, `run --once` and `submit` do."""
-    return cycle.run_cycle(session, backend, poll_once)
+    return cycle.run_cycle(session, backend, logged_poll)
+
+
+def logged_poll(session: Session, backend: Backend) -> PollReport:
+    """poll_once between two DEBUG lines, the second saying its transactions are over.
+
+    With the runner's DEBUG line of the squeue call between them, they bracket
+    the poll's window between reading Slurm and committing the callbacks: a log
+    tells whether a process killed there died inside it
+    (tests/integration/kill_windows.py).
+    """
+    log.debug("poll begins")
+    try:
+        report = poll_once(session, backend)
+    except PollError:
+        log.debug("poll over: Slurm unreadable, nothing changed")
+        raise
+    log.debug("poll over: %d active, %d events committed", report.active, len(report.events))
+    return report
 
 
 class BridgeLoop:
