@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge import cache
 from bridge.backend import Backend, make_backend
 from bridge.config import BridgeConfig, load_config, resolve_config_path
-from bridge.db import create_session_factory, write_sessions
+from bridge.db import write_sessions
+from bridge.preflight import ensure_dir, open_database
 from bridge.runner import Runner
 from bridge.slurm_client import SlurmClient
 
@@ -46,9 +47,8 @@ def open_app(config_arg: str | Path | None, runner: Runner | None = None) -> App
     config = with_local_cluster(load_config(resolve_config_path(config_arg)))
     backend = make_backend(config, runner)  # before touching the database: a bad runner must fail first
     cache.CACHE_ROOT = str(config.cache_root)  # read at call time by is_cache_complete & co.
-    Path(config.spool_dir).mkdir(parents=True, exist_ok=True)
-    _sqlite_parent(config.database_url)
-    sessions = create_session_factory(config.database_url)
+    ensure_dir(config.path, "spool_dir", Path(config.spool_dir))
+    sessions = open_database(config.path, config.database_url)
     return App(config, sessions, backend)
 
 
@@ -67,8 +67,3 @@ def with_local_cluster(config: BridgeConfig) -> BridgeConfig:
         log.debug("no slurm.conf configured: using the local cluster's %s", conf)
         return replace(config, slurm_conf=conf)
     return config
-
-
-def _sqlite_parent(url: str) -> None:
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

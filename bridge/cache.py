@@ -90,18 +90,29 @@ def _checksum_ok(file: Path) -> bool:
     return hashlib.sha256(file.read_bytes()).hexdigest() == expected
 
 
-def split_ranges(indexes: Sequence[Sequence[Range]], nb_splits: int) -> list[Range]:
+def split_ranges(indexes: Sequence[Sequence[Range]], nb_splits: int,
+                 dataset_sizes: Sequence[int] = ()) -> list[Range]:
     """Up to `nb_splits` contiguous inclusive ranges cut on boundaries common to all inputs.
 
     Only the starts of data blocks present in every input are cut points (as
     beat.core's foundSplitRanges); units are shared out evenly, the first
     ranges getting one more when they do not divide. Fewer units, fewer ranges.
+    A dataset input of `size` units counts as an index of one block per unit,
+    computed arithmetically (a range, never a list): its cost is that of the
+    splits, not of its size.
     """
-    if not indexes or nb_splits < 1:
+    if (not indexes and not dataset_sizes) or nb_splits < 1:
         return []
-    starts = set.intersection(*({start for start, _ in index} for index in indexes))
-    last = min(max(end for _, end in index) for index in indexes)
-    units = sorted(s for s in starts if s <= last)
+    units: Sequence[int]
+    if indexes:
+        starts = set.intersection(*({start for start, _ in index} for index in indexes))
+        last = min(max(end for _, end in index) for index in indexes)
+        if dataset_sizes:
+            last = min(last, min(dataset_sizes) - 1)
+        units = sorted(s for s in starts if s <= last)
+    else:
+        last = min(dataset_sizes) - 1
+        units = range(last + 1)
     count = min(nb_splits, len(units))
     if count == 0:
         return []

@@ -7,18 +7,40 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from bridge.cli_dev import add_cluster, add_demo, demo_command
 from bridge.errors import BridgeError
+from bridge.values import INT32_MAX, printable
 
 log = logging.getLogger("bridge")
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the command, the argument, what is valid); --help has the rest."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {printable(message)} (see --help)\n")
+
+
+def experiment_id(text: str) -> int:
+    """An experiment id as the database stores it: an integer from 1 to 2**31 - 1."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= INT32_MAX:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an experiment id: expected an integer from 1 to {INT32_MAX}")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one beat-bridge command; exit code 0 on success, 1 on a BridgeError, 2 on bad usage."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    quiet = getattr(args, "handler", None) is demo_command  # the demo's progress display is its output
+    # The daemon's cycle logs at INFO; one-shot commands print their outcome and log only
+    # warnings (the demo's progress display is its output).
+    quiet = getattr(args, "quiet", False) or getattr(args, "handler", None) is demo_command
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -40,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="beat-bridge",
         description="Run BEAT experiments on Slurm: splits become job-array elements on "
         "partitions, squeue (sacct for what it forgot) drives the callbacks.",
@@ -73,7 +95,7 @@ def _app(args: argparse.Namespace):
 
 def _action(actions, name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
     parser = actions.add_parser(name, help=help_text, description=help_text)
-    parser.set_defaults(handler=handler)
+    parser.set_defaults(handler=handler, quiet=handler not in (_run, _submit))
     return parser
 
 
@@ -88,12 +110,14 @@ def _add_db(commands: argparse._SubParsersAction) -> None:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
     from bridge.config import load_config, resolve_config_path
-    from bridge.db import upgrade
+    from bridge.preflight import upgrade_database
 
     config = load_config(resolve_config_path(args.config))
-    upgrade(config.database_url)
-    print(f"database schema is current: {config.database_url}")
+    upgrade_database(config.path, config.database_url)
+    print(f"database schema is current: {make_url(config.database_url).render_as_string(hide_password=True)}")
     return 0
 
 
@@ -107,7 +131,7 @@ def _add_experiments(commands: argparse._SubParsersAction) -> None:
     for name, handler, text in (("schedule", _experiments_schedule, "schedule experiments (from P)"),
                                 ("cancel", _experiments_cancel, "cancel running experiments (from S or R)")):
         action = _action(actions, name, handler, text)
-        action.add_argument("ids", nargs="+", type=int, metavar="ID")
+        action.add_argument("ids", nargs="+", type=experiment_id, metavar="ID")
         _config_option(action)
     listing = _action(actions, "list", _experiments_list, "one line per experiment: id, status, blocks done")
     for parser in (add, listing):
@@ -121,8 +145,8 @@ def _experiments_add(args: argparse.Namespace) -> int:
     app = _app(args)
     with app.write_sessions() as session:
         for path in args.files:
-            experiment = load_experiment_file(session, path)
-            print(f"added experiment {experiment.id} {experiment.name!r} from {path}")
+            experiment = load_experiment_file(session, path, app.config.limits)
+            print(f"added experiment {experiment.id} {printable(experiment.fullname)} from {path}")
             if args.schedule:
                 schedule_experiment(session, experiment)
                 print(f"scheduled experiment {experiment.id}: {experiment.status.value}")
@@ -131,28 +155,44 @@ def _experiments_add(args: argparse.Namespace) -> int:
 
 def _experiments_schedule(args: argparse.Namespace) -> int:
     from bridge.helpers import schedule_experiment
+    from bridge.models import ExperimentStatus
 
-    return _each_experiment(args, schedule_experiment, "scheduled")
+    return _each_experiment(args, schedule_experiment, "scheduled", {ExperimentStatus.PENDING}, "a pending (P)",
+                            "scheduled")
 
 
 def _experiments_cancel(args: argparse.Namespace) -> int:
     from bridge.helpers import cancel_experiment
+    from bridge.models import LIVE_EXPERIMENT
 
-    return _each_experiment(args, cancel_experiment, "cancelling")
+    return _each_experiment(args, cancel_experiment, "cancelling", LIVE_EXPERIMENT,
+                            "a scheduled (S) or running (R)", "cancelled")
 
 
-def _each_experiment(args: argparse.Namespace, action: Callable, verb: str) -> int:
+def _each_experiment(args: argparse.Namespace, action: Callable, verb: str, valid: set, which: str,
+                     past: str) -> int:
+    """Check every id first (it exists, its status allows the action), then act on each: all or nothing refused."""
     from bridge.models import Experiment
 
     app = _app(args)
     with app.write_sessions() as session:
+        experiments = []
         for experiment_id in args.ids:
             experiment = session.get(Experiment, experiment_id)
             if experiment is None:
-                raise BridgeError(f"no experiment with id {experiment_id}")
-            action(session, experiment)
+                raise BridgeError(f"no experiment with id {experiment_id}: `beat-bridge experiments list` shows them")
+            if experiment.status not in valid:
+                raise BridgeError(f"experiment {experiment_id} is {experiment.status.value} "
+                                  f"({experiment.status.name.lower()}): only {which} experiment can be {past}")
+            experiments.append(experiment)
+        session.rollback()  # the checks' reads end here; each action takes its own lock
+        for experiment in experiments:
+            moved = action(session, experiment)
             session.refresh(experiment)
-            print(f"{verb} experiment {experiment_id}: status {experiment.status.value}")
+            if moved is False or experiment.status in valid:
+                raise BridgeError(f"experiment {experiment.id} is {experiment.status.value}: it changed meanwhile, "
+                                  f"only {which} experiment can be {past}")
+            print(f"{verb} experiment {experiment.id}: status {experiment.status.value}")
     return 0
 
 
@@ -165,7 +205,7 @@ def _experiments_list(args: argparse.Namespace) -> int:
     with app.sessions() as session:
         for e in session.scalars(select(Experiment).order_by(Experiment.id)):
             done = sum(1 for b in e.blocks if b.status.value == "C")
-            print(f"{e.id:5} {e.status.value} {done}/{len(e.blocks)} blocks done  {e.author}/{e.name}")
+            print(f"{e.id:5} {e.status.value} {done}/{len(e.blocks)} blocks done  {printable(e.fullname)}")
     return 0
 
 
@@ -267,8 +307,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     log.info("bridge running with %s (runner %s)", app.config.path, app.config.runner)
     loop.run(once=args.once)
-    log.info("bridge stopped after %d cycles, %d squeue and %d sacct calls", loop.cycles, loop.squeue_calls,
-             loop.sacct_calls)
+    log.info("bridge stopped after %d cycles, %d squeue and %d sacct calls; %d splits in an unknown Slurm "
+             "state", loop.cycles, loop.squeue_calls, loop.sacct_calls, loop.unknown_states)
     return 0
 
 

@@ -16,8 +16,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.preflight import url_problem
 from bridge.queues_config import QueueConfig, load_queues
 from bridge.toml_table import Table, read_toml
+from bridge.values import INT32_MAX
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,15 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class ClaimRule:
+    """When a claim whose sbatch outcome is unknown may be released, or is stuck ([claims])."""
+
+    misses: int = 3  # consecutive look-ups in which squeue and sacct both answered "not there"
+    grace: float = 20.0  # seconds from the first of those misses before the claim goes back to the queue
+    stuck_after: float = 300.0  # seconds an outcome may stay unknown before it is reported stuck
+
+
+@dataclass(frozen=True)
 class SlurmTimeouts:
     """Seconds each kind of Slurm call may take before it counts as timed out ([slurm.timeouts])."""
 
@@ -67,6 +78,23 @@ class SlurmTimeouts:
     cancel: float = 30.0  # scancel
     accounting: float = 60.0  # sacct for audits and reports
     info: float = 30.0  # partitions, nodes, version, MaxArraySize
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one experiment declaration may ask for ([limits]): bounds that keep one user from stopping the bridge.
+
+    Every split is a database row, a spool file and an array element; every data
+    unit an index entry. Ranges are computed arithmetically, but the rows and files
+    are real, so a declaration asking for millions of them is refused at `add`.
+    """
+
+    max_blocks: int = 500  # blocks per experiment
+    max_required_slots: int = 10_000  # splits per job (a block's required_slots; arrays are chunked by MaxArraySize)
+    max_splits_per_slot: int = 100  # required_slots <= this x the queue's max_slots_per_user
+    max_dataset_size: int = 1_000_000_000  # data units of a dataset input (split indexes are 32-bit)
+    max_parameters_bytes: int = 65536  # a block's parameters, as JSON
+    max_parameters_depth: int = 32  # nesting of a block's parameters
 
 
 @dataclass(frozen=True)
@@ -89,6 +117,9 @@ class BridgeConfig:
     slurm_conf: Path | None = None
     slurm_env: Mapping[str, str] = field(default_factory=dict)
     timeouts: SlurmTimeouts = field(default_factory=SlurmTimeouts)
+    claims: ClaimRule = field(default_factory=ClaimRule)
+    spool_retention_hours: float = 168.0  # a settled array's spool directory is removed this long after
+    limits: Limits = field(default_factory=Limits)
 
     def runner_env(self) -> dict[str, str]:
         """Environment for Slurm commands: SLURM_CONF (if set) plus [slurm].env."""
@@ -132,12 +163,15 @@ def load_config(path: str | Path) -> BridgeConfig:
         ssh=ssh,
         poll=_poll(top.table("poll")),
         retry=_retry(top.table("retry")),
-        split_errors=top.integer("split_errors", 3),
-        cache_errors=top.integer("cache_errors", 5),
+        split_errors=top.integer("split_errors", 3, maximum=1000),
+        cache_errors=top.integer("cache_errors", 5, maximum=1000),
         templates_dir=templates_dir,
         slurm_conf=slurm_conf,
         slurm_env=slurm_env,
         timeouts=timeouts,
+        claims=_claims(top.table("claims")),
+        spool_retention_hours=top.number("spool_retention_hours", 168.0),
+        limits=_limits(top.table("limits")),
     )
     top.done()
     log.debug("loaded configuration %s (%d queues)", path, len(config.queues))
@@ -149,11 +183,14 @@ def _database_url(t: Table | None, base: Path) -> str:
     if t is None:
         return f"sqlite:///{base / 'bridge.sqlite'}"
     url = t.text("url", f"sqlite:///{base / 'bridge.sqlite'}")
-    t.done()
     prefix = "sqlite:///"
     rest = url[len(prefix):] if url.startswith(prefix) else None
     if rest and not rest.startswith("/") and not rest.startswith(":memory:"):
         url = prefix + str((base / rest).resolve())
+    problem = url_problem(url)
+    if problem:
+        raise t.fail("url", url, problem)
+    t.done()
     return url
 
 
@@ -202,10 +239,20 @@ def _timeouts(t: Table | None) -> SlurmTimeouts:
     return timeouts
 
 
+def _claims(t: Table | None) -> ClaimRule:
+    if t is None:
+        return ClaimRule()
+    default = ClaimRule()
+    rule = ClaimRule(t.integer("misses", default.misses), t.number("grace", default.grace, 0.0),
+                     t.number("stuck_after", default.stuck_after, 0.0))
+    t.done()
+    return rule
+
+
 def _poll(t: Table | None) -> PollConfig:
     if t is None:
         return PollConfig()
-    poll = PollConfig(t.number("min_interval", 1.0, 0.1), t.number("max_interval", 10.0, 0.1))
+    poll = PollConfig(t.number("min_interval", 1.0, 0.1, 3600), t.number("max_interval", 10.0, 0.1, 3600))
     if poll.max_interval < poll.min_interval:
         raise t.fail("max_interval", poll.max_interval, f"a number >= poll.min_interval ({poll.min_interval})")
     t.done()
@@ -215,8 +262,19 @@ def _poll(t: Table | None) -> PollConfig:
 def _retry(t: Table | None) -> RetryPolicy:
     if t is None:
         return RetryPolicy()
-    retry = RetryPolicy(t.integer("attempts", 5), t.number("base_delay", 1.0), t.number("max_delay", 30.0))
+    retry = RetryPolicy(t.integer("attempts", 5, maximum=100), t.number("base_delay", 1.0, maximum=3600),
+                        t.number("max_delay", 30.0, maximum=3600))
     if retry.max_delay < retry.base_delay:
         raise t.fail("max_delay", retry.max_delay, f"a number >= retry.base_delay ({retry.base_delay})")
     t.done()
     return retry
+
+
+def _limits(t: Table | None) -> Limits:
+    if t is None:
+        return Limits()
+    default = Limits()
+    limits = Limits(**{name: t.integer(name, getattr(default, name), maximum=INT32_MAX)
+                       for name in Limits.__dataclass_fields__})
+    t.done()
+    return limits

@@ -1,28 +1,35 @@
-"""The bridge's cycle, sequenced in one place: poll -> callbacks -> split -> cancel -> submit.
+"""The bridge's cycle, sequenced in one place: poll -> callbacks -> split -> submit -> cancel.
 
 `beat-bridge run` (each cycle of the daemon, and `--once`) and `beat-bridge
 submit` run this one function. It reads Slurm first, so a job that finished
-unblocks its dependents and they are split and submitted in the same cycle;
-every element the poll's callbacks and the cancelled experiments want stopped
-goes into one scancel before new arrays go out. The poll itself is the
-poller's (poller.poll.poll_once), passed in by poller.loop: bridge/ does not
-import poller/.
+unblocks its dependents and they are split and submitted in the same cycle.
+Every element that must stop (siblings of failed splits, splits of cancelled
+experiments, arrays of a job whose later array Slurm refused) is cancelling in
+the database by the end of the cycle, and goes into one scancel then: those
+Slurm has not reported final, so a lost scancel is sent again next cycle and
+a finished element is never scancelled. The poll itself is the poller's
+(poller.poll.poll_once), passed in by poller.loop: bridge/ does not import
+poller/.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from bridge import claims, spool_retention
 from bridge.backend import Backend
 from bridge.cancelling import process_newly_cancelled_experiments
 from bridge.errors import PollError
 from bridge.scheduling import split_new_jobs
-from bridge.submission_db import element_ids
-from bridge.submit import Submission, submit_candidates
+from bridge.submission_db import scancel_targets
+from bridge.submit import SpoolUnavailable, Submission, submit_candidates
+
+log = logging.getLogger(__name__)
 
 
 class PollResult(Protocol):
@@ -33,6 +40,7 @@ class PollResult(Protocol):
     sacct_calls: int
     events: list[tuple[int, str]]  # (split id, what happened)
     to_cancel: list[str]
+    unknown: list[tuple[int, str]]  # (split id, Slurm state) in a state unknown for too long (poller.unknown)
 
     @property
     def changed(self) -> bool: ...
@@ -48,6 +56,8 @@ class CycleReport:
     poll: PollResult | None
     submitted: list[Submission] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)  # element ids scancelled
+    cancelled_tags: list[str] = field(default_factory=list)  # `scancel --name`: array ids never learnt
+    stuck: list[str] = field(default_factory=list)  # tags whose sbatch outcome is unknown for too long
     error: str | None = None
 
     @property
@@ -57,27 +67,34 @@ class CycleReport:
 
 
 def run_cycle(session: Session, backend: Backend, poll: Poll) -> CycleReport:
-    """One cycle: poll Slurm and fire the callbacks, split new jobs, scancel, submit arrays.
+    """One cycle: poll Slurm and fire the callbacks, split new jobs, submit arrays, one scancel.
 
     A poll that cannot read Slurm (PollError) changes nothing and is reported;
-    the rest of the cycle still runs. The elements to cancel (siblings of failed
-    splits, splits of cancelling experiments) go out in one scancel before
-    submitting; siblings of splits whose submission Slurm refused, in one more.
+    the rest of the cycle still runs. The scancel comes last, when everything
+    this cycle decided to stop is known (bridge.submission_db.scancel_targets);
+    a cancelled claim whose array id was never learnt is scancelled by its tag.
     """
     report = CycleReport(poll=None)
-    to_cancel: list[str] = []
     try:
         report.poll = poll(session, backend)
-        to_cancel += report.poll.to_cancel
     except PollError as e:
         session.rollback()
         report.error = str(e)
     config = backend.config
     split_new_jobs(session, str(config.cache_root), config.split_errors)
-    to_cancel += element_ids(process_newly_cancelled_experiments(session))
-    if to_cancel:
-        report.cancelled += backend.client.cancel(to_cancel)
-    report.submitted, refused = submit_candidates(session, backend)
-    if refused:
-        report.cancelled += backend.client.cancel(refused)
+    process_newly_cancelled_experiments(session)
+    try:
+        report.submitted, _ = submit_candidates(session, backend)  # refused siblings: cancelling, in the scancel
+    except SpoolUnavailable as e:  # a disk problem: loudly, and the loop backs off; no split is failed
+        log.error("%s", e)
+        report.error = str(e)
+    ids, tags = scancel_targets(session)
+    if ids:
+        report.cancelled = backend.client.cancel(ids)
+    if tags:
+        report.cancelled_tags = backend.client.cancel_by_name(tags)
+    if spool_retention.due(config.spool_dir):
+        spool_retention.sweep(session, config.spool_dir, config.spool_retention_hours)
+    claims.newly_stuck(session, config.claims)
+    report.stuck = claims.stuck(session)
     return report

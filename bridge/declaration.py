@@ -34,7 +34,6 @@ block and the field. On success the experiment is committed, status P.
 from __future__ import annotations
 
 import json
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,19 +43,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bridge.errors import BridgeError
+from bridge import declaration_fields as fields
+from bridge.config import Limits
+from bridge.declaration_fields import DeclarationError, fail
 from bridge.hashing import cache_path, dataset_hash, output_hash
 from bridge.history import record
 from bridge.models import Block, BlockStatus, CachedFile, Environment, Experiment, ExperimentStatus, Queue
+from bridge.toml_table import parse_toml
+from bridge.values import JsonError, load_json
 
-ALGORITHM = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+__all__ = ["DeclarationError", "load_experiment", "load_experiment_file"]
 TOP_KEYS = {"name", "author", "blocks"}
 BLOCK_KEYS = {"algorithm", "parameters", "queue", "environment", "required_slots", "inputs",
               "outputs", "dependencies"}
-
-
-class DeclarationError(BridgeError):
-    """The experiment declaration is invalid."""
 
 
 @dataclass
@@ -72,30 +71,31 @@ class _Block:
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def load_experiment_file(session: Session, path: str | Path) -> Experiment:
+def load_experiment_file(session: Session, path: str | Path, limits: Limits | None = None) -> Experiment:
     """Load a declaration from a .json or .toml file (see the module docstring)."""
     path = Path(path)
+    if path.suffix not in (".json", ".toml"):
+        raise DeclarationError(f"{path}: expected a .json or .toml file")
     try:
-        if path.suffix == ".json":
-            declaration = json.loads(path.read_text())
-        elif path.suffix == ".toml":
-            declaration = tomllib.loads(path.read_text())
-        else:
-            raise DeclarationError(f"{path}: expected a .json or .toml file")
-    except (OSError, ValueError) as e:
+        data = path.read_bytes()
+        declaration = load_json(data) if path.suffix == ".json" else parse_toml(data)
+    except OSError as e:
+        raise DeclarationError(f"{path}: {e.strerror or e}: {e.filename or path}") from e
+    except (JsonError, tomllib.TOMLDecodeError) as e:
         raise DeclarationError(f"{path}: {e}") from e
     try:
-        return load_experiment(session, declaration)
+        return load_experiment(session, declaration, limits)
     except DeclarationError as e:
         raise DeclarationError(f"{path}: {e}") from e
 
 
-def load_experiment(session: Session, declaration: Mapping[str, Any]) -> Experiment:
+def load_experiment(session: Session, declaration: Mapping[str, Any], limits: Limits | None = None) -> Experiment:
     """Validate a declaration completely, then add the experiment and its blocks and commit."""
-    name, author, specs = _check_top(session, declaration)
-    blocks = {bname: _check_block(session, bname, spec) for bname, spec in specs.items()}
+    limits = limits or Limits()
+    name, author, specs = _check_top(session, declaration, limits)
+    blocks = {bname: _check_block(session, bname, spec, limits) for bname, spec in specs.items()}
     for block in blocks.values():
-        _link_inputs(block, blocks)
+        _link_inputs(block, blocks, limits)
     order = _topological(blocks)
     for bname in order:
         _hash_outputs(blocks[bname], blocks)
@@ -112,104 +112,104 @@ def load_experiment(session: Session, declaration: Mapping[str, Any]) -> Experim
     return experiment
 
 
-def _check_top(session: Session, declaration: Any) -> tuple[str, str, Mapping[str, Any]]:
+def _check_top(session: Session, declaration: Any, limits: Limits) -> tuple[str, str, Mapping[str, Any]]:
     """Name, author and block specs of a declaration, checked (not the blocks themselves)."""
     if not isinstance(declaration, Mapping):
-        raise DeclarationError("a declaration is a mapping with name, author and blocks")
+        raise DeclarationError("expected a mapping with name, author and blocks")
     unknown = set(declaration) - TOP_KEYS
     if unknown:
         raise DeclarationError(f"unknown key(s) {sorted(unknown)}; expected {sorted(TOP_KEYS)}")
-    name, author = declaration.get("name"), declaration.get("author")
-    for key, value in (("name", name), ("author", author)):
-        if not isinstance(value, str) or not value.strip():
-            raise DeclarationError(f"'{key}' must be a non-empty string")
+    if "name" not in declaration or "author" not in declaration:
+        raise DeclarationError(f"'{'name' if 'name' not in declaration else 'author'}' is missing: "
+                               "a declaration has a name, an author and blocks")
+    name = fields.check_top_name("name", declaration["name"], fields.EXPERIMENT_NAME)
+    author = fields.check_top_name("author", declaration["author"], fields.AUTHOR)
     specs = declaration.get("blocks")
     if not isinstance(specs, Mapping) or not specs:
         raise DeclarationError("'blocks' must be a non-empty mapping of block name to block")
+    if len(specs) > limits.max_blocks:
+        raise DeclarationError(f"'blocks': {len(specs)} blocks, expected at most {limits.max_blocks} "
+                               "(bridge.toml [limits] max_blocks)")
+    for bname in specs:
+        fields.check_block_name(bname)
     taken = select(Experiment.id).where(Experiment.author == author, Experiment.name == name)
     if session.scalar(taken) is not None:
         raise DeclarationError(f"experiment {author}/{name} already exists")
     return name, author, specs
 
 
-def _fail(block: str, key: str, message: str) -> DeclarationError:
-    """The error for one field of one block."""
-    return DeclarationError(f"block '{block}', field '{key}': {message}")
-
-
-def _check_block(session: Session, name: str, spec: Any) -> _Block:
+def _check_block(session: Session, name: str, spec: Any, limits: Limits) -> _Block:
     """Check one block's own fields; its queue and environment must exist."""
     if not isinstance(spec, Mapping):
         raise DeclarationError(f"block '{name}': must be a mapping")
     unknown = set(spec) - BLOCK_KEYS
     if unknown:
-        raise _fail(name, sorted(unknown)[0], f"unknown field; expected {sorted(BLOCK_KEYS)}")
-    if not isinstance(spec.get("algorithm"), str) or not ALGORITHM.match(spec["algorithm"]):
-        raise _fail(name, "algorithm", "expected 'package.module:function'")
-    if not isinstance(spec.get("parameters", {}), Mapping):
-        raise _fail(name, "parameters", "must be a mapping")
-    slots = spec.get("required_slots", 1)
-    if not isinstance(slots, int) or isinstance(slots, bool) or slots < 1:
-        raise _fail(name, "required_slots", "must be an integer >= 1")
-    outputs = spec.get("outputs")
-    names_ok = isinstance(outputs, list) and all(isinstance(o, str) and o for o in outputs)
-    if not names_ok or not outputs or len(set(outputs)) != len(outputs):
-        raise _fail(name, "outputs", "must be a non-empty list of distinct names")
-    queue = session.scalar(select(Queue).where(Queue.name == spec.get("queue")))
-    if queue is None:
-        raise _fail(name, "queue", f"unknown queue {spec.get('queue')!r}")
+        raise fail(name, sorted(unknown)[0], f"unknown field; expected {sorted(BLOCK_KEYS)}")
+    fields.check_algorithm(name, spec.get("algorithm"))
+    fields.check_parameters(name, spec.get("parameters", {}), limits)
+    fields.check_outputs(name, spec.get("outputs"))
+    queue = _queue(session, name, spec.get("queue"))
+    fields.check_slots(name, spec.get("required_slots", 1), queue, limits)
     environment = _environment(session, name, spec.get("environment"))
     if queue.environments and environment not in queue.environments:
         offered = f"{environment.name} ({environment.version}) is not offered by queue {queue.name}"
-        raise _fail(name, "environment", offered)
+        raise fail(name, "environment", offered)
     return _Block(name=name, spec=spec, queue=queue, environment=environment)
+
+
+def _queue(session: Session, block: str, value: Any) -> Queue:
+    """The queue a block names; the error lists the queues there are."""
+    names = session.scalars(select(Queue.name).order_by(Queue.name)).all()
+    valid = ", ".join(repr(n) for n in names) or "none (run `beat-bridge queues sync`)"
+    if not isinstance(value, str) or value not in names:
+        problem = fields.name_problem(value, fields.QUEUE_NAME) or f"unknown queue {value!r}"
+        raise fail(block, "queue", f"{problem}; valid queues: {valid}")
+    return session.scalar(select(Queue).where(Queue.name == value))
 
 
 def _environment(session: Session, block: str, value: Any) -> Environment:
     """The environment named by a dict, 'name-version', or an unambiguous 'name'."""
-    if isinstance(value, Mapping):
+    ref = fields.check_environment_ref(block, value)
+    if isinstance(ref, tuple):
         found = session.scalars(select(Environment).where(
-            Environment.name == value.get("name"), Environment.version == str(value.get("version"))
-        )).all()
-    elif isinstance(value, str):
-        every = session.scalars(select(Environment)).all()
-        found = [e for e in every if f"{e.name}-{e.version}" == value] or [
-            e for e in every if e.name == value]
+            Environment.name == ref[0], Environment.version == ref[1])).all()
     else:
-        raise _fail(block, "environment", "expected 'name-version' or {name, version}")
+        every = session.scalars(select(Environment)).all()
+        found = [e for e in every if f"{e.name}-{e.version}" == ref] or [e for e in every if e.name == ref]
     if len(found) != 1:
         what = "ambiguous" if found else "unknown"
-        raise _fail(block, "environment", f"{what} environment {value!r}")
+        raise fail(block, "environment", f"{what} environment {value!r}")
     return found[0]
 
 
-def _link_inputs(block: _Block, blocks: Mapping[str, _Block]) -> None:
+def _link_inputs(block: _Block, blocks: Mapping[str, _Block], limits: Limits) -> None:
     """Check inputs and dependencies; record the upstream blocks of `block`."""
     inputs = block.spec.get("inputs", {})
     if not isinstance(inputs, Mapping):
-        raise _fail(block.name, "inputs", "must be a mapping of input name to source")
+        raise fail(block.name, "inputs", "must be a mapping of input name to source")
     for iname, source in inputs.items():
+        problem = fields.name_problem(iname, fields.NAME_LENGTH)
+        if problem:
+            raise fail(block.name, "inputs", f"input name {problem}")
         where = f"inputs.{iname}"
         if isinstance(source, Mapping) and set(source) == {"dataset", "size"}:
-            size = source["size"]
-            if not isinstance(source["dataset"], str) or not isinstance(size, int) or size < 1:
-                raise _fail(block.name, where, "dataset needs a name and an integer size >= 1")
+            fields.check_dataset(block.name, where, source, limits)
         elif isinstance(source, Mapping) and set(source) == {"block", "output"}:
-            upstream = blocks.get(source["block"])
+            upstream = blocks.get(fields.check_name(block.name, f"{where}.block", source["block"]))
             if upstream is None:
-                raise _fail(block.name, where, f"no block named {source['block']!r}")
-            if source["output"] not in upstream.spec["outputs"]:
-                raise _fail(block.name, where, f"block {upstream.name!r} has no output "
-                            f"{source['output']!r}")
+                raise fail(block.name, where, f"no block named {source['block']!r}")
+            output = fields.check_name(block.name, f"{where}.output", source["output"])
+            if output not in upstream.spec["outputs"]:
+                raise fail(block.name, where, f"block {upstream.name!r} has no output {output!r}")
             block.upstream.add(upstream.name)
         else:
-            raise _fail(block.name, where, "expected {dataset, size} or {block, output}")
+            raise fail(block.name, where, "expected {dataset, size} or {block, output}")
     dependencies = block.spec.get("dependencies", [])
     if not isinstance(dependencies, list):
-        raise _fail(block.name, "dependencies", "must be a list of block names")
+        raise fail(block.name, "dependencies", "must be a list of block names")
     for dependency in dependencies:
-        if dependency not in blocks:
-            raise _fail(block.name, "dependencies", f"no block named {dependency!r}")
+        if fields.check_name(block.name, "dependencies", dependency) not in blocks:
+            raise fail(block.name, "dependencies", f"no block named {dependency!r}")
         block.upstream.add(dependency)
 
 
@@ -221,7 +221,7 @@ def _topological(blocks: Mapping[str, _Block]) -> list[str]:
         ready = sorted(name for name, ups in remaining.items() if not ups)
         if not ready:
             cycle = sorted(remaining)
-            raise _fail(cycle[0], "dependencies", f"dependency cycle among blocks {cycle}")
+            raise fail(cycle[0], "dependencies", f"dependency cycle among blocks {cycle}")
         for name in ready:
             order.append(name)
             del remaining[name]

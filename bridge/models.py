@@ -34,7 +34,7 @@ __all__ = [  # the status names are re-exported: `from bridge.models import Spli
     "ACTIVE_SPLIT", "FINAL_EXPERIMENT", "FINAL_SPLIT", "LIVE_EXPERIMENT", "UNFINISHED_BLOCK", "BlockStatus",
     "CacheStatus", "ExperimentStatus", "Letter", "SplitStatus", "on_slurm", "utcnow", "Base", "Environment",
     "Queue", "Worker", "Experiment", "CachedFile", "Block", "Job", "Result", "JobSplit", "StateHistory",
-    "SchedulerLock",
+    "SchedulerLock", "ClaimLookup",
 ]
 
 
@@ -316,3 +316,20 @@ class SchedulerLock(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     counter: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ClaimLookup(Base):
+    """A submission tag whose sbatch outcome is unknown, and what its look-ups have found so far.
+
+    Kept until the look-up is sure (bridge.claims): found on Slurm (recorded), or
+    missed by both squeue and sacct on enough consecutive cycles (released).
+    """
+
+    __tablename__ = "claim_lookups"
+
+    tag: Mapped[str] = mapped_column(String(100), primary_key=True)
+    since: Mapped[datetime] = mapped_column(DateTime, default=utcnow)  # first look-up
+    misses: Mapped[int] = mapped_column(Integer, default=0)  # consecutive sure "not there" answers
+    first_miss: Mapped[datetime | None] = mapped_column(DateTime)
+    stuck: Mapped[bool] = mapped_column(Boolean, default=False)  # reported stuck (once)
+    last_error: Mapped[str | None] = mapped_column(Text)

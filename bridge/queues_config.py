@@ -7,15 +7,21 @@ the key, the bad value and what would have been accepted.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bridge.errors import BridgeError, ConfigError
-from bridge.render import BRIDGE_OPTIONS, extra_options, package_templates_dir
-from bridge.toml_table import Table, has_control, read_toml
+from bridge.models import Environment, Queue
+from bridge.render import BRIDGE_OPTIONS, ArraySpec, extra_options, package_templates_dir, render_array_script
+from bridge.toml_table import Table, read_toml
+from bridge.values import has_control
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_LENGTH = {"queue": Queue.__table__.c.name.type.length, "partition": Queue.__table__.c.partition.type.length,
+           "env_name": Environment.__table__.c.name.type.length,
+           "env_version": Environment.__table__.c.version.type.length}
 
 
 @dataclass(frozen=True)
@@ -53,8 +59,9 @@ def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = ()) -> dict
     assert queues_table is not None
     queues = {}
     for name in queues_table.data:
-        if not _NAME.match(name):
-            raise queues_table.fail(name, name, f"a queue name matching {_NAME.pattern}")
+        if not _NAME.match(name) or len(name) > _LENGTH["queue"]:
+            raise queues_table.fail(name, name, f"a queue name matching {_NAME.pattern}, "
+                                    f"at most {_LENGTH['queue']} characters")
         t = queues_table.table(name, required=True)
         assert t is not None
         queues[name] = _queue(name, t, templates_dirs)
@@ -67,7 +74,7 @@ def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = ()) -> dict
 def _queue(name: str, t: Table, templates_dirs: tuple[Path, ...]) -> QueueConfig:
     queue = QueueConfig(
         name=name,
-        partition=t.text("partition", pattern=_NAME),
+        partition=t.text("partition", pattern=_NAME, max_length=_LENGTH["partition"]),
         memory_limit=t.integer("memory_limit"),
         time_limit=t.integer("time_limit"),
         cores_per_slot=t.integer("cores_per_slot"),
@@ -85,7 +92,29 @@ def _queue(name: str, t: Table, templates_dirs: tuple[Path, ...]) -> QueueConfig
     except BridgeError as e:
         raise ConfigError(f"{t.file}: {t.key('extra_directives')}: {e} "
                           f"(the bridge sets: {', '.join(sorted(taken))})") from e
+    _check_template(t, queue, templates_dirs)
     return queue
+
+
+def sample_spec(queue: QueueConfig) -> ArraySpec:
+    """An array of two splits on this queue, as the submitter would build it: renders every template at load."""
+    spool = "/spool/bb-sample"
+    return ArraySpec(
+        job_name="bb-sample", submission_tag="bb-sample", partition=queue.partition,
+        cpus_per_task=queue.cores_per_slot, mem_mb=queue.memory_limit, time_minutes=queue.time_limit,
+        array_indices=(0, 1), throttle=queue.max_slots_per_user, output=f"{spool}/slurm-%A_%a.out",
+        error=f"{spool}/slurm-%A_%a.err", python=sys.executable, element_runner="bridge.sbatch_scripts.element",
+        spool_dir=spool, comment="beat experiment=it's \"sample\" $(id) block=b job=1", account=queue.account,
+        qos=queue.qos, extra_directives=queue.extra_directives,
+    )
+
+
+def _check_template(t: Table, queue: QueueConfig, templates_dirs: tuple[Path, ...]) -> None:
+    """Render the queue's template (or the default one) with a sample split: errors surface now, not at sbatch."""
+    try:
+        render_array_script(sample_spec(queue), template=queue.template, search_path=templates_dirs)
+    except BridgeError as e:
+        raise ConfigError(f"{t.file}: {t.key('template')}: {e}") from e
 
 
 def _directive(t: Table, i: int, value: Any) -> str:
@@ -98,27 +127,38 @@ def _directive(t: Table, i: int, value: Any) -> str:
 
 
 def _template(t: Table, templates_dirs: tuple[Path, ...]) -> Path | None:
-    """A per-queue template: found in the admin templates dirs, then next to queues.toml."""
+    """A per-queue template: a file name inside the templates directories (bridge.toml's templates_dir, the shipped).
+
+    Confined: no absolute path, no '..', and a symbolic link must not lead out of its directory.
+    """
     name = t.text("template", None)
     if name is None:
         return None
-    candidates = [d / name for d in templates_dirs] + [t.file.parent / name, package_templates_dir() / name]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate.resolve()
-    where = ", ".join(str(c.parent) for c in candidates)
-    raise t.fail("template", name, f"a template file that exists in one of: {where}")
+    dirs = [*templates_dirs, package_templates_dir()]
+    expected = f"a template file inside the templates directories: {', '.join(map(str, dirs))}"
+    relative = PurePosixPath(name)
+    if relative.is_absolute() or ".." in relative.parts or "\\" in name:
+        raise t.fail("template", name, expected)
+    for directory in dirs:
+        candidate = (directory / name).resolve()
+        if candidate.is_file() and candidate.is_relative_to(directory.resolve()):
+            return candidate
+    raise t.fail("template", name, expected)
 
 
 def _environment(t: Table, i: int, value: Any) -> EnvironmentRef:
     key = f"environments[{i}]"
     if isinstance(value, str):
         name, sep, version = value.rpartition("-")
+        if len(name) > _LENGTH["env_name"] or len(version) > _LENGTH["env_version"]:
+            raise t.fail(key, value, f"a name of at most {_LENGTH['env_name']} characters and a version of "
+                         f"at most {_LENGTH['env_version']} characters")
         if sep and name.strip() and version.strip() and not has_control(value):
             return EnvironmentRef(name, version)
     elif isinstance(value, dict):
         sub = Table(t.file, f"{t.key(key)}", value)
-        env = EnvironmentRef(sub.text("name"), sub.text("version"))
+        env = EnvironmentRef(sub.text("name", max_length=_LENGTH["env_name"]),
+                             sub.text("version", max_length=_LENGTH["env_version"]))
         sub.done()
         return env
     raise t.fail(key, value, "'name-version' or a table {name = ..., version = ...}")

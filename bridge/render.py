@@ -7,6 +7,13 @@ the line), and the shell body, which bash parses. Each gets its own quoting:
 `sbatch_quote` for directives, `shlex.quote` (the `shquote` filter) for the body.
 A newline could end a `#SBATCH` comment and start a shell command, so newlines
 and other control characters are refused outright.
+
+Templates are admin-written but render user values, so they run in jinja2's
+sandbox, and every output expression must end with a quoting filter
+(`| shquote`, `| sbatchquote`) or an explicit `| raw` (a value the bridge built,
+such as an option name): checked on the template's syntax tree when it is
+loaded (every branch, every included template), and again on each value
+rendered (the filters mark what they quoted; anything else is refused).
 """
 
 from __future__ import annotations
@@ -20,6 +27,8 @@ from importlib import resources
 from pathlib import Path
 
 import jinja2
+from jinja2 import nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bridge.errors import BridgeError
 
@@ -34,6 +43,8 @@ BRIDGE_OPTIONS = frozenset(
     {"array", "comment", "cpus-per-task", "error", "job-name", "mem", "no-requeue", "output", "partition", "time"}
 )
 _SEPARATOR = re.compile(r"packjob|hetjob", re.IGNORECASE)
+QUOTING_FILTERS = ("shquote", "sbatchquote", "raw")
+_QUOTE_HINT = "end it with | shquote (shell), | sbatchquote (#SBATCH value) or | raw (a value the bridge built)"
 
 
 class TemplateError(BridgeError):
@@ -69,14 +80,22 @@ class ArraySpec:
 
 
 def package_templates_dir() -> Path:
-    """The shipped templates: package data `bridge.templates`, else the repository's templates/."""
+    """The shipped templates: the source checkout's templates/ (beside this package), else package data.
+
+    A source checkout wins over the `bridge.templates` package data: an editable
+    install maps that package onto one checkout, and another checkout (a git
+    worktree) must render its own templates.
+    """
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "templates" / DEFAULT_TEMPLATE).is_file():
+        return checkout / "templates"
     try:
         path = Path(str(resources.files("bridge.templates")))
         if (path / DEFAULT_TEMPLATE).is_file():
             return path
     except (ModuleNotFoundError, TypeError):  # pragma: no cover - depends on the install
         pass
-    return Path(__file__).resolve().parent.parent / "templates"  # pragma: no cover
+    return checkout / "templates"  # pragma: no cover
 
 
 def check_value(what: str, value: str) -> str:
@@ -215,17 +234,55 @@ def _positive(what: str, value: int) -> int:
     return value
 
 
+class Quoted(str):
+    """A value a quoting filter (or an explicit `raw`) let into the script; nothing else may be output."""
+
+
+class _TemplateEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, refusing at parse time any output expression that does not end with a quoting filter."""
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        check_quoting(tree, source, name or filename or "<template>")
+        return tree
+
+
+def check_quoting(tree: nodes.Template, source: str, name: str) -> None:
+    """TemplateError naming the line of the first output not passed through shquote, sbatchquote or raw."""
+    lines = source.splitlines()
+    for block in tree.find_all(nodes.FilterBlock):
+        raise TemplateError(f"template {name} line {block.lineno}: a {{% filter %}} block could undo the quoting "
+                            "of the values inside it: filter each value instead")
+    for output in tree.find_all(nodes.Output):
+        for child in output.nodes:
+            if isinstance(child, nodes.TemplateData):
+                continue
+            if isinstance(child, nodes.Filter) and child.name in QUOTING_FILTERS:
+                continue
+            text = lines[child.lineno - 1].strip() if 0 < child.lineno <= len(lines) else ""
+            raise TemplateError(f"template {name} line {child.lineno}: an output is not quoted in {text[:120]!r}: "
+                                f"{_QUOTE_HINT}")
+
+
+def _finalize(value: object) -> object:
+    if isinstance(value, Quoted):
+        return value
+    raise TemplateError(f"a value reached the script without a quoting filter ({str(value)[:60]!r}): {_QUOTE_HINT}")
+
+
 def _environment(search_path: Sequence[Path]) -> jinja2.Environment:
-    env = jinja2.Environment(
+    env = _TemplateEnvironment(
         loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize,
     )
-    env.filters["shquote"] = lambda v: shlex.quote(check_value("shell value", str(v)))
-    env.filters["sbatchquote"] = sbatch_quote
+    env.filters["shquote"] = lambda v: Quoted(shlex.quote(check_value("shell value", str(v))))
+    env.filters["sbatchquote"] = lambda v: Quoted(sbatch_quote(v))
+    env.filters["raw"] = lambda v: Quoted(check_value("raw value", str(v)))
     return env
 
 
@@ -254,10 +311,13 @@ def render_array_script(
     """
     dirs = [Path(p) for p in search_path]
     name = DEFAULT_TEMPLATE if template is None else str(template)
+    dirs.append(package_templates_dir())
     if isinstance(template, Path) and template.is_absolute():
+        if not any(template.resolve().is_relative_to(d.resolve()) for d in dirs):
+            raise TemplateError(f"template {template} is outside the templates directories: "
+                                f"{', '.join(map(str, dirs))}")
         dirs.insert(0, template.parent)
         name = template.name
-    dirs.append(package_templates_dir())
     context = _context(spec)
     try:
         text = _environment(dirs).get_template(name).render(context)
@@ -267,9 +327,9 @@ def render_array_script(
         raise TemplateError(f"template {e.filename or name} line {e.lineno}: syntax error: {e.message}") from e
     except jinja2.UndefinedError as e:
         raise TemplateError(f"template {name}: undefined variable: {e.message}") from e
-    except UnsafeValueError:
+    except (UnsafeValueError, TemplateError):
         raise
-    except (jinja2.TemplateError, TypeError, ValueError) as e:
+    except (jinja2.TemplateError, TypeError, ValueError, AttributeError) as e:
         raise TemplateError(f"template {name}: {e}") from e
     log.debug("rendered %s for %s (%d elements)", name, spec.job_name, len(spec.array_indices))
     return text

@@ -13,8 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bridge.values import INT32_MAX, integer_problem, json_problem
+
 # the keys a Result row keeps besides status (bridge.models.Result)
 RESULT_FIELDS = ("stdout", "stderr", "user_error", "system_error", "statistics", "timed_out")
+_TEXTS = ("stdout", "stderr", "user_error", "system_error")
 
 
 def beat_result(*, status: int = 0, stdout: str = "", stderr: str = "", user_error: str | None = None,
@@ -30,6 +33,28 @@ def as_result(value: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
     if isinstance(value, str):
         return beat_result(status=1, system_error=value) if value else {}
     return value or {}
+
+
+_TEXT_KEYS = ("stdout", "stderr", "user_error", "system_error")
+
+
+def result_problem(result: Mapping[str, Any]) -> str | None:
+    """What makes an element's result dict unfit for a Result row (naming the key), or None.
+
+    The file comes from the element's side of a shared file system: a value of
+    the wrong type must fail its split with a message, never reach the database.
+    """
+    status = result.get("status", 0)
+    if isinstance(status, bool) or not isinstance(status, int):
+        return f"'status' must be an integer, not {status!r:.40}"
+    for key in _TEXT_KEYS:
+        if result.get(key) is not None and not isinstance(result[key], str):
+            return f"{key!r} must be a string or null, not {type(result[key]).__name__}"
+    if result.get("statistics") is not None and not isinstance(result["statistics"], Mapping):
+        return f"'statistics' must be an object or null, not {type(result['statistics']).__name__}"
+    if not isinstance(result.get("timed_out", False), bool):
+        return "'timed_out' must be true or false"
+    return None
 
 
 def failure_result(status: int, message: str, timed_out: bool, element: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -61,3 +86,34 @@ def joined(texts: Iterable[str | None]) -> str | None:
     """Split outputs concatenated in split order (None if all empty)."""
     parts = [text for text in texts if text]
     return "".join(parts) if parts else None
+
+
+def result_problem(value: Any) -> str | None:
+    """Why an element's result (parsed from its JSON file) cannot be stored as a Result row; None if it can.
+
+    The file is written on the compute node by a process running user code: its
+    types are checked here, before a status of 10**30 or a NaN statistic reaches
+    the database and fails every cycle.
+    """
+    if not isinstance(value, Mapping):
+        return "expected a JSON object"
+    unknown = sorted(set(value) - {"status", *RESULT_FIELDS})
+    if unknown:
+        return f"unknown key {unknown[0]!r} (valid keys: status, {', '.join(RESULT_FIELDS)})"
+    if "status" not in value:
+        return "the key 'status' is missing (an integer, 0 for success)"
+    problem = integer_problem(value["status"], INT32_MAX, minimum=-INT32_MAX - 1)
+    if problem:
+        return f"status: {problem}"
+    for key in _TEXTS:
+        if not isinstance(value.get(key), (str, type(None))):
+            return f"{key}: expected a string or null"
+    if not isinstance(value.get("timed_out", False), bool):
+        return "timed_out: expected true or false"
+    statistics = value.get("statistics")
+    if statistics is not None and not isinstance(statistics, Mapping):
+        return "statistics: expected a JSON object"
+    found = json_problem(statistics)
+    if found:
+        return f"statistics.{found[0]}: {found[1]}"
+    return None

@@ -20,6 +20,10 @@ from bridge.errors import CommandError, CommandTimeout
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0
+# Every command runs in UTC, whatever the host's or the configuration's TZ: sacct and squeue print
+# Submit/Start/End, and read sacct's -S/-E, in their own process's time zone, and the bridge
+# stores naive UTC (bridge.models.utcnow). Set last, so nothing overrides it.
+COMMAND_ENV = {"TZ": "UTC"}
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,10 @@ class Runner(Protocol):
 
 
 class LocalRunner:
-    """Runs commands on this machine with subprocess, never through a shell."""
+    """Runs commands on this machine with subprocess, never through a shell, in UTC (COMMAND_ENV)."""
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        self._env = {**os.environ, **(env or {})}
+        self._env = {**os.environ, **(env or {}), **COMMAND_ENV}
 
     def run(
         self, argv: Sequence[str], stdin: str | None = None, timeout: float = DEFAULT_TIMEOUT

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from bridge import mirrors, outcomes
+from bridge import mirrors, outcomes, strikes
 from bridge.cache import CacheError, read_index, split_ranges
 from bridge.errors import BridgeError
 from bridge.hashing import job_key
@@ -160,9 +160,33 @@ def split_new_jobs(
         while jobs:
             more: list[Job] = []
             for job in jobs:
-                more.extend(_split_job(session, job, cache_root, limit, created))
+                more.extend(_split_guarded(session, job, cache_root, limit, created))
             jobs = more
     return created
+
+
+def _split_guarded(
+    session: Session, job: Job, root: str | None, limit: int, created: list[JobSplit]
+) -> list[Job]:
+    """_split_job in a savepoint: an error from the job's own data is its strike (bridge.strikes), not the cycle's."""
+    job_id = job.id
+    mine: list[JobSplit] = []
+    try:
+        with session.begin_nested():
+            made = _split_job(session, job, root, limit, mine)
+    except Exception as e:
+        if not strikes.is_job_data_error(e):
+            raise
+        job = session.get(Job, job_id)
+        name = job.block.name if job is not None else "?"
+        reason = strikes.strike(job_id, f"block {name!r} (job {job_id}) cannot be split", e)
+        if reason is not None and job is not None:
+            session.add(Result(block_id=job.block.id, status=1, system_error=reason))
+            outcomes.fail_job(session, job, reason, "split_new_jobs")
+        return []
+    strikes.clear(job_id)
+    created.extend(mine)
+    return made
 
 
 def _split_job(
@@ -203,17 +227,17 @@ def _ranges(block: Block, root: str | None) -> list[tuple[int | None, int | None
     inputs = json.loads(block.command).get("inputs", {})
     if block.required_slots == 1 or not inputs:
         return [(None, None)]
-    indexes = []
+    indexes, sizes = [], []
     for name, entry in sorted(inputs.items()):
         if "dataset" in entry:
-            indexes.append([(i, i) for i in range(entry["size"])])
+            sizes.append(entry["size"])  # one data block per unit, cut arithmetically (never a list per unit)
             continue
         try:
             indexes.append(read_index(entry["path"], root))
         except CacheError as e:
             log.warning("block %s, input %s: %s", block.name, name, e)
             return None
-    return split_ranges(indexes, block.required_slots) or None
+    return split_ranges(indexes, block.required_slots, dataset_sizes=sizes) or None
 
 
 def _split_error(session: Session, job: Job, limit: int) -> None:

@@ -111,6 +111,19 @@ def squeue_argv(job_ids: Iterable[int | str]) -> list[str]:
             "-O", ",".join(f"{name}:|" for name, _ in SQUEUE_FIELDS)]
 
 
+def squeue_argvs(job_ids: Sequence[int | str], chunk: int = 2000) -> list[list[str]]:
+    """`squeue_argv` for a long id list, split so that no command line grows without bound.
+
+    Chunks are large: squeue with several ids loads every job from slurmctld and
+    filters them itself (squeue(1) in 22.05), so each call costs the controller
+    about the same; 2000 ids are ~20 kB of argv, far below ARG_MAX.
+    """
+    if chunk < 1:
+        raise ValueError(f"chunk must be >= 1, got {chunk}")
+    ids = list(job_ids)
+    return [squeue_argv(ids[i : i + chunk]) for i in range(0, len(ids), chunk)]
+
+
 def squeue_by_name_argv(name: str) -> list[str]:
     """The array ids squeue knows under a job name (a submission tag), finished ones included."""
     return ["squeue", "-h", "-t", "all", "--name", name, "-o", "%F"]
@@ -174,6 +187,13 @@ def scancel_argv(element_ids: Iterable[str]) -> list[str]:
     if not ids or bad:
         raise BridgeError(f"scancel needs job ids like 123 or 123_4, got {ids!r}")
     return ["scancel", *ids]
+
+
+def scancel_by_name_argv(tag: str) -> list[str]:
+    """scancel every job named `tag` (a submission whose array id the bridge never learnt)."""
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", tag):
+        raise BridgeError(f"scancel --name needs a submission tag, got {tag!r}")
+    return ["scancel", "--name", tag]
 
 
 def scontrol_show_config_argv() -> list[str]:
@@ -275,6 +295,21 @@ def parse_sinfo_nodes(text: str) -> list[NodeInfo]:
             node = NodeInfo(name, old.partitions + node.partitions, old.cpus, old.memory_mb, old.state)
         nodes[name] = node
     return list(nodes.values())
+
+
+# sbatch never reached slurmctld: nothing was submitted, so sbatch may simply be run again.
+NOT_SUBMITTED_PATTERNS: tuple[str, ...] = (
+    "unable to contact slurm controller",
+    "connection refused",
+    "slurm temporarily unable to accept job",
+    "controller in standby mode",
+)
+
+
+def surely_not_submitted(stderr: str) -> bool:
+    """True if sbatch's error says the request never reached slurmctld (a socket timeout does not)."""
+    text = stderr.lower()
+    return any(p in text for p in NOT_SUBMITTED_PATTERNS)
 
 
 def is_transient(stderr: str) -> bool:

@@ -38,6 +38,10 @@ class SubmissionRefused(BridgeError):
     """sbatch refused a job array for a reason retrying will not fix."""
 
 
+class OutcomeUnknown(CommandError):
+    """sbatch may or may not have been accepted (timed out, connection lost, no answer from slurmctld)."""
+
+
 class Element(Protocol):
     """What status() needs of a submitted split: its array, its element id, its submit time."""
 
@@ -86,46 +90,92 @@ class SlurmClient:
         """sbatch the script once; its array job id.
 
         SubmissionRefused for a permanent cause (named from sbatch's stderr);
-        CommandError for a transient one, CommandTimeout when sbatch did not
-        answer (it may still have been accepted: look the tag up).
+        CommandError when sbatch never reached slurmctld (nothing was
+        submitted: run it again); OutcomeUnknown when it may have been accepted
+        (a timeout, a lost connection, an error after slurmctld had the request):
+        only the tag look-up can tell.
         """
-        result = self._run(cmds.sbatch_argv(), self.timeouts.submit, stdin=script)
+        try:
+            result = self._run(cmds.sbatch_argv(), self.timeouts.submit, stdin=script)
+        except CommandError as e:
+            if e.returncode is None:  # timed out, or the connection dropped: it may have run
+                raise OutcomeUnknown(e.argv, None, e.stdout, e.stderr, str(e)) from e
+            raise
         if result.ok:
             return cmds.parse_sbatch_parsable(result.stdout)
         if not cmds.is_transient(result.stderr):
             raise SubmissionRefused(cmds.permanent_reason(result.stderr) or result.stderr.strip()
                                     or f"sbatch exited {result.returncode}")
-        raise CommandError(result.argv, result.returncode, result.stdout, result.stderr)
+        if cmds.surely_not_submitted(result.stderr):
+            raise CommandError(result.argv, result.returncode, result.stdout, result.stderr)
+        raise OutcomeUnknown(result.argv, result.returncode, result.stdout, result.stderr)
 
     def find(self, tag: str, age: float | None = None) -> int | None:
-        """The array job id Slurm knows under the tag (its job name), or None.
+        """The array job id Slurm knows under the tag (its job name), or None when surely unknown.
 
-        squeue knows a job from the moment sbatch returns; sacct only 0.5-1.4 s
-        later (slurm-notes.md), but keeps it after slurmctld has forgotten it.
-        `age` bounds sacct's window (default: what the tag itself says of its
-        age, bridge.tags). CommandError when sacct cannot be read.
+        squeue knows a job from the moment slurmctld accepts it (held ones too,
+        which sacct --name does not list); sacct only 0.5-3 s later, but keeps it
+        after slurmctld has forgotten it. None only when both answered and
+        neither knows the tag; CommandError when either could not be read and
+        the other did not find it. `age` bounds sacct's window (default: what
+        the tag itself says of its age, bridge.tags).
         """
-        queued = self._run(cmds.squeue_by_name_argv(tag), self.timeouts.find)
-        ids = {int(w) for w in queued.stdout.split() if w.isdigit()} if queued.ok else set()
-        if not ids:
-            age = (tag_age(tag) or 0.0) if age is None else age
-            start = datetime.now() - timedelta(seconds=max(age, 0.0) + FIND_MARGIN)
-            recorded = self._run(cmds.sacct_argv(start, names=[tag], fields=("JobID",)), self.timeouts.find)
-            recorded.check()
-            ids = {int(line.split("_")[0]) for line in recorded.stdout.split() if line.split("_")[0].isdigit()}
+        squeue_error = None
+        try:
+            queued = self._run(cmds.squeue_by_name_argv(tag), self.timeouts.find)
+        except CommandError as e:
+            squeue_error = str(e)
+        else:
+            if queued.ok:
+                found = self._one(tag, {int(w) for w in queued.stdout.split() if w.isdigit()})
+                if found is not None:
+                    return found
+            else:
+                squeue_error = queued.stderr.strip() or f"squeue exited {queued.returncode}"
+        age = (tag_age(tag) or 0.0) if age is None else age
+        start = local_time(utc_naive_now()) - timedelta(seconds=max(age, 0.0) + FIND_MARGIN)
+        recorded = self._run(cmds.sacct_argv(start, names=[tag], fields=("JobID",)), self.timeouts.find).check()
+        found = self._one(tag, {int(line.split("_")[0]) for line in recorded.stdout.split()
+                                if line.split("_")[0].isdigit()})
+        if found is None and squeue_error is not None:
+            raise CommandError(cmds.squeue_by_name_argv(tag), None, "", squeue_error,
+                               f"cannot tell whether Slurm has {tag}: squeue failed ({squeue_error}) "
+                               "and sacct, which lags it, does not list it")
+        return found
+
+    @staticmethod
+    def _one(tag: str, ids: set[int]) -> int | None:
         if len(ids) > 1:
             log.error("tag %s names several arrays %s: keeping the first", tag, sorted(ids))
         return min(ids) if ids else None
 
     def cancel(self, element_ids: Iterable[str]) -> list[str]:
-        """One scancel for every element id (chunked for very long lists); the ids asked for."""
+        """One scancel for every element id (chunked for very long lists); the ids asked for.
+
+        A failed or timed-out scancel is logged, not raised: the caller asks
+        again on its next cycle for whatever Slurm does not report final.
+        """
         ids = sorted(set(element_ids))
         for start in range(0, len(ids), SCANCEL_CHUNK):
             chunk = ids[start:start + SCANCEL_CHUNK]
-            result = self._run(cmds.scancel_argv(chunk), self.timeouts.cancel)
-            if not result.ok:
-                log.warning("scancel of %d elements: %s", len(chunk), result.stderr.strip())
+            self._cancel(cmds.scancel_argv(chunk), f"{len(chunk)} elements")
         return ids
+
+    def cancel_by_name(self, tags: Iterable[str]) -> list[str]:
+        """`scancel --name <tag>` for each submission whose array id is unknown; the tags asked for."""
+        tags = sorted(set(tags))
+        for tag in tags:
+            self._cancel(cmds.scancel_by_name_argv(tag), f"the jobs named {tag}")
+        return tags
+
+    def _cancel(self, argv: Sequence[str], what: str) -> None:
+        try:
+            result = self._run(argv, self.timeouts.cancel)
+        except CommandError as e:
+            log.warning("scancel of %s: %s (asked again next cycle)", what, e)
+            return
+        if not result.ok:
+            log.warning("scancel of %s: %s (asked again next cycle)", what, result.stderr.strip())
 
     # --- status -------------------------------------------------------------------------
 
@@ -145,21 +195,40 @@ class SlurmClient:
         return view
 
     def _squeue(self, view: StatusView, array_ids: Sequence[int]) -> None:
-        view.squeue_calls += 1
+        """squeue over every array, in chunks of bounded length, merged into the view.
+
+        The first chunk that fails stops the round (slurmctld busy or the login
+        node unreachable: the next chunks would fail the same way, each after its
+        timeout) and is the view's squeue_error; the chunks read are kept, and the
+        elements of the others are unseen, so sacct is asked for them.
+        """
+        chunks = cmds.squeue_argvs(array_ids)
+        for number, argv in enumerate(chunks, 1):
+            view.squeue_calls += 1
+            error = self._squeue_chunk(view, argv)
+            if error is not None:
+                where = f" (chunk {number} of {len(chunks)})" if len(chunks) > 1 else ""
+                view.squeue_error = f"{error}{where}"
+                return
+
+    def _squeue_chunk(self, view: StatusView, argv: Sequence[str]) -> str | None:
+        """One squeue call merged into the view; its error, or None."""
         try:
-            result = self._run(cmds.squeue_argv(array_ids), self.timeouts.status)
+            result = self._run(argv, self.timeouts.status)
         except CommandError as e:
-            view.squeue_error = str(e)
-            return
+            return str(e)
         if result.ok:
             found = squeue_view(result.stdout)
-            view.records, view.pending, view.bare = found.records, found.pending, found.bare
-        elif cmds.NO_SUCH_JOB not in result.stderr.lower():  # every array forgotten: not an error
-            view.squeue_error = result.stderr.strip() or f"exit {result.returncode}"
+            view.records.update(found.records)
+            view.pending |= found.pending
+            view.bare += found.bare
+        elif cmds.NO_SUCH_JOB not in result.stderr.lower():  # every array of the chunk forgotten: no error
+            return result.stderr.strip() or f"exit {result.returncode}"
+        return None
 
     def _sacct(self, view: StatusView, missing: Sequence[Element]) -> None:
         submitted = [e.submit_time for e in missing if e.submit_time is not None]
-        start = local_time(min(submitted) if submitted else utc_naive_now()) - STATUS_MARGIN
+        start = (min(submitted) if submitted else utc_naive_now()) - STATUS_MARGIN  # UTC: see COMMAND_ENV
         try:
             rows = self._sacct_rows(start, None, sorted({int(e.slurm_job_id) for e in missing}), view)
         except CommandError as e:
@@ -186,7 +255,7 @@ class SlurmClient:
 
     def accounting(self, array_ids: Sequence[int], since: datetime, until: datetime | None = None
                    ) -> list[SlurmRecord]:
-        """sacct's allocation rows of the arrays between `since` and `until` (local times)."""
+        """sacct's allocation rows of the arrays between `since` and `until` (naive UTC, as every time here)."""
         return self._sacct_rows(since, until, array_ids, timeout=self.timeouts.accounting)
 
     # --- cluster facts ------------------------------------------------------------------
@@ -222,9 +291,5 @@ class SlurmClient:
 
 
 def utc_naive_now() -> datetime:
+    """Now as the bridge stores times, naive UTC; Slurm's commands speak UTC too (bridge.runner.COMMAND_ENV)."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def local_time(utc_naive: datetime) -> datetime:
-    """Our timestamps are naive UTC; sacct -S takes the cluster's local time."""
-    return utc_naive.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)

@@ -16,12 +16,14 @@ import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from bridge.sacct import SlurmRecord, expand_array_id, latest_by_element, parse_line
+from bridge.sacct import SlurmRecord, expand_array_id, latest_by_element, normalize_state, parse_line
 from bridge.slurm import SQUEUE_FIELDS as FIELDS
 
 log = logging.getLogger(__name__)
 
 SACCT_NAMES = tuple(sacct for _, sacct in FIELDS)
+STATE = SACCT_NAMES.index("State")
+EXIT = SACCT_NAMES.index("ExitCode")
 
 
 def wait_status(text: str) -> str:
@@ -48,19 +50,24 @@ def parse_squeue(text: str) -> list[SlurmRecord]:
 
 def squeue_view(text: str) -> SqueueView:
     """The poller's view: a pending range `J_[a-b]` only names ids (no record per element: it is
-    the common case of a large array, and nothing is done for a pending element)."""
+    the common case of a large array, and nothing is done for a pending element).
+
+    A range row in state CANCELLED is no longer pending: it is how squeue shows the
+    never-started elements of a cancelled array (`J_[0-2]|...|CANCELLED`, recorded in
+    tests/data/replay/pending.json), so it gives each of them a record.
+    """
     view = SqueueView()
-    started: list[SlurmRecord] = []
+    rows: list[SlurmRecord] = []
     for number, values in _rows(text):
-        if "[" not in values[0]:
-            started += _parse(number, values)
+        if "[" not in values[0] or normalize_state(values[STATE]) == "CANCELLED":
+            rows += _parse(number, values)
             continue
         try:
             view.pending.update(f"{job}_{task}" for job, task in expand_array_id(values[0]))
         except ValueError as e:
             _skip(number, e, values)
-    view.records = by_element(started)
-    view.bare = [r for r in started if r.array_task_id is None]
+    view.records = by_element(rows)
+    view.bare = [r for r in rows if r.array_task_id is None]
     view.pending.difference_update(view.records)
     return view
 
@@ -76,7 +83,7 @@ def _rows(text: str) -> Iterator[tuple[int, list[str]]]:
                 _skip(number, "too few fields", values)
             continue
         try:
-            values[8] = wait_status(values[8])
+            values[EXIT] = wait_status(values[EXIT])
         except ValueError as e:
             _skip(number, e, values)
             continue

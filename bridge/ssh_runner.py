@@ -22,7 +22,7 @@ from pathlib import Path
 import paramiko
 
 from bridge.errors import BridgeError, CommandError, CommandTimeout
-from bridge.runner import DEFAULT_TIMEOUT, CommandResult
+from bridge.runner import COMMAND_ENV, DEFAULT_TIMEOUT, CommandResult
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class SshRunner:
 
     def command_line(self, argv: Sequence[str], timeout: float = DEFAULT_TIMEOUT) -> str:
         """The one remote command string, every word quoted once by shlex.join:
-        `timeout -k 5 T env VAR=value ... argv`.
+        `timeout -k 5 T env VAR=value ... TZ=UTC argv` (bridge.runner.COMMAND_ENV last: env's last wins).
 
         coreutils `timeout` on the remote side ends the command (TERM, then KILL 5 s
         later) just after our own deadline: closing the channel does not stop a
@@ -126,7 +126,7 @@ class SshRunner:
             # A first word with '=' would be read as an assignment by env.
             raise BridgeError(f"not a program name: {argv[:1]!r}")
         limit = ["timeout", "-k", str(_KILL_AFTER), f"{max(timeout, 0.0) + _REMOTE_SLACK:.3f}"]
-        env = ["env", *(f"{k}={v}" for k, v in self.env.items())] if self.env else []
+        env = ["env", *(f"{k}={v}" for k, v in [*self.env.items(), *COMMAND_ENV.items()])]
         return shlex.join(limit + env + argv)
 
     # --- connection --------------------------------------------------------------------

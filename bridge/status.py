@@ -71,6 +71,17 @@ def on_slurm(status: SplitStatus, submission_tag: str | None) -> bool:
         status == SplitStatus.QUEUED and submission_tag is not None)
 
 
+# Slurm job states after which an element can no longer run: scancel has nothing left to stop.
+# (PREEMPTED is not among them: with requeue on, a preempted element is queued again.)
+SLURM_FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
+                         "BOOT_FAIL", "DEADLINE", "REVOKED"})
+
+
+def slurm_final(state_text: str | None) -> bool:
+    """Whether a recorded Slurm state ("CANCELLED by 0", "COMPLETED", ...) is one an element never leaves."""
+    return bool(state_text) and state_text.split()[0].rstrip("+") in SLURM_FINAL
+
+
 class Letter(TypeDecorator[Any]):
     """A status enum stored as its one-letter value; unknown letters are refused."""
 

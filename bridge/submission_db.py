@@ -24,6 +24,7 @@ from bridge.cache import CacheError
 from bridge.cache import cache_root as resolve_cache_root
 from bridge.history import guarded_set, identity_of, locked, reload, transition
 from bridge.models import LIVE_EXPERIMENT, Block, Experiment, Job, JobSplit, Queue, SplitStatus, Worker, utcnow
+from bridge.status import slurm_final
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +214,14 @@ def element_ids(splits: Sequence[JobSplit]) -> list[str]:
     return [s.slurm_element_id for s in splits if s.slurm_element_id]
 
 
-def splits_to_scancel(session: Session) -> list[JobSplit]:
-    """Every cancelling split with a Slurm id (scancel is idempotent: retry until reported)."""
-    return list(session.scalars(select(JobSplit).where(
-        JobSplit.status == S.CANCELLING, JobSplit.slurm_job_id.is_not(None)
-    ).order_by(JobSplit.id)))
+def scancel_targets(session: Session) -> tuple[list[str], list[str]]:
+    """What a cycle must stop: element ids of cancelling splits Slurm has not reported final, and the
+    tags of cancelling splits whose array id is unknown (claimed, sbatch's outcome not known).
+
+    Asked on every cycle until Slurm reports each final: a lost scancel is sent again.
+    """
+    rows = session.execute(select(JobSplit.slurm_element_id, JobSplit.slurm_state, JobSplit.submission_tag)
+                           .where(JobSplit.status == S.CANCELLING).order_by(JobSplit.id)).all()
+    ids = [element for element, state, _ in rows if element and not slurm_final(state)]
+    tags = sorted({tag for element, _, tag in rows if element is None and tag is not None})
+    return ids, tags

@@ -5,9 +5,12 @@ means submitting: the candidate splits of every queue go out as one job array
 per job (array index = split index), with the queue's limits as sbatch options.
 
 Exactly once: the splits are claimed with a unique submission tag (which is also
-the array's job name) *before* sbatch and get their array id *after*. When sbatch
-times out, or the process dies in between, the tag is looked up on the cluster
-(squeue, then sacct) before anything is submitted again.
+the array's job name) *before* sbatch and get their array id *after*. sbatch is
+run again only when it surely never reached slurmctld. When its outcome is
+unknown (it timed out, the SSH connection dropped, slurmctld did not answer),
+or the process died in between, the claim is kept and its tag looked up on
+the cluster (squeue and sacct) on every cycle until the answer is sure:
+recorded when found, released only after the misses of bridge.claims.
 """
 
 from __future__ import annotations
@@ -21,14 +24,14 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bridge import render
+from bridge import claims, render, strikes
 from bridge.backend import Backend
-from bridge.errors import CommandError
+from bridge.errors import BridgeError, CommandError
 from bridge.models import JobSplit, Queue
 from bridge.outcomes import on_split_fail
 from bridge.retry import backoff_delays
 from bridge.sbatch_scripts import spool as spool_files
-from bridge.slurm_client import SubmissionRefused
+from bridge.slurm_client import OutcomeUnknown, SubmissionRefused
 from bridge.submission_db import (
     element_ids,
     get_configuration_for_split,
@@ -42,6 +45,10 @@ from bridge.tags import abandoned, new_tag
 log = logging.getLogger(__name__)
 
 ELEMENT_RUNNER = "bridge.sbatch_scripts.element"
+
+
+class SpoolUnavailable(BridgeError):
+    """The spool directory cannot be written (disk full, quota, NFS gone): transient, no split's fault."""
 
 
 @dataclass(frozen=True)
@@ -102,14 +109,39 @@ def submit_array(session: Session, backend: Backend, queue: Queue, splits: list[
     if not claimed:
         return None
     offset = _offset(claimed[0], backend.client.max_array_size())
+    job = claimed[0].job_id
     try:
-        spool = write_spool(backend, tag, claimed, offset)
-        script = render_script(backend, queue, claimed, tag, spool, offset)
+        try:
+            spool = write_spool(backend, tag, claimed, offset)
+            script = render_script(backend, queue, claimed, tag, spool, offset)
+        except Exception as e:  # the job's own data (bridge.strikes), unless a disk or template error
+            if not strikes.is_job_data_error(e):
+                raise
+            release_submission(session, tag)
+            reason = strikes.strike(job, f"the spool files or script of job {job} (block "
+                                         f"{claimed[0].job.block.name!r}) cannot be written", e)
+            if reason is not None:
+                to_cancel += _fail_claimed(session, claimed, reason)
+            return None
+        strikes.clear(job)
         job_id = sbatch_once(backend, tag, script)
-    except (render.TemplateError, render.UnsafeValueError, SubmissionRefused, OSError) as e:
+    except (render.TemplateError, render.UnsafeValueError, SubmissionRefused) as e:
         to_cancel += _fail_claimed(session, claimed, f"submission to queue {queue.name!r} failed: {e}")
         return None
-    except CommandError as e:  # transient errors outlived every retry: sbatch surely took nothing
+    except OSError as e:  # the spool's disk (full, quota, NFS away): never the splits' fault
+        release_submission(session, tag)
+        raise SpoolUnavailable(f"cannot write the spool files of {tag} under {backend.config.spool_dir}: {e}; "
+                               "nothing submitted, nothing failed: retried when the disk has room") from e
+    except OutcomeUnknown as e:  # Slurm may have it: keep the claim and look the tag up
+        log.warning("sbatch of %s: %s; its outcome is unknown, the claim is kept until the tag is found "
+                    "or surely missing", tag, e)
+        claims.note_unknown(session, tag, str(e))
+        if settle_claim(session, backend, tag) != RECORDED:
+            return None
+        recorded = session.scalars(select(JobSplit).where(JobSplit.submission_tag == tag)
+                                   .order_by(JobSplit.split_index)).all()
+        return Submission(tag, int(recorded[0].slurm_job_id), tuple(s.id for s in recorded), queue.name)
+    except CommandError as e:  # sbatch never reached slurmctld, on every attempt: nothing was submitted
         log.warning("sbatch of %s failed for now, splits go back to the queue: %s", tag, e)
         release_submission(session, tag)
         return None
@@ -156,23 +188,24 @@ def render_script(backend: Backend, queue: Queue, splits: Sequence[JobSplit], ta
 
 
 def sbatch_once(backend: Backend, tag: str, script: str) -> int:
-    """sbatch the script, retrying transient errors; before each retry, look the tag up first."""
+    """sbatch the script; run it again (after a backoff) only while sbatch surely never reached slurmctld.
+
+    Raises SubmissionRefused (permanent), OutcomeUnknown (it may have been
+    accepted: the caller keeps the claim and looks the tag up), or the last
+    CommandError once every attempt surely failed.
+    """
     delays = backoff_delays(backend.config.retry)
     while True:
         try:
             return backend.client.submit(script)
-        except SubmissionRefused:
+        except (SubmissionRefused, OutcomeUnknown):
             raise
-        except CommandError as e:  # transient, or timed out (it may have been accepted)
-            error = e
-        delay = next(delays, None)
-        if delay is None:
-            raise error
-        log.warning("sbatch of %s: %s; looking for it, then retrying in %.1f s", tag, error, delay)
+        except CommandError as e:  # never reached slurmctld: nothing was submitted
+            delay = next(delays, None)
+            if delay is None:
+                raise
+            log.warning("sbatch of %s: %s; retrying in %.1f s", tag, e, delay)
         backend.sleep(delay)
-        found = backend.client.find(tag)
-        if found is not None:
-            return found
 
 
 def longest_submission(backend: Backend) -> float:
@@ -182,35 +215,45 @@ def longest_submission(backend: Backend) -> float:
 
 
 def reconcile_claims(session: Session, backend: Backend, older_than: float | None = None) -> int:
-    """Settle splits claimed but never recorded (a crash or timeout around sbatch).
+    """Look up the tags of splits claimed but never recorded (a crash, a timeout or a lost connection).
 
     A claim another live submitter may still hold (younger than `older_than`,
     default the longest a submission can take) is left alone; a claim of a dead
-    process of this host, or of this process, is settled at once. Found on the
-    cluster: recorded. Not found: released to the queue. Returns how many tags
-    were settled.
+    process of this host, or of this process, is looked up (settle_claim).
+    Returns how many tags were settled (recorded or released).
     """
     older_than = longest_submission(backend) if older_than is None else older_than
     tags = session.scalars(select(JobSplit.submission_tag).distinct().where(
         JobSplit.submission_tag.is_not(None), JobSplit.slurm_job_id.is_(None))).all()
-    settled = 0
-    for tag in tags:
-        if not abandoned(tag, older_than):
-            continue
-        try:
-            found = backend.client.find(tag)
-        except CommandError as e:
-            log.warning("cannot look up claimed tag %s yet: %s", tag, e)
-            continue
-        if found is not None:
-            offset = _claimed_offset(session, tag, backend.client.max_array_size())
-            log.warning("tag %s was submitted as %s before a crash or timeout: recording it", tag, found)
-            record_submission(session, tag, found, offset=offset)
-        else:
-            log.warning("tag %s never reached Slurm: its splits go back to the queue", tag)
-            release_submission(session, tag)
-        settled += 1
-    return settled
+    return sum(settle_claim(session, backend, tag) != KEPT for tag in tags if abandoned(tag, older_than))
+
+
+RECORDED, RELEASED, KEPT = "recorded", "released", "kept"
+
+
+def settle_claim(session: Session, backend: Backend, tag: str) -> str:
+    """One look-up of a claim's tag: RECORDED when Slurm has it, RELEASED when surely lost, else KEPT.
+
+    Released only after the misses of bridge.claims (`[claims]` in bridge.toml):
+    a look-up where squeue or sacct failed, or a single miss, proves nothing.
+    """
+    try:
+        found = backend.client.find(tag)
+    except CommandError as e:
+        log.warning("cannot look up claimed tag %s yet: %s", tag, e)
+        claims.note_failed_lookup(session, tag, str(e))
+        return KEPT
+    if found is not None:
+        log.warning("tag %s was submitted as %s before a crash or timeout: recording it", tag, found)
+        record_submission(session, tag, found, offset=_claimed_offset(session, tag, backend.client.max_array_size()))
+        claims.forget(session, tag)
+        return RECORDED
+    if not claims.note_miss(session, tag, backend.config.claims):
+        return KEPT
+    log.warning("tag %s never reached Slurm: its splits go back to the queue", tag)
+    release_submission(session, tag)
+    claims.forget(session, tag)
+    return RELEASED
 
 
 def _claimed_offset(session: Session, tag: str, max_array_size: int) -> int:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.errors import ConfigError
+from bridge.values import INT32_MAX, JsonError, decode_utf8, has_control
 
 MISSING = object()
 
@@ -47,23 +48,28 @@ class Table:
             raise self.fail(name, value, expected)
         return value
 
-    def text(self, name: str, default: Any = MISSING, pattern: re.Pattern | None = None) -> Any:
+    def text(self, name: str, default: Any = MISSING, pattern: re.Pattern | None = None,
+             max_length: int | None = None) -> Any:
         value = self._get(name, default, _is_text, "a non-empty string without control characters")
         if value is not default and pattern is not None and not pattern.match(value):
             raise self.fail(name, value, f"a name matching {pattern.pattern}")
+        if value is not default and max_length is not None and len(value) > max_length:
+            raise self.fail(name, value, f"a string of at most {max_length} characters")
         return value
 
     def choice(self, name: str, choices: tuple[str, ...], default: Any = MISSING) -> str:
         expected = "one of " + ", ".join(repr(c) for c in choices)
         return self._get(name, default, lambda v: v in choices, expected)
 
-    def integer(self, name: str, default: Any = MISSING, minimum: int = 1) -> Any:
-        ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum  # noqa: E731
-        return self._get(name, default, ok, f"an integer >= {minimum}")
+    def integer(self, name: str, default: Any = MISSING, minimum: int = 1, maximum: int = INT32_MAX) -> Any:
+        """An integer in [minimum, maximum]; the default maximum is what a database Integer column holds."""
+        ok = lambda v: isinstance(v, int) and not isinstance(v, bool) and minimum <= v <= maximum  # noqa: E731
+        return self._get(name, default, ok, f"an integer from {minimum} to {maximum}")
 
-    def number(self, name: str, default: Any = MISSING, minimum: float = 0.0) -> float:
-        ok = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= minimum  # noqa: E731
-        return float(self._get(name, default, ok, f"a number >= {minimum}"))
+    def number(self, name: str, default: Any = MISSING, minimum: float = 0.0, maximum: float = 86400.0) -> float:
+        """A finite number in [minimum, maximum] (seconds, mostly: at most a day by default)."""
+        ok = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and minimum <= v <= maximum  # noqa: E731
+        return float(self._get(name, default, ok, f"a number from {minimum} to {maximum}"))
 
     def flag(self, name: str, default: Any = MISSING) -> bool:
         return self._get(name, default, lambda v: isinstance(v, bool), "true or false")
@@ -103,22 +109,31 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str) and bool(value.strip()) and not has_control(value)
 
 
-def has_control(text: str) -> bool:
-    return any(ord(c) < 32 or ord(c) == 127 for c in text)
-
-
 def _resolve(base: Path, value: str) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else (base / path).resolve()
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file's tables; ConfigError naming the file when it is missing, unreadable, not UTF-8 or not TOML."""
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        return parse_toml(path.read_bytes())
     except FileNotFoundError as e:
         raise ConfigError(f"{path}: configuration file not found") from e
+    except IsADirectoryError as e:
+        raise ConfigError(f"{path}: is a directory, expected a configuration file") from e
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read configuration file: {e}") from e
+        raise ConfigError(f"{path}: cannot read configuration file: {e.strerror or e}") from e
+    except (JsonError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{path}: {e}") from e
+
+
+def parse_toml(data: bytes) -> dict[str, Any]:
+    """TOML from bytes; JsonError (not UTF-8, nested too deeply) or TOMLDecodeError (as 'not valid TOML: ...')."""
+    text = decode_utf8(data)
+    try:
+        return tomllib.loads(text)
+    except RecursionError as e:
+        raise JsonError("not accepted: nested too deeply to read") from e
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+        raise tomllib.TOMLDecodeError(f"not valid TOML: {e}") from e

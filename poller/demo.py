@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -30,7 +30,7 @@ from bridge.models import FINAL_EXPERIMENT, Experiment, JobSplit, Result
 from bridge.queues import read_cluster, sync_queues, sync_workers
 from bridge.sacct import SlurmRecord
 from bridge.sbatch_scripts.element_io import IOStats, read_cached
-from bridge.slurm_client import SlurmClient
+from bridge.slurm_client import SlurmClient, utc_naive_now
 from poller.loop import BridgeLoop, CycleReport
 from poller.poll import active_splits
 
@@ -173,7 +173,7 @@ def audit(client: SlurmClient, job_ids: list[int], elements: int, settle: float 
     deadline = time.monotonic() + settle
     while True:
         try:
-            records = client.accounting(sorted(job_ids), datetime.now() - timedelta(hours=2))
+            records = client.accounting(sorted(job_ids), utc_naive_now() - timedelta(hours=2))
         except CommandError:  # slurmdbd busy or away: try again until the deadline
             records = []
         found = [r for r in records if r.is_element and r.end is not None]
@@ -197,8 +197,7 @@ def callback_latencies(session: Session, run: DemoRun, records: list[SlurmRecord
         for job_id in run.arrays.get(result.block_id, []):
             record = by_element.get((job_id, result.split_index))
             if record and record.end:
-                end_utc = record.end.astimezone(timezone.utc).replace(tzinfo=None)
-                latencies.append((result.creation_date - end_utc).total_seconds())
+                latencies.append((result.creation_date - record.end).total_seconds())  # both naive UTC
     return latencies
 
 

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -27,6 +28,7 @@ from bridge.config import PollConfig
 from bridge.cycle import CycleReport
 from bridge.errors import BridgeError, PollError
 from poller.poll import PollReport, poll_once
+from poller.unknown import UnknownStates
 
 __all__ = ["BridgeLoop", "CycleReport", "Interval", "run_cycle"]
 
@@ -48,12 +50,15 @@ class Interval:
         return self.current
 
 
-def run_cycle(session: Session, backend: Backend) -> CycleReport:
-    """The cycle (bridge.cycle) with this poller's poll: what `run`, `run --once` and `submit` do."""
-    return cycle.run_cycle(session, backend, logged_poll)
+def run_cycle(session: Session, backend: Backend, watch: UnknownStates | None = None) -> CycleReport:
+    """The cycle (bridge.cycle) with this poller's poll: what `run`, `run --once` and `submit` do.
+
+    `watch` is the daemon's memory of unknown Slurm states across cycles (poller.unknown).
+    """
+    return cycle.run_cycle(session, backend, partial(logged_poll, watch=watch))
 
 
-def logged_poll(session: Session, backend: Backend) -> PollReport:
+def logged_poll(session: Session, backend: Backend, watch: UnknownStates | None = None) -> PollReport:
     """poll_once between two DEBUG lines, the second saying its transactions are over.
 
     With the runner's DEBUG line of the squeue call between them, they bracket
@@ -63,7 +68,7 @@ def logged_poll(session: Session, backend: Backend) -> PollReport:
     """
     log.debug("poll begins")
     try:
-        report = poll_once(session, backend)
+        report = poll_once(session, backend, watch=watch)
     except PollError:
         log.debug("poll over: Slurm unreadable, nothing changed")
         raise
@@ -81,6 +86,8 @@ class BridgeLoop:
         self.on_cycle = on_cycle
         self._stop = threading.Event()
         self.cycles = self.squeue_calls = self.sacct_calls = self.failures = 0
+        self.unknown = UnknownStates()
+        self.unknown_states = 0  # splits in an unknown Slurm state past its bound, at the last poll
 
     def stop(self, *_: object) -> None:
         """Finish the current cycle, then return from run()."""
@@ -106,7 +113,7 @@ class BridgeLoop:
     def _cycle(self, session: Session) -> CycleReport:
         started = time.monotonic()
         try:
-            report = run_cycle(session, self.backend)
+            report = run_cycle(session, self.backend, self.unknown)
         except BridgeError as e:  # sbatch/scancel errors already handled per array; anything else: retry later
             session.rollback()
             report = CycleReport(poll=None, error=str(e))
@@ -117,6 +124,7 @@ class BridgeLoop:
         if report.poll:
             self.squeue_calls += report.poll.squeue_calls
             self.sacct_calls += report.poll.sacct_calls
+            self.unknown_states = len(report.poll.unknown)
         self.failures += report.error is not None
         log.debug("cycle %d in %.3f s: %s", self.cycles, time.monotonic() - started, report)
         return report

@@ -29,15 +29,17 @@ from bridge.errors import PollError
 from bridge.hashing import cache_path
 from bridge.models import ACTIVE_SPLIT, JobSplit
 from bridge.models import SplitStatus as S
-from bridge.results import failure_result
+from bridge.results import beat_result, failure_result, result_problem
 from bridge.sacct import SlurmRecord
 from bridge.sbatch_scripts import spool as spool_files
 from bridge.slurm_client import StatusView
 from bridge.slurm_events import Action, Kind, SlurmFacts, apply_slurm_state
-from poller.states import TERMINAL, Outcome, judge, outcome_of
+from poller.states import TERMINAL, Outcome, judge, known_state, outcome_of
+from poller.unknown import UnknownStates
 
 log = logging.getLogger(__name__)
 
+STDERR_TAIL = 65536  # bytes of an element's stderr read for slurmstepd's kill lines (they come last)
 MISSING_GRACE = 60.0  # seconds a submitted element may be unknown to squeue and sacct before we warn
 
 
@@ -50,6 +52,7 @@ class PollReport:
     sacct_calls: int = 0
     events: list[tuple[int, str]] = field(default_factory=list)  # (split id, outcome)
     missing: list[int] = field(default_factory=list)
+    unknown: list[tuple[int, str]] = field(default_factory=list)  # (split id, state) unknown past the bound
     to_cancel: list[str] = field(default_factory=list)  # element ids the callbacks asked to scancel
 
     @property
@@ -123,15 +126,19 @@ def never_started(rows: Iterable[SlurmRecord], splits: Sequence[Active]) -> dict
     return found
 
 
-def poll_once(session: Session, backend: Backend, now: float | None = None) -> PollReport:
+def poll_once(session: Session, backend: Backend, now: float | None = None,
+              watch: UnknownStates | None = None) -> PollReport:
     """Read every active split's state (one squeue, sacct for what it forgot) and fire the callbacks.
 
-    Raises PollError, changing nothing, when neither answers.
+    `watch` remembers unknown Slurm states across polls (the daemon's; a fresh
+    one when not given). Raises PollError, changing nothing, when neither answers.
     """
     report = PollReport()
+    watch = watch if watch is not None else UnknownStates()
     splits = active_splits(session)
     report.active = len(splits)
     if not splits:
+        watch.keep_only(())
         return report
     view = read_states(backend, splits, report)
     wall = now if now is not None else time.time()
@@ -141,13 +148,25 @@ def poll_once(session: Session, backend: Backend, now: float | None = None) -> P
             if split.slurm_element_id not in view.pending:
                 _missing(split, wall, report)
             continue
+        if not known_state(record.state) and watch.overdue(split.id, split.slurm_element_id,
+                                                           record.state_text, wall):
+            report.unknown.append((split.id, record.state_text))
         if record.state_text == split.slurm_state and not _actionable(split.status, record.state):
             continue  # seen before, and nothing is owed for it
         settled = apply_slurm_state(session, split.id, facts_of(record), decide(session, backend, split, record))
         report.to_cancel += settled.to_cancel
         if settled.event is not None:
             report.events.append((split.id, settled.event))
+    watch.keep_only(s.id for s in splits if _maybe_unknown(view, s.slurm_element_id))
     return report
+
+
+def _maybe_unknown(view: StatusView, element_id: str) -> bool:
+    """Whether a split's unknown-state clock keeps running: still unknown, or not seen this time."""
+    record = view.records.get(element_id)
+    if record is None:
+        return element_id not in view.pending
+    return not known_state(record.state)
 
 
 def _actionable(status: str, state: str) -> bool:
@@ -182,11 +201,19 @@ def decide(session: Session, backend: Backend, split: Active, record: SlurmRecor
 
 
 def _completed(session: Session, backend: Backend, split_id: int, record: SlurmRecord) -> Action:
-    """COMPLETED: the element's result must be there, and the job's cache complete, before on_split_done."""
+    """COMPLETED: the element's result must be there, and the job's cache complete, before on_split_done.
+
+    A result file not there (yet: the shared file system may lag) is checked
+    again on the next cycles, up to cache_errors times, then the split fails
+    naming the file; an unreadable one fails it at once (read_result).
+    """
     result = read_result(backend, record)
     if result is not None and result.get("status", 0) != 0:
         return Action(Kind.FAILED, result, "failed:result")
-    problem = "no result file" if result is None else _cache_problem(session, backend, split_id)
+    if result is None:
+        problem: str | None = f"no result file {result_path(backend, record)}"
+    else:
+        problem = _cache_problem(session, backend, split_id)
     if problem is None:
         return Action(Kind.DONE, result)
     return Action(Kind.CACHE_PENDING, problem=problem, cache_limit=backend.config.cache_errors)
@@ -207,8 +234,20 @@ def _cache_problem(session: Session, backend: Backend, split_id: int) -> str | N
 
 
 def read_result(backend: Backend, record: SlurmRecord) -> dict[str, Any] | None:
-    """The element's result dict, or None when it wrote none (yet, or it was killed)."""
-    return spool_files.read_result(_spool(backend, record), record.array_task_id)
+    """The element's result dict, or None when it wrote none (yet, or it was killed).
+
+    A file that cannot be read, is not JSON, or holds values of the wrong type
+    gives a failed result whose system error names the file (and the key).
+    """
+    result = spool_files.read_result(_spool(backend, record), record.array_task_id)
+    problem = None if result is None else result_problem(result)
+    if problem is not None:
+        return beat_result(status=1, system_error=f"result file {result_path(backend, record)}: {problem}")
+    return result
+
+
+def result_path(backend: Backend, record: SlurmRecord) -> Path:
+    return spool_files.result_file(_spool(backend, record), record.array_task_id)
 
 
 def _spool(backend: Backend, record: SlurmRecord) -> Path:
@@ -217,9 +256,12 @@ def _spool(backend: Backend, record: SlurmRecord) -> Path:
 
 
 def _stderr_of(backend: Backend, record: SlurmRecord) -> str | None:
+    """The tail of the element's --error file, where slurmstepd writes why it killed it (poller.states)."""
     path = _spool(backend, record) / f"slurm-{record.array_job_id}_{record.array_task_id}.err"
     try:
-        return path.read_text(errors="replace")[-20000:]
+        with path.open("rb") as file:
+            file.seek(max(0, file.seek(0, 2) - STDERR_TAIL))
+            return file.read().decode(errors="replace")
     except OSError:
         return None
 

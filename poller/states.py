@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 from dataclasses import dataclass
 
 from bridge.sacct import normalize_state
@@ -66,9 +67,15 @@ _MESSAGES = {
     "preempted": "was preempted by another job",
     "revoked": "was revoked (federation: it ran on another cluster)",
 }
-# slurmstepd writes this into the element's stderr when jobacct_gather kills it
-# (JobAcctGatherParams=OverMemoryKill), and cgroup-based kills say "oom-kill".
-_OOM_MARKERS = ("exceeded memory limit", "exceeded job memory limit", "oom-kill", "out of memory")
+# Slurm's own evidence of a memory kill: a line slurmstepd writes into the element's --error
+# file. jobacct_gather's OverMemoryKill (this cluster, 22.05, tests/data/stderr/): "slurmstepd-n1:
+# error: StepId=1.batch exceeded memory limit (642703360 > 104857600), being killed" and "...:
+# error: Exceeded job memory limit"; task/cgroup: "slurmstepd: error: Detected 1 oom-kill event(s)
+# in StepId=... by the cgroup out-of-memory handler". Only slurmstepd's lines count: an algorithm
+# that prints "out of memory" was not killed by Slurm for it.
+_OOM_MARKERS = ("exceeded memory limit", "exceeded job memory limit", "oom-kill", "out of memory",
+                "out-of-memory")
+_SLURMSTEPD = re.compile(r"^slurmstepd(?:-[^:\s]+)?: ")
 SIGKILL = 9
 
 
@@ -92,29 +99,43 @@ class Verdict:
         return self.outcome in TERMINAL
 
 
+def known_state(state: str) -> bool:
+    """Whether the table knows the state (its first word, `+` stripped)."""
+    return normalize_state(state) in STATES
+
+
 def outcome_of(state: str) -> Outcome:
-    """The outcome of a Slurm state; an unknown state is logged and stays active."""
+    """The outcome of a Slurm state; an unknown state stays active.
+
+    Logged here only at DEBUG: the poller says it once per split, and again
+    when it lasts (poller.unknown).
+    """
     entry = STATES.get(normalize_state(state))
     if entry is None:
-        log.warning("unknown Slurm state %r: treated as still active", state)
+        log.debug("unknown Slurm state %r: treated as still active", state)
         return Outcome.ACTIVE
     return entry[0]
 
 
-def is_out_of_memory(state: str, exit_code: int = 0, signal: int = 0, stderr: str | None = None) -> bool:
-    """True for a memory kill: OUT_OF_MEMORY, or FAILED killed by SIGKILL, or the kill line in stderr.
+def is_out_of_memory(state: str, stderr: str | None = None) -> bool:
+    """True for a memory kill by Slurm's own evidence: OUT_OF_MEMORY, or FAILED with slurmstepd's kill line.
 
     Slurm 22.05 without cgroups (jobacct_gather OverMemoryKill) reports the
-    allocation as FAILED with ExitCode 0:9, never OUT_OF_MEMORY (slurm-notes.md).
+    allocation as FAILED with ExitCode 0:9, never OUT_OF_MEMORY (slurm-notes.md);
+    so does any other SIGKILL (a plain `kill -9`): the signal alone proves nothing.
     """
     state = normalize_state(state)
     if state == "OUT_OF_MEMORY":
         return True
-    if state != "FAILED":
-        return False
-    if stderr and any(marker in stderr.lower() for marker in _OOM_MARKERS):
-        return True
-    return signal == SIGKILL and exit_code == 0
+    return state == "FAILED" and memory_kill_line(stderr) is not None
+
+
+def memory_kill_line(stderr: str | None) -> str | None:
+    """slurmstepd's line in an element's stderr saying it was killed for memory, or None."""
+    for line in (stderr or "").splitlines():
+        if _SLURMSTEPD.match(line) and any(marker in line.lower() for marker in _OOM_MARKERS):
+            return line.strip()
+    return None
 
 
 def judge(state: str, exit_code: int = 0, signal: int = 0, stderr: str | None = None) -> Verdict:
@@ -124,9 +145,11 @@ def judge(state: str, exit_code: int = 0, signal: int = 0, stderr: str | None = 
     reason = STATES.get(name, (outcome, None))[1]
     if outcome is not Outcome.FAILED:
         return Verdict(outcome, name, None, exit_code, signal, _plain_message(outcome, name))
-    if is_out_of_memory(name, exit_code, signal, stderr):
+    if is_out_of_memory(name, stderr):
         reason = "out_of_memory"
-    return Verdict(outcome, name, reason, exit_code, signal, _fail_message(name, reason, exit_code, signal))
+    message = _fail_message(name, reason, exit_code, signal)
+    evidence = memory_kill_line(stderr) if reason == "out_of_memory" else None
+    return Verdict(outcome, name, reason, exit_code, signal, f"{message}; {evidence}" if evidence else message)
 
 
 def _plain_message(outcome: Outcome, state: str) -> str:
@@ -142,6 +165,8 @@ def _fail_message(state: str, reason: str | None, exit_code: int, signal: int) -
     why = _MESSAGES.get(reason or "", "failed")
     if reason == "failed":
         why = f"exited with code {exit_code}" if exit_code else "failed"
-    if signal:
+        if signal and not exit_code:
+            why = f"was killed by signal {signal}" + (" (SIGKILL)" if signal == SIGKILL else "")
+    elif signal:
         why += f" (signal {signal})"
     return f"Slurm state {state}: the element {why}; ExitCode {exit_code}:{signal}"

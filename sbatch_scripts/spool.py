@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bridge.results import result_problem
 from bridge.sbatch_scripts.element_io import atomic_write
+from bridge.values import JsonError, load_json
 
 
 def array_spool_dir(spool_root: str | Path, tag: str) -> Path:
@@ -47,15 +49,16 @@ def read_result(spool: Path, index: int) -> dict[str, Any] | None:
     """The element's result dict; None if it wrote none (yet, or killed); unreadable -> a system error."""
     file = result_file(spool, index)
     try:
-        text = file.read_text()
+        data = file.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as e:
         return {"status": 1, "system_error": f"cannot read result file {file}: {e}"}
     try:
-        result = json.loads(text)
-    except ValueError as e:
-        return {"status": 1, "system_error": f"result file {file} is not JSON: {e}"}
-    if not isinstance(result, dict):
-        return {"status": 1, "system_error": f"result file {file} is not a JSON object"}
+        result = load_json(data)
+    except JsonError as e:
+        return {"status": 1, "system_error": f"result file {file} is not JSON the bridge accepts: {e}"}
+    problem = result_problem(result)
+    if problem:
+        return {"status": 1, "system_error": f"result file {file} is invalid: {problem}"}
     return result

@@ -7,6 +7,7 @@ BRIDGE_REQUIRE_SLURM=1 (set by .ci/run) it fails them: CI must never pass by ski
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -81,6 +82,22 @@ def db_url(request: pytest.FixtureRequest) -> str:
 
 
 # --- the Slurm cluster -----------------------------------------------------------------
+
+
+@pytest.fixture
+def tokyo_tz() -> Iterator[str]:
+    """This process in Asia/Tokyo (UTC+9, no daylight saving): local times differ from UTC by hours."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "Asia/Tokyo"
+    time.tzset()
+    try:
+        yield "Asia/Tokyo"
+    finally:
+        if old is None:
+            os.environ.pop("TZ", None)
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
 
 
 @pytest.fixture(scope="session")

@@ -51,10 +51,13 @@ class Answer:
     stderr: str = ""
     returncode: int = 0
     raises: Callable[[Sequence[str]], Exception] | None = None
+    reply: Callable[[Sequence[str]], Answer] | None = None  # an answer made from the call's own argv
 
     def give(self, argv: Sequence[str]) -> CommandResult:
         if self.raises is not None:
             raise self.raises(argv)
+        if self.reply is not None:
+            return self.reply(argv).give(argv)
         return CommandResult(tuple(argv), self.returncode, self.stdout, self.stderr)
 
 
@@ -65,6 +68,8 @@ LOST = Answer(raises=lambda argv: SshConnectionLost(list(argv), None, "", "", me
 GARBAGE = Answer(stdout="\x00\x7fgarbage|||\nnot|a|row\n<html>502 Bad Gateway</html>\n")
 TRANSIENT = Answer(returncode=1,
                    stderr="sbatch: error: Batch job submission failed: Socket timed out on send/recv operation\n")
+NOT_SUBMITTED = Answer(returncode=1, stderr="sbatch: error: Batch job submission failed: "
+                       "Unable to contact slurm controller (connect failure)\n")  # never reached slurmctld
 SACCT_DOWN = Answer(returncode=1, stderr="sacct: error: Problem talking to the database: Connection refused\n")
 EMPTY = Answer()
 

@@ -115,14 +115,14 @@ max_delay = 4
 
 
 def test_queue_options(tmp_path: Path) -> None:
-    (tmp_path / "gpu.sbatch.j2").write_text("#!/bin/bash\n")
+    (tmp_path / "gpu.sbatch.j2").write_text("#!/bin/bash\n#SBATCH -p {{ directives.partition | sbatchquote }}\n")
     queues = QUEUES + """
 qos = "normal"
 extra_directives = ["--constraint=intel", "--exclusive", "--account=lab1"]
 template = "gpu.sbatch.j2"
 environments = ["Python 3-1.2.0", { name = "R", version = "4.3" }]
 """
-    queue = load_queues(write(tmp_path, MINIMAL, queues).parent / "queues.toml")["default"]
+    queue = load_queues(write(tmp_path, MINIMAL, queues).parent / "queues.toml", (tmp_path,))["default"]
     assert (queue.account, queue.qos) == (None, "normal")  # an account may come as an extra directive
     assert queue.extra_directives == ("--constraint=intel", "--exclusive", "--account=lab1")
     assert queue.template == tmp_path / "gpu.sbatch.j2"
@@ -141,7 +141,7 @@ def test_queue_template_found_in_package_templates(tmp_path: Path) -> None:
         (MINIMAL + 'runner = "slurmrest"\n', ["bridge.toml", "runner", "'slurmrest'", "'local', 'ssh', 'pyslurm'"]),
         (MINIMAL + "cach_root = 1\n", ["unknown key cach_root", "valid keys:", "cache_root"]),
         ('spool_dir = "s"\n', ["required key cache_root is missing"]),
-        (MINIMAL + '[retry]\nattempts = "3"\n', ["retry.attempts", "'3'", "an integer >= 1"]),
+        (MINIMAL + '[retry]\nattempts = "3"\n', ["retry.attempts", "'3'", "an integer from 1 to 100"]),
         (MINIMAL + "[retry]\nattempts = true\n", ["retry.attempts", "True", "an integer"]),
         (MINIMAL + "[retry]\nbase_delay = 5\nmax_delay = 1\n", ["retry.max_delay", "retry.base_delay"]),
         (MINIMAL + "[poll]\nmin_interval = -1\n", ["poll.min_interval", "-1"]),
@@ -150,7 +150,7 @@ def test_queue_template_found_in_package_templates(tmp_path: Path) -> None:
         (MINIMAL + '[ssh]\nport = 22\n', ["required key ssh.host is missing"]),
         (MINIMAL + '[ssh]\nhost = "h"\nport = 70000\n', ["ssh.port", "70000", "1 to 65535"]),
         (MINIMAL + '[ssh]\nhost = "h"\nallow_unknown_hosts = "yes"\n', ["ssh.allow_unknown_hosts", "true or false"]),
-        (MINIMAL + 'split_errors = 0\n', ["split_errors = 0", ">= 1"]),
+        (MINIMAL + 'split_errors = 0\n', ["split_errors = 0", "an integer from 1 to 1000"]),
         (MINIMAL + 'queues = "nope.toml"\n', ["nope.toml", "not found"]),
         (MINIMAL + 'templates_dir = "missing"\n', ["templates_dir", "an existing directory"]),
         (MINIMAL + '[slurm]\nenv = { "1BAD" = "x" }\n', ["slurm.env.1BAD", "environment variable name"]),
@@ -178,7 +178,7 @@ def queue_error(tmp_path: Path, extra: str = "", replace: tuple[str, str] | None
 @pytest.mark.parametrize(
     ("extra", "replace", "expected"),
     [
-        ("", ("memory_limit = 1000", "memory_limit = 0"), ["queues.default.memory_limit = 0", ">= 1"]),
+        ("", ("memory_limit = 1000", "memory_limit = 0"), ["queues.default.memory_limit = 0", "from 1 to"]),
         ("", ("memory_limit = 1000", 'memory_limit = "1G"'), ["queues.default.memory_limit", "'1G'"]),
         ("", ("time_limit = 30\n", ""), ["required key queues.default.time_limit is missing"]),
         ("memory = 5\n", None, ["unknown key queues.default.memory", "memory_limit"]),
@@ -191,7 +191,7 @@ def queue_error(tmp_path: Path, extra: str = "", replace: tuple[str, str] | None
         ('qos = "q"\nextra_directives = ["--qos=other"]\n', None, ["extra_directives", "--qos", "conflicts"]),
         ('extra_directives = ["--nice=1", "--nice=2"]\n', None, ["extra_directives", "--nice", "conflicts"]),
         ('extra_directives = ["--mail-user=a b"]\n', None, ["extra_directives", "exactly one value"]),
-        ('template = "nope.j2"\n', None, ["queues.default.template", "'nope.j2'", "exists in one of"]),
+        ('template = "nope.j2"\n', None, ["queues.default.template", "'nope.j2'", "inside the templates directories"]),
         ('environments = ["python"]\n', None, ["queues.default.environments[0]", "name-version"]),
         ('environments = [{ name = "R" }]\n', None, ["queues.default.environments[0].version is missing"]),
         ('environments = [{ name = "R", version = "4", x = 1 }]\n', None, ["unknown key", "environments[0].x"]),

@@ -9,7 +9,7 @@ live cluster, and checks what poll_once and the cycle did with it.
 from __future__ import annotations
 
 import pytest
-from fakes import EMPTY, Answer, data_file
+from fakes import DATA, EMPTY, Answer, data_file
 from replay_env import (
     FORGOTTEN,
     answer,
@@ -27,6 +27,7 @@ from replay_env import (
 from sqlalchemy import event, select
 
 from bridge.models import Result, StateHistory
+from bridge.sbatch_scripts import spool as spool_files
 from poller.loop import run_cycle
 
 
@@ -107,11 +108,30 @@ def test_failed_with_exit_codes_fails_the_block_with_slurms_reason(env):
     assert "exited with code 3" in result.system_error and result.status == 3
 
 
-def test_signal_9_without_cgroups_reads_as_out_of_memory(env):
+def _killed_by_signal_9(env, sub):
+    """squeue's recorded FAILED row with raw status 9 (FAILED 0:9), as element 0."""
+    squeue = [line for line in recorded_stdout("failed", "squeue", sub).splitlines() if "|9|" in line]
+    return Answer(squeue[0].replace(f"{sub.job_id}_1|", f"{sub.job_id}_0|") + "\n")
+
+
+def test_a_plain_kill_9_without_memory_evidence_is_not_out_of_memory(env):
     declare(env, {"a": block(slots=1)})
     sub = submit(env)
-    squeue = [line for line in recorded_stdout("failed", "squeue", sub).splitlines() if "|9|" in line]
-    env.fake.then("squeue", Answer(squeue[0].replace(f"{sub.job_id}_1|", f"{sub.job_id}_0|") + "\n"))
+    env.fake.then("squeue", _killed_by_signal_9(env, sub))  # no slurm-J_0.err: nothing from slurmstepd
+    assert poll(env).events == [(sub.split_ids[0], "failed:failed")]
+    with env.sessions() as session:
+        error = session.scalars(select(Result)).one().system_error
+    assert "signal 9" in error and "memory" not in error
+
+
+def test_slurmstepds_memory_kill_line_in_the_elements_stderr_is_out_of_memory(env):
+    declare(env, {"a": block(slots=1)})
+    sub = submit(env)
+    spool = spool_files.array_spool_dir(env.config.spool_dir, sub.tag)
+    spool.mkdir(parents=True, exist_ok=True)
+    recorded = (DATA / "stderr" / "over_memory_kill.err").read_text().replace("{job}", str(sub.job_id))
+    (spool / f"slurm-{sub.job_id}_0.err").write_text(recorded)
+    env.fake.then("squeue", _killed_by_signal_9(env, sub))
     assert poll(env).events == [(sub.split_ids[0], "failed:out_of_memory")]
 
 
@@ -179,9 +199,6 @@ def test_never_started_elements_of_a_cancelled_array_are_cancelled_from_the_bare
     assert statuses(env) == [] and status_of(env, experiment) == "P"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: squeue shows a held array cancelled before it started as "
-                   "`J_[0-2]|...|CANCELLED` (a range row, recorded in pending.json); squeue_view reads every "
-                   "range row as pending, so its splits wait until squeue forgets the array (MinJobAge)")
 def test_a_held_array_cancelled_before_it_started_reads_as_cancelled_from_squeues_range_row(env):
     from bridge.helpers import cancel_experiment
 
@@ -194,7 +211,8 @@ def test_a_held_array_cancelled_before_it_started_reads_as_cancelled_from_squeue
     with env.sessions() as session:
         run_cycle(session, env.backend)
     answer(env, "pending", "squeue_cancelled", sub, kind="squeue")
-    poll(env)
+    report = poll(env)
+    assert sorted(e for _, e in report.events) == ["cancelled", "cancelled"] and report.sacct_calls == 0
     assert status_of(env, experiment) == "P"
 
 
@@ -207,6 +225,55 @@ def test_completed_without_a_result_file_waits_then_fails(env):
         if check <= 2:
             assert report.events == [] and splits(env)[0].cache_errors == check
     assert report.events == [(sub.split_ids[0], "failed:cache")] and status_of(env, experiment) == "F"
+
+
+def _result_file(env, sub, index=0):
+    return spool_files.result_file(spool_files.array_spool_dir(env.config.spool_dir, sub.tag), index)
+
+
+def _system_error(env):
+    with env.sessions() as session:
+        return session.scalars(select(Result)).one().system_error
+
+
+def test_completed_with_its_result_file_deleted_fails_naming_the_file(env):
+    experiment = declare(env, {"a": block(slots=1)})
+    sub = submit(env)
+    element_done(env, sub, 0)
+    _result_file(env, sub).unlink()  # the shared file system lost it, or someone cleaned the spool
+    events = []
+    for _ in range(3):  # cache_errors = 2 in the replay config: two checks of grace, then the failure
+        answer(env, "completed", "squeue", sub)
+        events.append(poll(env).events)
+    assert events == [[], [], [(sub.split_ids[0], "failed:cache")]] and status_of(env, experiment) == "F"
+    assert str(_result_file(env, sub)) in _system_error(env)
+
+
+@pytest.mark.parametrize("text", ["{\"status\": 0, \"stdout\": \"tru", "\x00\xff garbage", "[0]", "null"])
+def test_completed_with_a_corrupt_result_file_fails_at_once_naming_the_file(env, text):
+    experiment = declare(env, {"a": block(slots=1)})
+    sub = submit(env)
+    element_done(env, sub, 0)
+    _result_file(env, sub).write_text(text, errors="surrogateescape")
+    answer(env, "completed", "squeue", sub)
+    assert poll(env).events == [(sub.split_ids[0], "failed:result")] and status_of(env, experiment) == "F"
+    assert str(_result_file(env, sub)) in _system_error(env)
+
+
+@pytest.mark.parametrize("result, key", [({"status": "ok"}, "status"), ({"status": 0, "stdout": ["x"]}, "stdout"),
+                                         ({"status": True}, "status"), ({"status": 0, "statistics": 3}, "statistics")])
+@pytest.mark.parametrize("state", ["completed", "failed"])
+def test_a_result_file_of_the_wrong_shape_fails_naming_the_file_and_key(env, result, key, state):
+    declare(env, {"a": block(slots=1)})
+    sub = submit(env)
+    element_done(env, sub, 0, result=result)
+    line = next(line for line in recorded_stdout(state, "squeue", sub).splitlines()
+                if line.startswith(f"{sub.job_id}_"))
+    env.fake.then("squeue", Answer(line.replace(line.split("|")[0], f"{sub.job_id}_0", 1) + "\n"))
+    ((split_id, event),) = poll(env).events
+    assert (split_id, event.partition(":")[0]) == (sub.split_ids[0], "failed")
+    error = _system_error(env)
+    assert str(_result_file(env, sub)) in error and repr(key) in error, error
 
 
 def test_completed_with_a_failed_result_is_a_failure(env):

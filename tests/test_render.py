@@ -248,20 +248,26 @@ def test_package_templates_are_importable() -> None:
 def test_admin_dir_overrides_and_queue_template_path(tmp_path: Path) -> None:
     admin = tmp_path / "admin"
     admin.mkdir()
-    (admin / "array.sbatch.j2").write_text("admin {{ directives['partition'] }}\n")
+    (admin / "array.sbatch.j2").write_text("admin {{ directives['partition'] | sbatchquote }}\n")
     assert render_array_script(BASIC, search_path=[admin]) == "admin cpu\n"
     override = tmp_path / "queue" / "gpu.j2"
     override.parent.mkdir()
     override.write_text("{% extends 'array.sbatch.j2' %}")
-    assert render_array_script(BASIC, template=override) == render_array_script(BASIC)
+    assert render_array_script(BASIC, template=override, search_path=[override.parent]) == render_array_script(BASIC)
 
 
 @pytest.mark.parametrize(
     ("text", "match"),
     [
         ("{% for x in %}", r"bad\.j2 line 1: syntax error"),
-        ("{{ nothing_here }}", r"bad\.j2: undefined variable: 'nothing_here' is undefined"),
-        ("{{ spec.nothing }}", r"bad\.j2: undefined variable"),
+        ("{{ nothing_here | shquote }}", r"bad\.j2: undefined variable: 'nothing_here' is undefined"),
+        ("{{ spec.nothing | shquote }}", r"bad\.j2: undefined variable"),
+        ("x\n{{ spec.job_name }}", r"bad\.j2 line 2: an output is not quoted in '\{\{ spec.job_name \}\}'"),
+        ("{{ spec.job_name | shquote | upper }}", r"bad\.j2 line 1: an output is not quoted"),
+        ("{% if spec.qos %}{{ spec.qos }}{% endif %}", r"bad\.j2 line 1: an output is not quoted"),
+        ("{% filter upper %}{{ spec.job_name | shquote }}{% endfilter %}", r"line 1: a \{% filter %\} block"),
+        ("{{ spec.__class__ | raw }}", r"bad\.j2: access to attribute '__class__' .* is unsafe"),
+        ("{{ spec.env.__len__() | raw }}", r"bad\.j2: .*unsafe"),
     ],
 )
 def test_bad_templates(tmp_path: Path, text: str, match: str) -> None:
@@ -274,3 +280,19 @@ def test_bad_templates(tmp_path: Path, text: str, match: str) -> None:
 def test_missing_template(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match=r"template nope\.j2 not found in .*admin"):
         render_array_script(BASIC, template="nope.j2", search_path=[tmp_path / "admin"])
+
+
+def test_an_absolute_template_outside_the_templates_directories_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere.j2"
+    outside.write_text("{{ spec.job_name | shquote }}\n")
+    with pytest.raises(TemplateError, match="outside the templates directories"):
+        render_array_script(BASIC, template=outside, search_path=[tmp_path / "admin"])
+    assert render_array_script(BASIC, template=outside, search_path=[tmp_path]) == "bb-3f2a9c\n"
+
+
+def test_values_are_output_only_through_the_quoting_filters() -> None:
+    from bridge.render import Quoted, _finalize
+
+    assert _finalize(Quoted("x")) == "x"
+    with pytest.raises(TemplateError, match="without a quoting filter"):
+        _finalize("$(id)")

@@ -63,7 +63,7 @@ connect_timeout = 3
     assert runner.known_hosts == tmp_path / "keys" / "known_hosts"
     assert not runner.allow_unknown_hosts
     assert runner.command_line(["sbatch", "--parsable"], timeout=30) == (
-        "timeout -k 5 31.000 env SLURM_CONF=/etc/slurm/slurm.conf sbatch --parsable"
+        "timeout -k 5 31.000 env SLURM_CONF=/etc/slurm/slurm.conf TZ=UTC sbatch --parsable"
     )
 
 

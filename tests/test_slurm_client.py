@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
-from fakes import EMPTY, SACCT_DOWN, TIMEOUT, TRANSIENT, Answer, Recording, ReplayRunner, data_file
+from fakes import EMPTY, LOST, NOT_SUBMITTED, SACCT_DOWN, TIMEOUT, TRANSIENT, Answer, Recording, ReplayRunner, data_file
 
 from bridge.config import SlurmTimeouts
-from bridge.errors import CommandError, CommandTimeout
-from bridge.slurm_client import SlurmClient, SubmissionRefused
+from bridge.errors import CommandError
+from bridge.slurm_client import OutcomeUnknown, SlurmClient, SubmissionRefused
 
 TIMEOUTS = SlurmTimeouts(submit=1.0, find=2.0, status=3.0, cancel=4.0, accounting=5.0, info=6.0)
 JOB, TAG = 777, "bb-test-tag"
@@ -47,17 +47,21 @@ def test_each_kind_of_call_has_its_own_timeout():
 
 
 def test_submit_reads_the_array_id_and_classifies_errors():
-    fake = ReplayRunner().then("sbatch", recorded("sbatch", "sbatch"), TRANSIENT, TIMEOUT,
+    fake = ReplayRunner().then("sbatch", recorded("sbatch", "sbatch"), NOT_SUBMITTED, TRANSIENT, TIMEOUT, LOST,
                                recorded("sbatch", "sbatch_bad_partition"))
     c = client(fake)
     assert c.submit("script") == JOB and fake.stdins[0] == "script"
-    with pytest.raises(CommandError) as transient:
+    with pytest.raises(CommandError) as never_sent:  # never reached slurmctld: safe to run again
         c.submit("script")
-    assert not isinstance(transient.value, SubmissionRefused)
-    with pytest.raises(CommandTimeout):
-        c.submit("script")
+    assert not isinstance(never_sent.value, (SubmissionRefused, OutcomeUnknown))
+    for _ in range(3):  # a socket timeout, no answer in time, a lost connection: Slurm may have it
+        with pytest.raises(OutcomeUnknown):
+            c.submit("script")
     with pytest.raises(SubmissionRefused, match="Invalid partition name specified"):
         c.submit("script")
+
+
+SQUEUE_DOWN = Answer(returncode=1, stderr="squeue: error: slurm_load_jobs error: Socket timed out\n")
 
 
 def test_find_asks_sacct_only_when_squeue_does_not_know_the_tag():
@@ -65,9 +69,30 @@ def test_find_asks_sacct_only_when_squeue_does_not_know_the_tag():
     assert client(fake).find(TAG) == JOB and fake.count("find_sacct") == 0
     fake.then("find_squeue", recorded("find", "find_squeue_unknown")).then("find_sacct", recorded("find", "find_sacct"))
     assert client(fake).find(TAG, age=60) == JOB
-    fake.then("find_squeue", EMPTY).then("find_sacct", SACCT_DOWN)
+    fake.then("find_squeue", recorded("find", "find_squeue_unknown"))
+    fake.then("find_sacct", recorded("find", "find_sacct_unknown"))
+    assert client(fake).find(TAG) is None  # both answered, neither knows it: surely not there
+
+
+@pytest.mark.parametrize("squeue, sacct", [(EMPTY, SACCT_DOWN), (SQUEUE_DOWN, EMPTY), (TIMEOUT, EMPTY),
+                                           (SQUEUE_DOWN, SACCT_DOWN)])
+def test_find_is_never_none_when_a_source_could_not_answer(squeue, sacct):
+    fake = ReplayRunner().then("find_squeue", squeue).then("find_sacct", sacct)
     with pytest.raises(CommandError):
         client(fake).find(TAG)
+
+
+def test_find_trusts_sacct_when_squeue_fails():
+    fake = ReplayRunner().then("find_squeue", SQUEUE_DOWN).then("find_sacct", recorded("find", "find_sacct"))
+    assert client(fake).find(TAG) == JOB
+
+
+def test_a_lost_or_failed_scancel_is_logged_not_raised(caplog):
+    fake = ReplayRunner().then("scancel", TIMEOUT, Answer(returncode=1, stderr="scancel: error: boom\n"))
+    assert client(fake).cancel([f"{JOB}_0"]) == [f"{JOB}_0"]
+    assert client(fake).cancel_by_name([TAG]) == [TAG]
+    assert fake.of("scancel")[1] == ("scancel", "--name", TAG)
+    assert sum("asked again next cycle" in r.getMessage() for r in caplog.records) == 2
 
 
 def test_cancel_is_one_sorted_deduplicated_scancel_chunked_past_a_thousand():
@@ -88,8 +113,8 @@ def test_status_asks_sacct_for_what_squeue_forgot_bounded_by_the_oldest_submit()
     assert view.from_sacct == {f"{JOB}_0", f"{JOB}_1"} and view.records[f"{JOB}_1"].state == "COMPLETED"
     (argv,) = fake.of("sacct")
     assert argv[argv.index("-j") + 1] == str(JOB)
-    oldest_local = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
-    assert datetime.fromisoformat(argv[argv.index("-S") + 1]) == oldest_local - timedelta(minutes=5)
+    oldest = datetime(2026, 12, 1, 12, 0)  # naive UTC, as stored; sacct runs with TZ=UTC
+    assert datetime.fromisoformat(argv[argv.index("-S") + 1]) == oldest - timedelta(minutes=5)
 
 
 def test_status_needs_no_sacct_when_squeue_knows_every_element():

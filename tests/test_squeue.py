@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.slurm import squeue_argv
+from bridge.slurm import squeue_argv, squeue_argvs
 from bridge.squeue import by_element, parse_squeue, squeue_view, wait_status
 
 DATA = Path(__file__).parent / "data"
@@ -16,6 +16,14 @@ def test_argv_asks_for_all_states_of_the_arrays_without_truncation():
     argv = squeue_argv([12, 13])
     assert argv[:6] == ["squeue", "-h", "-t", "all", "-j", "12,13"]
     assert all(field.endswith(":|") for field in argv[7].split(","))
+
+
+def test_long_id_lists_are_chunked_each_id_once():
+    argvs = squeue_argvs(range(5), chunk=2)
+    assert [argv[5] for argv in argvs] == ["0,1", "2,3", "4"]
+    assert squeue_argvs([]) == []
+    with pytest.raises(ValueError):
+        squeue_argvs([1], chunk=0)
 
 
 @pytest.mark.parametrize("raw, expected", [("0", "0:0"), ("768", "3:0"), ("9", "0:9"), ("15", "0:15"), ("256", "1:0")])
@@ -46,3 +54,13 @@ def test_the_poller_view_names_pending_elements_without_a_record_each():
     assert view.pending == {f"277_{t}" for t in range(2, 10)}
     assert "277_0" in view.records and "277_0" not in view.pending
     assert view.records["269_0"].exit_code == 3
+
+
+def test_a_cancelled_range_row_settles_its_never_started_elements():
+    """A held array scancelled before any element started (tests/data/replay/pending.json)."""
+    text = ("50_[0-2]|50|cpu|CANCELLED||2026-12-01T13:19:38|2026-12-01T13:19:43|2026-12-01T13:19:43|0|bb-x|\n"
+            "51_[3-4]|51|cpu|PENDING||2026-12-01T13:19:38|N/A|N/A|0|bb-y|\n")
+    view = squeue_view(text)
+    assert view.pending == {"51_3", "51_4"}
+    assert sorted(view.records) == ["50_0", "50_1", "50_2"]
+    assert all(r.state == "CANCELLED" and r.end is not None for r in view.records.values())

@@ -10,6 +10,8 @@ under the one declared name. Declare them as ``"bridge.examples.algorithms:scale
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -67,6 +69,19 @@ def sleep_then_copy(inputs: Inputs, parameters: Mapping[str, Any], context: Any)
     """Sleep parameters["seconds"] (default 1), then copy the only input: for cancel and timeout tests."""
     time.sleep(float(parameters.get("seconds", 1)))
     return _output(context, list(_only_input(inputs)))
+
+
+def sleep_by_value(inputs: Inputs, parameters: Mapping[str, Any], context: Any) -> Outputs:
+    """Sleep parameters["seconds"] times the split's largest value, then copy: one array's splits end apart."""
+    values = list(_only_input(inputs))
+    time.sleep(float(parameters.get("seconds", 1)) * max(values, default=0))
+    return _output(context, values)
+
+
+def kill_self(inputs: Inputs, parameters: Mapping[str, Any], context: Any) -> Outputs:
+    """Kill its own process with SIGKILL, as a plain `kill -9` would: a signal-9 death without any memory kill."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable: SIGKILL cannot be caught")
 
 
 def allocate(inputs: Inputs, parameters: Mapping[str, Any], context: Any) -> Outputs:

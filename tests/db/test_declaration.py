@@ -57,7 +57,7 @@ def _broken(**changes):
     (_broken(dependencies=["ghost"]), "dependencies"),
     (_broken(inputs={"in": {"block": "ghost", "output": "out"}}), "inputs.in"),
     (_broken(inputs={"in": {"block": "first", "output": "nope"}}), "inputs.in"),
-    (_broken(inputs={"in": {"dataset": "d", "size": 0}}), "inputs.in"),
+    (_broken(inputs={"in": {"dataset": "d", "size": 0}}), "inputs.in.size"),
     (_broken(required_slots=0), "required_slots"),
     (_broken(outputs=[]), "outputs"),
     (_broken(colour="blue"), "colour"),

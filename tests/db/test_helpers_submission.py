@@ -12,7 +12,7 @@ from bridge.submission_db import (
     record_split_node,
     record_submission,
     release_submission,
-    splits_to_scancel,
+    scancel_targets,
 )
 
 
@@ -52,13 +52,23 @@ def test_node_and_state(session):
     assert (b.slurm_state, b.slurm_exit_code, b.worker) == ("RUNNING", "0:0", None)
 
 
-def test_splits_to_scancel(session):
+def test_scancel_targets_are_cancelling_splits_slurm_has_not_reported_final(session):
     exp, splits = _one(session)
     mark_splits_submitting(session, splits, "t")
     record_submission(session, "t", 9)
     helpers.cancel_experiment(session, exp)
     helpers.process_newly_cancelled_experiments(session)
-    assert [s.slurm_element_id for s in splits_to_scancel(session)] == ["9_0", "9_1"]
+    assert scancel_targets(session) == (["9_0", "9_1"], [])
+    record_slurm_state(session, splits[0], state="CANCELLED by 0")
+    assert scancel_targets(session) == (["9_1"], [])  # final on Slurm: nothing left to stop
+
+
+def test_scancel_targets_name_the_tag_of_a_cancelled_claim_without_an_array_id(session):
+    exp, splits = _one(session)
+    mark_splits_submitting(session, splits, "bb-unknown")
+    helpers.cancel_experiment(session, exp)
+    helpers.process_newly_cancelled_experiments(session)
+    assert scancel_targets(session) == ([], ["bb-unknown"])
 
 
 def test_update_dependent_jobs(session):

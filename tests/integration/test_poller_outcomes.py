@@ -140,6 +140,19 @@ def test_an_element_over_its_memory_limit_reaches_on_split_fail_as_out_of_memory
     _assert_failed_once(env, experiment_id, "hog", ["FAILED", "memory limit", "0:9"], timed_out=False)
 
 
+def test_an_element_killed_by_a_plain_sigkill_fails_without_being_called_out_of_memory(
+        tmp_path, slurm_cluster, slurm):
+    env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES)
+    experiment_id = schedule(env, {"name": "shot", "author": "erin", "blocks": {
+        "killed": block("kill_self", slots=1, size=2),
+    }})
+    run_loop(env, finished(experiment_id), timeout=60)
+    _assert_failed_once(env, experiment_id, "killed", ["FAILED", "signal 9", "0:9"], timed_out=False)
+    with env.sessions() as session:
+        (result,) = results_of(session, blocks(session, experiment_id)["killed"])
+    assert "memory" not in result.system_error, result.system_error
+
+
 def test_an_element_past_its_time_limit_reaches_on_split_fail_as_timeout(tmp_path, slurm_cluster, slurm):
     """Slurm's smallest limit is one minute, enforced about every 30 s: this test takes ~90 s."""
     env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES)

@@ -267,3 +267,11 @@ def test_ssh_connection_lost_during_a_command_is_reported_as_such(sshd):
         with pytest.raises(SshConnectionLost) as e:
             running.result(timeout=15)
     assert e.value.returncode is None and "may or may not have run" in str(e.value)
+
+
+def test_every_command_runs_in_utc_whatever_the_configured_tz(sshd, slurm_cluster, tokyo_tz):
+    """sacct/squeue print and read times in their own TZ; the bridge stores UTC (bridge.runner.COMMAND_ENV)."""
+    env = {**slurm_cluster.spec.env(), "TZ": tokyo_tz}
+    with sshd.runner(env=env) as remote:
+        for runner in (LocalRunner(env=env), remote):
+            assert runner.run(["date", "+%z"]).stdout == "+0000\n", runner

@@ -1,0 +1,137 @@
+"""Check what bridge.toml names before the bridge uses it: the database URL and the directories it writes.
+
+Without these checks a bad `[database] url` or `spool_dir` surfaces as a
+traceback from deep inside SQLAlchemy or pathlib. `url_problem` is static (run
+when the configuration is loaded): the URL parses, its driver is installed, an
+SQLite file is a file (not a directory, not some other file, not `:memory:`,
+which every new connection would see empty). `open_database` and
+`upgrade_database` create a missing parent directory of an SQLite file (a fresh
+checkout has no var/ yet) and turn a refused connection into one line naming
+the file and key.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import exc
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from bridge.errors import ConfigError
+
+EXAMPLES = "sqlite:///path/to/bridge.sqlite or postgresql+psycopg://user@host/database"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a database URL, phrased as what was expected; None if it looks usable."""
+    try:
+        parsed = make_url(url)
+    except (exc.ArgumentError, ValueError) as e:
+        return f"a database URL like {EXAMPLES} ({_first_line(e)})"
+    if parsed.port is not None and not 1 <= parsed.port <= 65535:
+        return f"a port from 1 to 65535 in the URL, not {parsed.port}"
+    problem = _driver_problem(parsed)
+    if problem is None and parsed.get_backend_name() == "sqlite":
+        problem = _sqlite_problem(parsed)
+    return problem
+
+
+def _driver_problem(url: URL) -> str | None:
+    name = url.drivername
+    if name in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")  # as bridge.db.normalise_url
+    try:
+        url.get_dialect().import_dbapi()
+    except (exc.NoSuchModuleError, ImportError) as e:
+        return f"an installed database driver, e.g. {EXAMPLES} (cannot load driver {name!r}: {_first_line(e)})"
+    return None
+
+
+def _sqlite_problem(url: URL) -> str | None:
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file::memory:") or url.query.get("mode") == "memory":
+        return f"a database file: an in-memory database is lost when the command ends (e.g. {EXAMPLES})"
+    path = Path(database)
+    if path.is_dir():
+        return f"an SQLite database file, but {path} is a directory"
+    if path.exists():
+        try:
+            with open(path, "rb") as f:
+                header = f.read(len(_SQLITE_MAGIC))
+        except OSError as e:
+            return f"a readable SQLite database file ({path}: {e.strerror or e})"
+        if header and header != _SQLITE_MAGIC:
+            return f"an SQLite database file, but {path} is not an SQLite database"
+        return None
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        return f"a path inside a directory, but {parent} is not a directory"
+    return None
+
+
+def writable_dir(path: Path) -> str | None:
+    """Create the directory if missing and prove it writable; the problem in words, else None."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        return f"a writable directory ({e.strerror or e}: {e.filename or path})"
+    return None
+
+
+def ensure_dir(config_file: Path, key: str, path: Path) -> None:
+    """writable_dir, or a ConfigError naming the file and key."""
+    problem = writable_dir(path)
+    if problem:
+        raise ConfigError(f"{config_file}: {key} = {str(path)!r} is invalid: expected {problem}")
+
+
+def open_database(config_file: Path, url: str) -> sessionmaker[Session]:
+    """The session factory of the configured database (schema migrated), or one ConfigError line."""
+    from bridge.db import create_session_factory
+
+    with _database_errors(config_file, url):
+        return create_session_factory(url)
+
+
+def upgrade_database(config_file: Path, url: str) -> None:
+    """`beat-bridge db upgrade`: migrate the schema, creating an SQLite file's directory first."""
+    from bridge.db import upgrade
+
+    with _database_errors(config_file, url):
+        upgrade(url)
+
+
+class _database_errors:
+    """Context: prepare an SQLite parent directory; a refused connection or migration becomes a ConfigError."""
+
+    def __init__(self, config_file: Path, url: str) -> None:
+        self.config_file, self.url = config_file, url
+
+    def __enter__(self) -> None:
+        problem = url_problem(self.url)
+        if problem is None:
+            parsed = make_url(self.url)
+            if parsed.get_backend_name() == "sqlite":
+                problem = writable_dir(Path(parsed.database or ".").absolute().parent)
+        if problem:
+            raise self._error(f"is invalid: expected {problem}")
+
+    def __exit__(self, kind: type | None, error: BaseException | None, tb: object) -> None:
+        if isinstance(error, (exc.DBAPIError, exc.ArgumentError)):
+            cause = error.orig if isinstance(error, exc.DBAPIError) else error
+            raise self._error(f"cannot connect or migrate: {_first_line(cause)}") from error
+
+    def _error(self, text: str) -> ConfigError:
+        shown = make_url(self.url).render_as_string(hide_password=True) if url_problem(self.url) is None \
+            else self.url
+        return ConfigError(f"{self.config_file}: database.url = {shown!r} {text}")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
