@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bridge import cache
 from bridge.backend import Backend, make_backend
 from bridge.config import BridgeConfig, load_config, resolve_config_path
+from bridge.db import write_sessions
 from bridge.preflight import ensure_dir, open_database
 from bridge.runner import Runner
 from bridge.slurm_client import SlurmClient
@@ -34,6 +35,11 @@ class App:
     @property
     def client(self) -> SlurmClient:
         return self.backend.client
+
+    @property
+    def write_sessions(self) -> sessionmaker[Session]:
+        """Sessions for commands that write beside a running daemon: the write lock first (bridge.db)."""
+        return write_sessions(self.sessions)
 
 
 def open_app(config_arg: str | Path | None, runner: Runner | None = None) -> App:

@@ -143,7 +143,7 @@ def _experiments_add(args: argparse.Namespace) -> int:
     from bridge.helpers import schedule_experiment
 
     app = _app(args)
-    with app.sessions() as session:
+    with app.write_sessions() as session:
         for path in args.files:
             experiment = load_experiment_file(session, path, app.config.limits)
             print(f"added experiment {experiment.id} {printable(experiment.fullname)} from {path}")
@@ -175,7 +175,7 @@ def _each_experiment(args: argparse.Namespace, action: Callable, verb: str, vali
     from bridge.models import Experiment
 
     app = _app(args)
-    with app.sessions() as session:
+    with app.write_sessions() as session:
         experiments = []
         for experiment_id in args.ids:
             experiment = session.get(Experiment, experiment_id)
@@ -237,7 +237,7 @@ def _queues_sync(args: argparse.Namespace) -> int:
 
     app = _app(args)
     view = read_cluster(app.client)
-    with app.sessions() as session:
+    with app.write_sessions() as session:
         sync_queues(session, app.config.queues)
         sync_workers(session, view.nodes)
     print(f"synced {len(app.config.queues)} queues and {len(view.nodes)} workers")

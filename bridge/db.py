@@ -3,6 +3,8 @@
 SQLite runs in WAL mode with foreign keys on; its driver's own transaction
 handling is switched off and SQLAlchemy emits ``BEGIN`` itself, so reads and
 writes of a helper share one transaction (the SQLAlchemy pysqlite recipe).
+Commands that write beside the running daemon (add, schedule, cancel, sync) use
+`write_sessions`: each of their transactions takes the write lock first.
 The schema is never created with ``create_all``: it comes from the migrations
 shipped in the package, found through the package directory, so no working
 directory or ini file is needed.
@@ -24,6 +26,8 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30
+CONNECT_TIMEOUT_S = 10  # a PostgreSQL server restarting or unreachable fails the cycle, never hangs it
+WRITE_LOCK = "bridge_write_lock"  # execution option of write_sessions' engine
 MIGRATION_LOCK = 0x6265617442  # pg_advisory_xact_lock key of `db upgrade`
 
 
@@ -39,7 +43,12 @@ def create_engine_for(url: str | URL) -> Engine:
     """An engine for the URL, with the SQLite settings the helpers rely on."""
     url = normalise_url(url)
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        # pre-ping: a connection the server dropped (restart, pg_terminate_backend) is replaced at checkout
+        libpq = url.get_driver_name() in ("psycopg", "psycopg2") and "connect_timeout" not in url.query
+        connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if libpq else {}
+        engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+        event.listen(engine, "begin", _postgresql_on_begin)
+        return engine
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
@@ -76,8 +85,29 @@ def _enable_wal(cursor: Any) -> None:
 
 def _sqlite_on_begin(connection: Any) -> None:
     """BEGIN, or BEGIN IMMEDIATE (write lock first) for connections that ask for it."""
-    immediate = connection.get_execution_options().get("sqlite_immediate")
+    options = connection.get_execution_options()
+    immediate = options.get("sqlite_immediate") or options.get(WRITE_LOCK)
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _postgresql_on_begin(connection: Any) -> None:
+    """For write sessions: the scheduler lock row first, as every helper takes it (bridge.history)."""
+    if connection.get_execution_options().get(WRITE_LOCK):
+        connection.exec_driver_sql("SELECT id FROM scheduler_lock WHERE id = 1 FOR UPDATE")
+
+
+def write_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions on the same engine whose every transaction takes the write lock before its first read.
+
+    For commands that write while `beat-bridge run` cycles. On SQLite a deferred
+    transaction that has read cannot write once another connection committed
+    after its read: SQLite answers "database is locked" at once, whatever the
+    busy timeout (SQLITE_BUSY_SNAPSHOT, https://www.sqlite.org/rescode.html#busy_snapshot).
+    BEGIN IMMEDIATE waits for the lock (busy timeout) instead. On PostgreSQL the
+    scheduler lock row queues the command behind the daemon's helper
+    transaction instead of interleaving with it.
+    """
+    return sessionmaker(sessions.kw["bind"].execution_options(**{WRITE_LOCK: True}))
 
 
 def alembic_config(url: str | URL) -> Any:

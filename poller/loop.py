@@ -3,8 +3,11 @@
 `run_cycle` is what `beat-bridge run`, its `--once`, and `beat-bridge submit`
 run: bridge.cycle.run_cycle with poller.poll.poll_once. The interval is the configured
 minimum while anything is on Slurm or anything changed, and doubles up to the
-maximum while idle or while Slurm answers with errors (slurmdbd down: nothing is
-changed, and the loop recovers by itself when it returns).
+maximum while idle or while Slurm or the database answer with errors (slurmdbd
+down: nothing is changed; the database lost mid-cycle: the cycle's open
+transaction is rolled back). Either way the loop recovers by itself when they
+return: every cycle reads its work afresh from the database (active splits,
+claims without an array id, runnable jobs), so a failed cycle loses nothing.
 """
 
 from __future__ import annotations
@@ -16,14 +19,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge import cycle
 from bridge.backend import Backend
 from bridge.config import PollConfig
 from bridge.cycle import CycleReport
-from bridge.errors import BridgeError
-from poller.poll import poll_once
+from bridge.errors import BridgeError, PollError
+from poller.poll import PollReport, poll_once
 from poller.unknown import UnknownStates
 
 __all__ = ["BridgeLoop", "CycleReport", "Interval", "run_cycle"]
@@ -51,7 +55,25 @@ def run_cycle(session: Session, backend: Backend, watch: UnknownStates | None = 
 
     `watch` is the daemon's memory of unknown Slurm states across cycles (poller.unknown).
     """
-    return cycle.run_cycle(session, backend, partial(poll_once, watch=watch))
+    return cycle.run_cycle(session, backend, partial(logged_poll, watch=watch))
+
+
+def logged_poll(session: Session, backend: Backend, watch: UnknownStates | None = None) -> PollReport:
+    """poll_once between two DEBUG lines, the second saying its transactions are over.
+
+    With the runner's DEBUG line of the squeue call between them, they bracket
+    the poll's window between reading Slurm and committing the callbacks: a log
+    tells whether a process killed there died inside it
+    (tests/integration/kill_windows.py).
+    """
+    log.debug("poll begins")
+    try:
+        report = poll_once(session, backend, watch=watch)
+    except PollError:
+        log.debug("poll over: Slurm unreadable, nothing changed")
+        raise
+    log.debug("poll over: %d active, %d events committed", report.active, len(report.events))
+    return report
 
 
 class BridgeLoop:
@@ -78,11 +100,14 @@ class BridgeLoop:
                 report = self._cycle(session)
                 if self.on_cycle:
                     self.on_cycle(session, report)
-                if once or (done is not None and done(session)):
-                    return
+                finished = once or (done is not None and done(session))
             wait = self.interval.next(report.busy, report.error is not None)
             if report.error:
-                log.error("Slurm did not answer (%s): nothing changed; next try in %.1f s", report.error, wait)
+                log.error("cycle %d failed (%s): what it committed stays, the rest is read again from the "
+                          "database next cycle%s", self.cycles, report.error,
+                          "" if finished else f", in {wait:.1f} s")
+            if finished:
+                return
             self._stop.wait(wait)
 
     def _cycle(self, session: Session) -> CycleReport:
@@ -92,6 +117,9 @@ class BridgeLoop:
         except BridgeError as e:  # sbatch/scancel errors already handled per array; anything else: retry later
             session.rollback()
             report = CycleReport(poll=None, error=str(e))
+        except DBAPIError as e:  # connection lost (server restart, backend terminated), SQLite locked: retry later
+            discard(session)
+            report = CycleReport(poll=None, error=database_error(e))
         self.cycles += 1
         if report.poll:
             self.squeue_calls += report.poll.squeue_calls
@@ -100,3 +128,24 @@ class BridgeLoop:
         self.failures += report.error is not None
         log.debug("cycle %d in %.3f s: %s", self.cycles, time.monotonic() - started, report)
         return report
+
+
+def discard(session: Session) -> None:
+    """Give up the session's transaction and connection after a database error.
+
+    The rollback itself may fail on a dead connection; SQLAlchemy then
+    invalidates it, and the pool (pre-ping on PostgreSQL) hands out a fresh one.
+    """
+    try:
+        session.rollback()
+    except DBAPIError as e:
+        log.debug("rollback after a database error failed too: %s", database_error(e))
+    session.close()
+
+
+def database_error(e: DBAPIError) -> str:
+    """One line naming the database error: driver exception class and its first line."""
+    orig = e.orig if e.orig is not None else e
+    lines = str(orig).strip().splitlines() or [""]
+    lost = ", connection lost" if e.connection_invalidated else ""
+    return f"database error{lost}: {type(orig).__name__}: {lines[0]}"

@@ -1,8 +1,10 @@
-"""`beat-bridge run` as a real process: killed with SIGKILL at random moments and restarted, it loses
-no callback and doubles none; SIGTERM finishes the cycle and exits 0."""
+"""`beat-bridge run` as a real process: killed with SIGKILL again and again (inside the sbatch and poll
+windows, steered by its log, and at seeded random moments) and restarted, it loses no callback and doubles
+none, on SQLite and on PostgreSQL; SIGTERM finishes the cycle and exits 0."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import time
@@ -11,6 +13,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from bridge_env import block, make_env, wait_sacct
+from kill_windows import Life, kill_at
 from poller_env import (
     POLL,
     Arrays,
@@ -26,6 +29,10 @@ from poller_env import (
     tags_by_block,
     wait_for,
 )
+from sqlalchemy import select
+
+from bridge.models import JobSplit
+from bridge.slurm import squeue_by_name_argv
 
 
 def _from(*names: str) -> dict:
@@ -43,31 +50,65 @@ def levels(name: str) -> dict:
     }}
 
 
-def test_run_killed_with_sigkill_again_and_again_fires_every_callback_exactly_once(tmp_path, slurm_cluster, slurm):
-    env = make_env(tmp_path, slurm_cluster, slurm, extra=POLL)
+KILL_SEED = "BRIDGE_KILL_SEED"  # set it to replay a run: the seed is printed by every run
+TARGET_WAIT = 5.0  # seconds a life waits for its target line before it is killed anyway
+
+
+def kill_plan(rng: random.Random) -> list[str | None]:
+    """Where each life is killed: the first two in the windows that matter, then a seeded mix.
+
+    None is a kill after 0.7-1.5 s: start-up takes ~0.9 s, so some land before any cycle.
+    """
+    rest: list[str | None] = ["sbatch", "sbatch-accepted", "squeue", "callback", "callback", None, None]
+    rng.shuffle(rest)
+    return ["sbatch-accepted", "squeue", *rest]
+
+
+def unrecorded_claims(env, runner) -> dict[str, bool]:
+    """Tags of splits claimed whose array id was never recorded -> whether Slurm accepted the array.
+
+    squeue alone answers: it knows an array from the moment sbatch returns, for MinJobAge (300 s) after.
+    """
+    with env.sessions() as session:
+        tags = session.scalars(select(JobSplit.submission_tag).distinct().where(
+            JobSplit.submission_tag.is_not(None), JobSplit.slurm_job_id.is_(None))).all()
+    return {tag: bool(runner.run(squeue_by_name_argv(tag), timeout=30).check().stdout.split()) for tag in tags}
+
+
+def test_run_killed_with_sigkill_again_and_again_fires_every_callback_exactly_once(
+        tmp_path, slurm_cluster, slurm, db_url):
+    seed = int(os.environ.get(KILL_SEED) or random.SystemRandom().randrange(2**32))
+    print(f"kill seed {seed} (replay: {KILL_SEED}={seed})")
+    env = make_env(tmp_path, slurm_cluster, slurm, db_url=db_url, extra=POLL)
     since = datetime.now() - timedelta(minutes=1)
     experiment_id = schedule(env, levels("killed"))
-    rng = random.Random(5)
-    kills = 0
-    with open(tmp_path / "run.log", "ab") as log:
-        deadline = time.monotonic() + 150
-        while status(env, experiment_id) not in ("D", "F") and kills < 10:
-            process = start_run(tmp_path, log)
-            time.sleep(rng.uniform(0.7, 1.5))  # start-up takes ~0.9 s: some kills land before any cycle
-            process.send_signal(signal.SIGKILL)
-            assert process.wait(timeout=10) == -signal.SIGKILL
-            kills += 1
+    rng = random.Random(seed)
+    lives: list[tuple[Life, dict]] = []  # each killed process, with the unrecorded claims it left
+    log_path = tmp_path / "run.log"
+    for target in kill_plan(rng):
+        if status(env, experiment_id) in ("D", "F"):
+            break
+        life = kill_at(tmp_path / "bridge.toml", log_path, target,
+                       TARGET_WAIT if target else rng.uniform(0.7, 1.5))
+        assert life.code == -signal.SIGKILL, life.lines[-30:]
+        lives.append((life, unrecorded_claims(env, slurm)))
+    with open(log_path, "ab") as log:
         process = start_run(tmp_path, log)  # the last one runs to the end, undisturbed
         try:
-            wait_for("experiment finished", lambda: status(env, experiment_id) in ("D", "F"),
-                     timeout=max(deadline - time.monotonic(), 30))
+            wait_for("experiment finished", lambda: status(env, experiment_id) in ("D", "F"), timeout=60)
             time.sleep(2.0)  # past its start-up: SIGTERM before the handler is set simply kills it
         finally:
             process.send_signal(signal.SIGTERM)
             code = process.wait(timeout=20)
-    assert code == 0, (tmp_path / "run.log").read_text()[-3000:]
-    assert kills >= 4, f"the experiment finished after only {kills} kills: the test proved little"
-    assert status(env, experiment_id) == "D", (tmp_path / "run.log").read_text()[-3000:]
+    seen = f"seed {seed}: " + "; ".join(f"{life}, unrecorded claims {claims}" for life, claims in lives)
+    assert code == 0, (seen, log_path.read_text()[-3000:])
+    assert len(lives) >= 4, f"the experiment finished after only {len(lives)} kills: the test proved little; {seen}"
+    assert status(env, experiment_id) == "D", (seen, log_path.read_text()[-3000:])
+    windows = Counter(life.window for life, _ in lives)
+    assert windows["sbatch"] >= 1 and windows["poll"] >= 1, seen  # both windows were hit, by the log
+    assert any(claims for life, claims in lives if life.window == "sbatch"), seen  # and by the database
+    # the sharpest point: Slurm had accepted the array, the bridge had not recorded it (found by its tag)
+    assert any(all(claims.values()) for life, claims in lives if life.window == "sbatch" and claims), seen
 
     with env.sessions() as session:
         named = blocks(session, experiment_id)
