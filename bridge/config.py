@@ -156,7 +156,7 @@ def load_config(path: str | Path) -> BridgeConfig:
         path=path,
         database_url=database_url,
         cache_root=top.path("cache_root"),
-        spool_dir=top.path("spool_dir"),
+        spool_dir=_spool_dir(top),
         runner=runner,
         queues_file=queues_file,
         queues=load_queues(queues_file, (templates_dir,) if templates_dir else ()),
@@ -237,6 +237,15 @@ def _timeouts(t: Table | None) -> SlurmTimeouts:
                                 for name in SlurmTimeouts.__dataclass_fields__})
     t.done()
     return timeouts
+
+
+def _spool_dir(top: Table) -> Path:
+    """spool_dir: it is written into every array's --output/--error pattern (bridge.render.slurm_filename)."""
+    spool = top.path("spool_dir")
+    if "\\" in str(spool):
+        raise top.fail("spool_dir", str(spool), "a path without a backslash (in --output/--error, "
+                       "Slurm reads a backslash as 'expand no %A_%a': every element would share one log)")
+    return spool
 
 
 def _claims(t: Table | None) -> ClaimRule:

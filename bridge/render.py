@@ -192,6 +192,28 @@ def extra_options(directives: Iterable[str], taken: Iterable[str] = BRIDGE_OPTIO
     return options
 
 
+SLURM_TEXT_MAX = 1000  # bytes; slurmctld refuses a job whose comment is over 1024 ("Pathname ... too long")
+
+
+def bounded_comment(text: str) -> str:
+    """The comment as Slurm will keep it: whole if it fits, else cut (at a character) and marked with "…"."""
+    data = text.encode()
+    if len(data) <= SLURM_TEXT_MAX:
+        return text
+    return data[:SLURM_TEXT_MAX - 4].decode(errors="ignore") + " …"
+
+
+def slurm_filename(directory: str) -> str:
+    """A directory as the literal start of an --output/--error pattern: "%" doubled (sbatch reads "%%" as "%").
+
+    A backslash cannot be written at all: sbatch takes it as "replace no pattern", so "%A_%a" would
+    stay literal and every element would share one log file.
+    """
+    if "\\" in directory:
+        raise UnsafeValueError(f"a path for Slurm's --output/--error cannot hold a backslash: {directory!r}")
+    return directory.replace("%", "%%")
+
+
 def sbatch_directives(spec: ArraySpec) -> dict[str, str | None]:
     """The one sorted mapping of `#SBATCH` options (name -> unquoted value, None for a flag)."""
     array = compact_ranges(spec.array_indices)
@@ -204,7 +226,7 @@ def sbatch_directives(spec: ArraySpec) -> dict[str, str | None]:
     if "|" in spec.job_name or "," in spec.job_name:
         # sacct --parsable2 separates fields with "|" and `sacct --name` takes a comma list
         raise UnsafeValueError(f"job name must not contain '|' or ',' (sacct could not find it): {spec.job_name!r}")
-    comment = spec.submission_tag if not spec.comment else f"{spec.submission_tag} {spec.comment}"
+    comment = bounded_comment(spec.submission_tag if not spec.comment else f"{spec.submission_tag} {spec.comment}")
     options: dict[str, str | None] = {
         "array": array,
         "comment": comment,

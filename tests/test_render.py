@@ -296,3 +296,19 @@ def test_values_are_output_only_through_the_quoting_filters() -> None:
     assert _finalize(Quoted("x")) == "x"
     with pytest.raises(TemplateError, match="without a quoting filter"):
         _finalize("$(id)")
+
+
+def test_a_directory_in_an_output_pattern_keeps_its_percent_signs_literal() -> None:
+    from bridge.render import slurm_filename
+
+    assert slurm_filename("/spool/100% %j") == "/spool/100%% %%j"
+    with pytest.raises(UnsafeValueError, match="backslash"):
+        slurm_filename("/spool/a\\b")
+
+
+def test_a_comment_over_slurms_limit_is_cut_at_a_character_and_marked() -> None:
+    from bridge.render import SLURM_TEXT_MAX, bounded_comment
+
+    assert bounded_comment("short ✓") == "short ✓"
+    cut = bounded_comment("✓" * 2000)
+    assert cut.endswith(" …") and len(cut.encode()) <= SLURM_TEXT_MAX and set(cut[:-2]) == {"✓"}
