@@ -263,11 +263,15 @@ def _submit(args: argparse.Namespace) -> int:
     with app.sessions() as session:
         report = run_cycle(session, app.backend)
         if report.error:
-            print(f"Slurm's state could not be read ({report.error}): nothing polled")
+            print(f"this cycle failed in part, the rest is retried next cycle: {report.error}")
         for split_id, event in report.poll.events if report.poll else ():
             print(f"split {split_id}: {event}")
         if report.cancelled:
             print(f"scancelled {len(report.cancelled)} elements")
+        for tag in report.cancelled_tags:
+            print(f"scancelled the jobs named {tag} (an array whose id was never learnt)")
+        for tag in report.stuck:
+            print(f"stuck: submission {tag}: whether Slurm has it is still unknown (see [claims] in bridge.toml)")
         for sub in report.submitted:
             print(f"submitted array {sub.job_id} ({sub.tag}) to queue {sub.queue}: {len(sub.split_ids)} splits")
     return 0
@@ -308,7 +312,8 @@ def _run(args: argparse.Namespace) -> int:
     log.info("bridge running with %s (runner %s)", app.config.path, app.config.runner)
     loop.run(once=args.once)
     log.info("bridge stopped after %d cycles, %d squeue and %d sacct calls; %d splits in an unknown Slurm "
-             "state", loop.cycles, loop.squeue_calls, loop.sacct_calls, loop.unknown_states)
+             "state; %d submissions stuck", loop.cycles, loop.squeue_calls, loop.sacct_calls, loop.unknown_states,
+             loop.stuck)
     return 0
 
 

@@ -88,6 +88,7 @@ class BridgeLoop:
         self.cycles = self.squeue_calls = self.sacct_calls = self.failures = 0
         self.unknown = UnknownStates()
         self.unknown_states = 0  # splits in an unknown Slurm state past its bound, at the last poll
+        self.stuck = 0  # submissions whose sbatch outcome is unknown past [claims] stuck_after, last cycle
 
     def stop(self, *_: object) -> None:
         """Finish the current cycle, then return from run()."""
@@ -126,6 +127,11 @@ class BridgeLoop:
             self.sacct_calls += report.poll.sacct_calls
             self.unknown_states = len(report.poll.unknown)
         self.failures += report.error is not None
+        if report.stuck and len(report.stuck) != self.stuck:
+            log.warning("%d submissions stuck (sbatch's outcome unknown): %s", len(report.stuck),
+                        ", ".join(report.stuck))
+        if report.error is None or report.stuck:  # a cycle that raised never got to look
+            self.stuck = len(report.stuck)
         log.debug("cycle %d in %.3f s: %s", self.cycles, time.monotonic() - started, report)
         return report
 

@@ -16,12 +16,13 @@ from fakes import EMPTY, LOST, SACCT_DOWN, TIMEOUT, Answer
 from replay_env import JOB, block, declare, make_replay_env, splits, status_of
 from sqlalchemy import select
 
+from bridge.config import PollConfig
 from bridge.helpers import cancel_experiment
 from bridge.models import JobSplit
 from bridge.submission_db import mark_splits_submitting
 from bridge.submit import assign_splits_to_workers, reconcile_claims
 from bridge.tags import new_tag
-from poller.loop import run_cycle
+from poller.loop import BridgeLoop, run_cycle
 
 SQUEUE_DOWN = Answer(returncode=1,
                      stderr="squeue: error: slurm_load_jobs error: Socket timed out on send/recv operation\n")
@@ -127,3 +128,14 @@ def test_cancelling_an_experiment_whose_claim_is_unknown_scancels_by_tag_then_en
     env.fake.always("find_squeue", EMPTY)  # now both sources answer: not there, twice
     cycle(env), cycle(env)
     assert status_of(env, experiment) == "P" and env.fake.count("sbatch") == 1
+
+
+def test_the_daemon_counts_stuck_submissions_for_runs_summary_and_warns(tmp_path, caplog):
+    env = make_replay_env(tmp_path, extra="[claims]\nstuck_after = 0.0\n")
+    declare(env, {"a": block()})
+    env.fake.always("sbatch", TIMEOUT).always("find_squeue", SQUEUE_DOWN).always("find_sacct", SACCT_DOWN)
+    loop = BridgeLoop(env.sessions, env.backend, PollConfig(0.1, 0.1))
+    with caplog.at_level(logging.WARNING, logger="poller.loop"):
+        loop.run(once=True)
+    assert loop.stuck == 1
+    assert any("1 submissions stuck" in r.getMessage() for r in caplog.records)
