@@ -72,9 +72,9 @@ def on_slurm(status: SplitStatus, submission_tag: str | None) -> bool:
 
 
 # Slurm job states after which an element can no longer run: scancel has nothing left to stop.
-# (PREEMPTED is not among them: with requeue on, a preempted element is queued again.)
+# (PREEMPTED too: arrays go out with --no-requeue, so Slurm never queues a preempted element again.)
 SLURM_FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
-                         "BOOT_FAIL", "DEADLINE", "REVOKED"})
+                         "PREEMPTED", "BOOT_FAIL", "DEADLINE", "REVOKED"})
 
 
 def slurm_final(state_text: str | None) -> bool:
