@@ -240,7 +240,7 @@ def _timeouts(t: Table | None) -> SlurmTimeouts:
 
 
 def _spool_dir(top: Table) -> Path:
-    """spool_dir: it is written into every array's --output/--error pattern (bridge.render.slurm_filename)."""
+    """spool_dir: it is written into every array's --output/--error pattern (bridge.sbatch_text.slurm_filename)."""
     spool = top.path("spool_dir")
     if "\\" in str(spool):
         raise top.fail("spool_dir", str(spool), "a path without a backslash (in --output/--error, "

@@ -4,7 +4,8 @@ Values from experiments (names, paths) end up in two languages: `#SBATCH` lines,
 which sbatch parses itself (src/sbatch/opt.c `_get_argument`: quotes group, a
 backslash escapes the next character even inside quotes, an unquoted `#` ends
 the line), and the shell body, which bash parses. Each gets its own quoting:
-`sbatch_quote` for directives, `shlex.quote` (the `shquote` filter) for the body.
+`sbatch_quote` for directives (bridge.sbatch_text, with the other rules of
+sbatch's own syntax), `shlex.quote` (the `shquote` filter) for the body.
 A newline could end a `#SBATCH` comment and start a shell command, so newlines
 and other control characters are refused outright.
 
@@ -31,28 +32,34 @@ from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bridge.errors import BridgeError
+from bridge.sbatch_text import (  # re-exported: the quoting rules render applies
+    SLURM_TEXT_MAX,
+    UnsafeValueError,
+    bounded_comment,
+    check_value,
+    sbatch_quote,
+    sbatch_unquote,
+    slurm_filename,
+)
 
 log = logging.getLogger(__name__)
 
+__all__ = ["SLURM_TEXT_MAX", "UnsafeValueError", "bounded_comment", "check_value", "sbatch_quote", "sbatch_unquote",
+           "slurm_filename"]
+
 DEFAULT_TEMPLATE = "array.sbatch.j2"
-_SAFE = re.compile(r"^[A-Za-z0-9_.,:/=%@+-]+$")
 _OPTION = re.compile(r"^--([A-Za-z][A-Za-z0-9-]*)(?:=(.*))?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The options every array gets from the bridge (account and qos only when the queue sets them).
 BRIDGE_OPTIONS = frozenset(
     {"array", "comment", "cpus-per-task", "error", "job-name", "mem", "no-requeue", "output", "partition", "time"}
 )
-_SEPARATOR = re.compile(r"packjob|hetjob", re.IGNORECASE)
 QUOTING_FILTERS = ("shquote", "sbatchquote", "raw")
 _QUOTE_HINT = "end it with | shquote (shell), | sbatchquote (#SBATCH value) or | raw (a value the bridge built)"
 
 
 class TemplateError(BridgeError):
     """An sbatch template could not be rendered."""
-
-
-class UnsafeValueError(BridgeError):
-    """A value cannot be put into an sbatch script safely."""
 
 
 @dataclass(frozen=True)
@@ -98,57 +105,6 @@ def package_templates_dir() -> Path:
     return checkout / "templates"  # pragma: no cover
 
 
-def check_value(what: str, value: str) -> str:
-    """Return value, or raise UnsafeValueError if it holds a newline or another control character."""
-    bad = [c for c in value if ord(c) < 32 or ord(c) == 127]
-    if bad:
-        raise UnsafeValueError(f"{what} contains a control character {bad[0]!r}: {value!r}")
-    return value
-
-
-def sbatch_quote(value: str) -> str:
-    """Quote a value for an `#SBATCH` line so that sbatch's own parser reads it back unchanged."""
-    check_value("#SBATCH value", value)
-    # Old sbatch releases blank out "packjob" anywhere on a directive line (het-job
-    # separator): quoted, such a value at least stays one argument.
-    if _SAFE.match(value) and not _SEPARATOR.search(value):
-        return value
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def sbatch_unquote(text: str) -> list[str]:
-    """Split an `#SBATCH` argument text the way sbatch does (for tests and admin directives)."""
-    words: list[str] = []
-    word: list[str] | None = None
-    quote, escape = "", False
-    for c in text:
-        if escape:
-            escape = False
-        elif c == "\\":
-            escape = True
-            word = word if word is not None else []
-            continue
-        elif quote:
-            if c == quote:
-                quote = ""
-                continue
-        elif c in "\"'":
-            quote, word = c, word if word is not None else []
-            continue
-        elif c == "#":
-            break
-        elif c.isspace():
-            if word is not None:
-                words.append("".join(word))
-                word = None
-            continue
-        word = word if word is not None else []
-        word.append(c)
-    if word is not None:
-        words.append("".join(word))
-    return words
-
-
 def compact_ranges(indices: Iterable[int]) -> str:
     """`[0, 1, 2, 3, 5]` -> `"0-3,5"`: the array index list as sbatch's --array wants it."""
     values = sorted(set(indices))
@@ -190,28 +146,6 @@ def extra_options(directives: Iterable[str], taken: Iterable[str] = BRIDGE_OPTIO
             raise UnsafeValueError(f"extra directive {text!r} conflicts with another --{name}")
         options[name] = value
     return options
-
-
-SLURM_TEXT_MAX = 1000  # bytes; slurmctld refuses a job whose comment is over 1024 ("Pathname ... too long")
-
-
-def bounded_comment(text: str) -> str:
-    """The comment as Slurm will keep it: whole if it fits, else cut (at a character) and marked with "…"."""
-    data = text.encode()
-    if len(data) <= SLURM_TEXT_MAX:
-        return text
-    return data[:SLURM_TEXT_MAX - 4].decode(errors="ignore") + " …"
-
-
-def slurm_filename(directory: str) -> str:
-    """A directory as the literal start of an --output/--error pattern: "%" doubled (sbatch reads "%%" as "%").
-
-    A backslash cannot be written at all: sbatch takes it as "replace no pattern", so "%A_%a" would
-    stay literal and every element would share one log file.
-    """
-    if "\\" in directory:
-        raise UnsafeValueError(f"a path for Slurm's --output/--error cannot hold a backslash: {directory!r}")
-    return directory.replace("%", "%%")
 
 
 def sbatch_directives(spec: ArraySpec) -> dict[str, str | None]:
