@@ -68,6 +68,13 @@ def forget(session: Session, tag: str) -> None:
             session.delete(row)
 
 
+def prune(session: Session, claimed: list[str]) -> None:
+    """Forget look-ups of tags no split is claimed under any more (recorded, released or deleted elsewhere)."""
+    with locked(session):
+        for row in session.scalars(select(ClaimLookup).where(ClaimLookup.tag.not_in(claimed))).all():
+            session.delete(row)
+
+
 def newly_stuck(session: Session, rule: ClaimRule, now: datetime | None = None) -> list[str]:
     """Tags unknown for longer than `stuck_after` and not yet reported: marked reported, logged once."""
     now = now or utcnow()

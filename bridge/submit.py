@@ -224,8 +224,9 @@ def reconcile_claims(session: Session, backend: Backend, older_than: float | Non
     Returns how many tags were settled (recorded or released).
     """
     older_than = longest_submission(backend) if older_than is None else older_than
-    tags = session.scalars(select(JobSplit.submission_tag).distinct().where(
-        JobSplit.submission_tag.is_not(None), JobSplit.slurm_job_id.is_(None))).all()
+    tags = list(session.scalars(select(JobSplit.submission_tag).distinct().where(
+        JobSplit.submission_tag.is_not(None), JobSplit.slurm_job_id.is_(None))))
+    claims.prune(session, tags)
     return sum(settle_claim(session, backend, tag) != KEPT for tag in tags if abandoned(tag, older_than))
 
 

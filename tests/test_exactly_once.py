@@ -14,7 +14,7 @@ import logging
 import pytest
 from fakes import EMPTY, LOST, SACCT_DOWN, TIMEOUT, Answer
 from replay_env import JOB, block, declare, make_replay_env, splits, status_of
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from bridge.config import PollConfig
 from bridge.helpers import cancel_experiment
@@ -139,3 +139,14 @@ def test_the_daemon_counts_stuck_submissions_for_runs_summary_and_warns(tmp_path
         loop.run(once=True)
     assert loop.stuck == 1
     assert any("1 submissions stuck" in r.getMessage() for r in caplog.records)
+
+
+def test_a_look_up_whose_claim_is_gone_is_forgotten_and_never_reported_stuck(tmp_path):
+    env = make_replay_env(tmp_path, extra="[claims]\nstuck_after = 0.0\n")
+    declare(env, {"a": block()})
+    env.fake.always("sbatch", TIMEOUT).always("find_squeue", SQUEUE_DOWN).always("find_sacct", SACCT_DOWN)
+    (old,) = cycle(env).stuck  # unknown, and stuck at once
+    with env.sessions() as session:  # its splits vanish by another path (the block's job rows deleted)
+        session.execute(delete(JobSplit))
+        session.commit()
+    assert old not in cycle(env).stuck  # (the job is split and submitted again under a new tag)
