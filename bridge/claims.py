@@ -70,17 +70,25 @@ def forget(session: Session, tag: str) -> None:
 
 def prune(session: Session, claimed: list[str]) -> None:
     """Forget look-ups of tags no split is claimed under any more (recorded, released or deleted elsewhere)."""
-    with locked(session):
-        for row in session.scalars(select(ClaimLookup).where(ClaimLookup.tag.not_in(claimed))).all():
-            session.delete(row)
+    gone = set(session.scalars(select(ClaimLookup.tag))) - set(claimed)  # read first: most cycles have none
+    session.rollback()
+    if gone:
+        with locked(session):
+            for tag in gone:
+                row = session.get(ClaimLookup, tag)
+                if row is not None:
+                    session.delete(row)
 
 
 def newly_stuck(session: Session, rule: ClaimRule, now: datetime | None = None) -> list[str]:
     """Tags unknown for longer than `stuck_after` and not yet reported: marked reported, logged once."""
     now = now or utcnow()
+    overdue = (ClaimLookup.stuck.is_(False), ClaimLookup.since <= now - timedelta(seconds=rule.stuck_after))
+    if session.scalar(select(ClaimLookup.tag).where(*overdue).limit(1)) is None:
+        session.rollback()  # the usual cycle: nothing to report, no write transaction
+        return []
     with locked(session):
-        rows = session.scalars(select(ClaimLookup).where(
-            ClaimLookup.stuck.is_(False), ClaimLookup.since <= now - timedelta(seconds=rule.stuck_after))).all()
+        rows = session.scalars(select(ClaimLookup).where(*overdue)).all()
         for row in rows:
             row.stuck = True
             log.error("submission %s is stuck: sbatch's outcome unknown for %.0f s (%s); its splits stay "
