@@ -40,8 +40,6 @@ def stop_after_child(process: subprocess.Popen, command: str, timeout: float = 3
     raise AssertionError(f"no {command} child of {process.args} within {timeout:.0f} s")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: `submit` lets the database's OperationalError escape main(): "
-                   "a traceback instead of one line")
 def test_submit_losing_its_database_mid_cycle_says_so_in_one_line_and_the_next_cycle_loses_nothing(
         tmp_path, slurm_cluster, slurm, postgres_url):
     env = make_env(tmp_path, slurm_cluster, slurm, db_url=postgres_url)
