@@ -3,14 +3,18 @@
 A kill life is kill_windows.kill_at (`run -v`, SIGKILL steered by its log). A
 fault life is one `run` process (INFO log) that lives through one real outage
 (faults.py) and must still be alive afterwards, then stops on SIGTERM with exit
-code 0: the daemon rides out the fault instead of dying of it.
+code 0: the daemon rides out the fault instead of dying of it. The two database
+faults strike mid-cycle: when pg_stat_activity shows a backend of the test
+database inside a transaction (the test itself holds none meanwhile).
 """
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import signal
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -53,12 +57,21 @@ def in_transaction(url: str) -> int:
     return count
 
 
-def terminate_mid_cycle(url: str, timeout: float = 20.0) -> str:
-    """Terminate the database's backends once one of them is inside a transaction (the bridge's cycle)."""
+def mid_cycle(url: str, process: subprocess.Popen, action: Callable[[], str], timeout: float = 20.0) -> str:
+    """Run `action` while `process` is stopped (SIGSTOP) inside a transaction on the database of `url`.
+
+    A cycle's transactions last milliseconds, less than the fault takes to strike:
+    the process is held inside one, so the fault surely lands mid-cycle.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if in_transaction(url):
-            return f"{terminate_backends(url)} backends terminated mid-transaction"
+            os.kill(process.pid, signal.SIGSTOP)
+            try:
+                if in_transaction(url):  # still inside it, now frozen there
+                    return action()
+            finally:
+                os.kill(process.pid, signal.SIGCONT)
         time.sleep(0.005)
     raise AssertionError(f"no backend of {make_url(url).database} was inside a transaction for {timeout:.0f} s")
 
@@ -79,14 +92,20 @@ class FaultLife:
                 f"{len(self.failed_cycles)} cycles failed)")
 
 
+def strike(fault: str, process: subprocess.Popen, cluster, db_url: str) -> str:
+    """Bring about `fault` while `process` runs; a note on how it went."""
+    if fault in ("slurmctld", "slurmdbd"):
+        stop_start(cluster, fault, OUTAGE)
+        return ""
+    if fault == "pg_terminate":
+        return mid_cycle(db_url, process, lambda: f"{terminate_backends(db_url)} backends terminated")
+    if fault == "pg_restart":
+        return mid_cycle(db_url, process, lambda: f"restarted, back in {restart_postgres():.1f} s")
+    raise ValueError(f"no fault {fault!r}; valid: {', '.join(FAULTS)}")
+
+
 def fault_life(fault: str, config: Path, log_path: Path, cluster, db_url: str) -> FaultLife:
     """A `run` process lives through `fault`; still alive after it, it stops on SIGTERM."""
-    actions: dict[str, Callable[[], str]] = {
-        "slurmctld": lambda: stop_start(cluster, "slurmctld", OUTAGE) or "",
-        "slurmdbd": lambda: stop_start(cluster, "slurmdbd", OUTAGE) or "",
-        "pg_terminate": lambda: terminate_mid_cycle(db_url),
-        "pg_restart": lambda: f"back in {restart_postgres():.1f} s",
-    }
     life = FaultLife(fault)
     offset = log_path.stat().st_size if log_path.exists() else 0
     with open(log_path, "ab") as log:
@@ -96,7 +115,7 @@ def fault_life(fault: str, config: Path, log_path: Path, cluster, db_url: str) -
         try:
             time.sleep(1.5)  # past start-up: the loop is cycling
             started = time.monotonic()
-            life.note = actions[fault]()
+            life.note = strike(fault, process, cluster, db_url)
             life.seconds = time.monotonic() - started
             time.sleep(SETTLE)
             life.survived = process.poll() is None
