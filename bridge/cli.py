@@ -59,6 +59,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("beat-bridge: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # the database lost mid-command (server restarted, backend terminated)
+        lost = database_lost(e)
+        if lost is None:
+            raise
+        print(f"beat-bridge: error: {lost}; what was committed stays, run the command again", file=sys.stderr)
+        return 1
+
+
+def database_lost(e: Exception) -> str | None:
+    """One line for a database error (sqlalchemy's DBAPIError), else None.
+
+    Checked lazily: sqlalchemy is not imported for commands that never opened the database.
+    """
+    exc = sys.modules.get("sqlalchemy.exc")
+    if exc is None or not isinstance(e, exc.DBAPIError):
+        return None
+    from poller.loop import database_error
+
+    return database_error(e)
 
 
 def build_parser() -> argparse.ArgumentParser:

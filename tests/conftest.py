@@ -53,6 +53,8 @@ def _postgres_admin():
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    import psycopg
+
     admin = _postgres_admin()
     name = f"bb_test_{uuid.uuid4().hex[:12]}"
     admin.execute(f'CREATE DATABASE "{name}"')
@@ -62,7 +64,13 @@ def postgres_url() -> Iterator[str]:
     try:
         yield url.render_as_string(hide_password=False)
     finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        try:
+            admin.execute(drop)
+        except psycopg.OperationalError:  # the test restarted the server (fault campaign): connect again
+            admin.close()
+            admin = _postgres_admin()
+            admin.execute(drop)
         admin.close()
 
 

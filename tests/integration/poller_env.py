@@ -97,13 +97,15 @@ def split_history(session: Session) -> dict[int, list[tuple[str | None, str, str
 
 
 def sacct_elements(runner: Runner, since: datetime, job_ids=None, names=None,
-                   ranges: bool = False, bare: bool = False) -> list[SlurmRecord]:
+                   ranges: bool = False, bare: bool = False, every_run: bool = False) -> list[SlurmRecord]:
     """sacct's element rows since `since`, for the arrays or job names given.
 
     With `ranges`, rows of never-started elements (`J_[a-b]`, expanded) are kept too;
-    with `bare`, rows under a bare array id (an array cancelled before any element started).
+    with `bare`, rows under a bare array id (an array cancelled before any element started);
+    with `every_run`, one row per run of an element (`--duplicates`: a requeued one shows twice).
     """
     argv = sacct_argv(since, job_ids=list(job_ids or ()), names=list(names or ()))
+    argv += ["--duplicates"] if every_run else []
     result = runner.run(argv, timeout=30).check()
     return [r for r in parse_sacct(result.stdout)
             if (r.is_element or (bare and r.step is None)) and (ranges or not r.pending_range)]
