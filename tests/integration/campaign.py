@@ -21,10 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from faults import restart_postgres, stop_start
+from faults import restart_postgres, stop_start, terminate_backends
 from poller_env import start_run
 from sqlalchemy.engine import make_url
-from test_db_outage import terminate_backends
 
 FAULTS = ("slurmctld", "slurmdbd", "pg_terminate", "pg_restart")
 KILL_TARGETS = ("sbatch", "sbatch-accepted", "squeue", "callback", None, None)  # None: after 0.7-1.5 s

@@ -14,6 +14,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from sqlalchemy.engine import make_url
+
 PG_CLUSTER = ("15", "main")  # the machine's PostgreSQL cluster (pg_lsclusters)
 
 
@@ -60,3 +62,15 @@ def restart_postgres(timeout: float = 60.0) -> float:
             raise AssertionError(f"PostgreSQL did not accept connections within {timeout:.0f} s of its restart")
         time.sleep(0.2)
     return time.monotonic() - started
+
+
+def terminate_backends(url: str) -> int:
+    """Terminate every connection to the database of `url` (from the server's `postgres` database); how many."""
+    import psycopg
+
+    url = make_url(url)
+    with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+                         dbname="postgres", autocommit=True, connect_timeout=5) as admin:
+        rows = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = %s AND pid <> pg_backend_pid()", (url.database,)).fetchall()
+    return sum(1 for (done,) in rows if done)

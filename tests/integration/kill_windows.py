@@ -30,6 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from poller_env import REPO
+from sqlalchemy import select
+
+from bridge.models import JobSplit
+from bridge.slurm import squeue_by_name_argv
 
 
 def _ran(line: str, command: str) -> bool:
@@ -168,3 +172,17 @@ def kill_at(config: Path, log_path: Path, target: str | None, delay: float) -> L
         process.kill()
         life.code = process.wait(timeout=10)
     return life
+
+
+TARGET_WAIT = 5.0  # seconds a life waits for its target line before it is killed anyway
+
+
+def unrecorded_claims(env, runner) -> dict[str, bool]:
+    """Tags of splits claimed whose array id was never recorded -> whether Slurm accepted the array.
+
+    squeue alone answers: it knows an array from the moment sbatch returns, for MinJobAge (300 s) after.
+    """
+    with env.sessions() as session:
+        tags = session.scalars(select(JobSplit.submission_tag).distinct().where(
+            JobSplit.submission_tag.is_not(None), JobSplit.slurm_job_id.is_(None))).all()
+    return {tag: bool(runner.run(squeue_by_name_argv(tag), timeout=30).check().stdout.split()) for tag in tags}

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from bridge_env import block, make_env
+from faults import terminate_backends
 from poller_env import (
     blocks,
     finished,
@@ -27,21 +28,8 @@ from poller_env import (
     tagged_arrays,
     tags_by_block,
 )
-from sqlalchemy.engine import make_url
 
 pytestmark = pytest.mark.postgres
-
-
-def terminate_backends(url: str) -> int:
-    """Terminate every connection to the database of `url` (from the server's `postgres` database); how many."""
-    import psycopg
-
-    url = make_url(url)
-    with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username, password=url.password,
-                         dbname="postgres", autocommit=True, connect_timeout=5) as admin:
-        rows = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                             "WHERE datname = %s AND pid <> pg_backend_pid()", (url.database,)).fetchall()
-    return sum(1 for (done,) in rows if done)
 
 
 class TerminatesBackends:

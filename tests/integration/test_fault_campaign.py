@@ -20,10 +20,9 @@ from datetime import datetime, timedelta
 import pytest
 from bridge_env import block, make_env, queue_toml
 from campaign import Figures, fault_life, plan
-from kill_windows import kill_at
+from kill_windows import TARGET_WAIT, kill_at, unrecorded_claims
 from poller_env import POLL, blocks, results_of, sacct_elements, schedule, start_run, status, tags_by_block, wait_for
 from sqlalchemy import func, select
-from test_poller_restart import TARGET_WAIT, unrecorded_claims
 
 from bridge.models import StateHistory
 

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import pytest
 from bridge_env import block, make_env, wait_sacct
-from kill_windows import Life, kill_at
+from kill_windows import TARGET_WAIT, Life, kill_at, unrecorded_claims
 from poller_env import (
     POLL,
     Arrays,
@@ -29,10 +29,6 @@ from poller_env import (
     tags_by_block,
     wait_for,
 )
-from sqlalchemy import select
-
-from bridge.models import JobSplit
-from bridge.slurm import squeue_by_name_argv
 
 
 def _from(*names: str) -> dict:
@@ -51,7 +47,6 @@ def levels(name: str) -> dict:
 
 
 KILL_SEED = "BRIDGE_KILL_SEED"  # set it to replay a run: the seed is printed by every run
-TARGET_WAIT = 5.0  # seconds a life waits for its target line before it is killed anyway
 
 
 def kill_plan(rng: random.Random) -> list[str | None]:
@@ -62,17 +57,6 @@ def kill_plan(rng: random.Random) -> list[str | None]:
     rest: list[str | None] = ["sbatch", "sbatch-accepted", "squeue", "callback", "callback", None, None]
     rng.shuffle(rest)
     return ["sbatch-accepted", "squeue", *rest]
-
-
-def unrecorded_claims(env, runner) -> dict[str, bool]:
-    """Tags of splits claimed whose array id was never recorded -> whether Slurm accepted the array.
-
-    squeue alone answers: it knows an array from the moment sbatch returns, for MinJobAge (300 s) after.
-    """
-    with env.sessions() as session:
-        tags = session.scalars(select(JobSplit.submission_tag).distinct().where(
-            JobSplit.submission_tag.is_not(None), JobSplit.slurm_job_id.is_(None))).all()
-    return {tag: bool(runner.run(squeue_by_name_argv(tag), timeout=30).check().stdout.split()) for tag in tags}
 
 
 def test_run_killed_with_sigkill_again_and_again_fires_every_callback_exactly_once(

@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 
 import pytest
 from bridge_env import block, make_env
+from faults import terminate_backends
 from kill_windows import children
 from poller_env import REPO, blocks, finished, run_loop, schedule, status, tagged_arrays, tags_by_block
-from test_db_outage import terminate_backends
 
 pytestmark = pytest.mark.postgres
 
