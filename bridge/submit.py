@@ -109,21 +109,10 @@ def submit_array(session: Session, backend: Backend, queue: Queue, splits: list[
     if not claimed:
         return None
     offset = _offset(claimed[0], backend.client.max_array_size())
-    job = claimed[0].job_id
     try:
-        try:
-            spool = write_spool(backend, tag, claimed, offset)
-            script = render_script(backend, queue, claimed, tag, spool, offset)
-        except Exception as e:  # the job's own data (bridge.strikes), unless a disk or template error
-            if not strikes.is_job_data_error(e):
-                raise
-            release_submission(session, tag)
-            reason = strikes.strike(job, f"the spool files or script of job {job} (block "
-                                         f"{claimed[0].job.block.name!r}) cannot be written", e)
-            if reason is not None:
-                to_cancel += _fail_claimed(session, claimed, reason)
+        script = _script(session, backend, queue, claimed, tag, offset, to_cancel)
+        if script is None:
             return None
-        strikes.clear(job)
         job_id = sbatch_once(backend, tag, script)
     except (render.TemplateError, render.UnsafeValueError, SubmissionRefused) as e:
         to_cancel += _fail_claimed(session, claimed, f"submission to queue {queue.name!r} failed: {e}")
@@ -149,6 +138,31 @@ def submit_array(session: Session, backend: Backend, queue: Queue, splits: list[
     log.info("array %s (%s) submitted to %s: %d splits of job %s", job_id, tag, queue.partition,
              len(recorded), claimed[0].job_id)
     return Submission(tag, job_id, tuple(s.id for s in recorded), queue.name)
+
+
+def _script(session: Session, backend: Backend, queue: Queue, claimed: list[JobSplit], tag: str, offset: int,
+            to_cancel: list[str]) -> str | None:
+    """Write the spool files and render the script; None when the job's own data broke it (its strike).
+
+    Disk and template errors propagate (the caller tells them apart); an error
+    only the job's data can cause releases the claim and counts a strike
+    (bridge.strikes): on the third cycle in a row the job fails, naming it.
+    """
+    job = claimed[0].job_id
+    try:
+        spool = write_spool(backend, tag, claimed, offset)
+        script = render_script(backend, queue, claimed, tag, spool, offset)
+    except Exception as e:
+        if not strikes.is_job_data_error(e):
+            raise
+        release_submission(session, tag)
+        reason = strikes.strike(job, f"the spool files or script of job {job} (block "
+                                     f"{claimed[0].job.block.name!r}) cannot be written", e)
+        if reason is not None:
+            to_cancel += _fail_claimed(session, claimed, reason)
+        return None
+    strikes.clear(job)
+    return script
 
 
 def _offset(split: JobSplit, max_array_size: int) -> int:
