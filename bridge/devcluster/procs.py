@@ -56,7 +56,9 @@ def is_running(pid: int, binary: str) -> bool:
     state = stat.rsplit(")", 1)[1].split()[0]
     if state in ("Z", "X"):
         return False
-    return bool(cmdline) and Path(cmdline[0].decode(errors="replace")).name == binary
+    if not cmdline[0]:  # a process in the middle of execve shows no arguments yet: it is not gone
+        return True
+    return Path(cmdline[0].decode(errors="replace")).name == binary
 
 
 def running_pid(daemon: Daemon) -> int | None:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bridge.devcluster import procs
 
 OURS = {"munged", "slurmdbd", "slurmctld", "slurmd", "slurmstepd"}
@@ -33,7 +35,15 @@ def _live_slurm_processes() -> list[str]:
     return found
 
 
-def test_up_twice_then_down_leaves_nothing_running_then_up_again(slurm_cluster):
+@pytest.fixture
+def cluster_left_up():
+    """Whatever this test does, the shared cluster is up when it ends: the tests after it need it."""
+    yield
+    if _cli("cluster", "up").returncode != 0:
+        _cli("cluster", "up")
+
+
+def test_up_twice_then_down_leaves_nothing_running_then_up_again(slurm_cluster, cluster_left_up):
     first = _cli("cluster", "up")
     assert first.returncode == 0, first.stderr + first.stdout
     second = _cli("cluster", "up")
