@@ -146,7 +146,7 @@ def test_trailing_separator_of_parsable1_is_tolerated() -> None:
     assert [r.job_id for r in parse_sacct(line, TEN)] == ["70_1"]
 
 
-# Recorded on the local cluster by tests/integration/test_array_states.py (BRIDGE_RECORD_FIXTURES=1):
+# Recorded on the local cluster by tests/integration/raw_array.py (BRIDGE_RECORD_FIXTURES=1):
 # a 10-element array where element 3 exits 3, element 5 is scancelled and element 7 runs past
 # its time limit, read with sacct_argv's default 11 fields (Comment is empty: the cluster has
 # no AccountingStoreFlags=job_comment, so the submission tag must be in the job name).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import raw_array
 from bridge_env import block, make_env, queue_toml
 from poller_env import (
     Arrays,
@@ -153,14 +154,21 @@ def test_an_element_killed_by_a_plain_sigkill_fails_without_being_called_out_of_
     assert "memory" not in result.system_error, result.system_error
 
 
-def test_an_element_past_its_time_limit_reaches_on_split_fail_as_timeout(tmp_path, slurm_cluster, slurm):
-    """Slurm's smallest limit is one minute, enforced about every 30 s: this test takes ~90 s."""
+def test_a_time_limit_ends_elements_timeout_in_a_raw_array_and_through_the_poller(tmp_path, slurm_cluster, slurm):
+    """Slurm's smallest limit is one minute, enforced about every 30 s: ~90 s, the suite's one TIMEOUT wait.
+
+    Shared by two checks: a raw 10-element array through the command seam reaches every
+    terminal state sacct knows (raw_array.py), and the bridge's own element past its
+    limit reaches on_split_fail as a timeout.
+    """
+    raw = raw_array.start(slurm)
     env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES)
     experiment_id = schedule(env, {"name": "sleepy", "author": "erin", "blocks": {
         "late": block("sleep_then_copy", queue="tiny", slots=1, size=2, parameters={"seconds": 400}),
     }})
     run_loop(env, finished(experiment_id), timeout=180)
     _assert_failed_once(env, experiment_id, "late", ["TIMEOUT", "time limit"], timed_out=True)
+    raw_array.check(slurm, raw)
 
 
 def _assert_failed_once(env, experiment_id: int, name: str, words: list[str], timed_out: bool) -> None:

@@ -1,16 +1,18 @@
 """A 10-element array on the real cluster, through the command seam: every terminal state sacct knows.
 
-Elements exit 0, one exits 3, one is scancelled as ID_5, one outlives --time. This
-is the one TIMEOUT test of the suite (Slurm checks limits about every 30 s, so it
-takes ~90 s). With BRIDGE_RECORD_FIXTURES=1 it saves the raw sbatch and sacct
-outputs under tests/data/ for the pure parser tests.
+Elements exit 0, one exits 3, one is scancelled as ID_5, one outlives --time.
+Slurm checks time limits about every 30 s, so the TIMEOUT takes ~90 s: the one
+test that uses this array (test_poller_outcomes.py, the TIMEOUT test) shares that
+wait with the bridge's own TIMEOUT element. With BRIDGE_RECORD_FIXTURES=1 it saves
+the raw sbatch and sacct outputs under tests/data/ for the pure parser tests.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from bridge.sacct import parse_sacct
@@ -32,6 +34,13 @@ esac
 """
 
 
+@dataclass
+class RawArray:
+    job_id: int
+    since: datetime
+    sbatch_stdout: str
+
+
 def _sacct(slurm, job_id: int, since: datetime) -> str:
     return slurm.run(sacct_argv(since, job_ids=[job_id]), timeout=30).check().stdout
 
@@ -45,8 +54,9 @@ def _wait(slurm, job_id: int, since: datetime, done, timeout: float) -> str:
         time.sleep(1.0)
 
 
-def test_array_elements_reach_completed_failed_cancelled_and_timeout(slurm):
-    since = datetime.now() - timedelta(minutes=1)
+def start(slurm) -> RawArray:
+    """Submit the array and scancel element 5 once it runs (element 7 is left to time out)."""
+    since = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(minutes=1)  # Slurm commands run in UTC
     submitted = slurm.run(sbatch_argv(), stdin=SCRIPT, timeout=30).check()
     job_id = parse_sbatch_parsable(submitted.stdout)
 
@@ -55,12 +65,16 @@ def test_array_elements_reach_completed_failed_cancelled_and_timeout(slurm):
 
     _wait(slurm, job_id, since, element_5_runs, timeout=60)
     slurm.run(["scancel", f"{job_id}_5"], timeout=30).check()
+    return RawArray(job_id, since, submitted.stdout)
 
+
+def check(slurm, array: RawArray) -> None:
+    """Wait until every element is terminal in sacct; assert each one's state and exit code."""
     def all_terminal(records):
         elements = [r for r in records if r.is_element and not r.pending_range]
         return len(elements) == 10 and all(r.state in TERMINAL for r in elements)
 
-    text = _wait(slurm, job_id, since, all_terminal, timeout=200)
+    text = _wait(slurm, array.job_id, array.since, all_terminal, timeout=200)
     by_index = {r.array_task_id: r for r in parse_sacct(text) if r.is_element}
     assert sorted(by_index) == list(range(10)), text
 
@@ -73,5 +87,5 @@ def test_array_elements_reach_completed_failed_cancelled_and_timeout(slurm):
     assert all(r.partition == "cpu" and r.name == "bb-array10" for r in by_index.values())
 
     if os.environ.get("BRIDGE_RECORD_FIXTURES") == "1":
-        (DATA / "sbatch_array10.txt").write_text(submitted.stdout)
+        (DATA / "sbatch_array10.txt").write_text(array.sbatch_stdout)
         (DATA / "sacct_array10.txt").write_text(text)
