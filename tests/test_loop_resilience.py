@@ -1,0 +1,34 @@
+"""The daemon outlives an unexpected error in a cycle (a bug, not a job's data): logged with its traceback,
+the cycle counted failed, the loop backs off and the next cycle does the work. Through the replay fake."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from fakes import Answer
+from replay_env import answer, block, declare, element_done, make_replay_env, status_of, submit
+
+from bridge.config import PollConfig
+from bridge.models import Experiment
+from poller.loop import BridgeLoop
+
+
+def boom(argv):
+    raise RuntimeError("an unexpected bug")
+
+
+@pytest.mark.xfail(strict=True, reason="issue 9: an unexpected exception in a cycle ends `run`")
+def test_an_unexpected_error_fails_one_cycle_and_the_daemon_goes_on(tmp_path, caplog):
+    env = make_replay_env(tmp_path)
+    experiment = declare(env, {"a": block()})
+    sub = submit(env)
+    element_done(env, sub, 0)
+    element_done(env, sub, 1)
+    env.fake.then("squeue", Answer(raises=boom))
+    answer(env, "completed", "squeue", sub)
+    loop = BridgeLoop(env.sessions, env.backend, PollConfig(0.1, 0.1))
+    with caplog.at_level(logging.ERROR, logger="poller.loop"):
+        loop.run(done=lambda session: session.get(Experiment, experiment).status.value == "D")
+    assert status_of(env, experiment) == "D" and loop.failures == 1
+    assert any(r.exc_info and "an unexpected bug" in str(r.exc_info[1]) for r in caplog.records)
