@@ -121,6 +121,12 @@ class BridgeLoop:
         except DBAPIError as e:  # connection lost (server restart, backend terminated), SQLite locked: retry later
             discard(session)
             report = CycleReport(poll=None, error=database_error(e))
+        except AssertionError:  # a broken invariant: better stopped than going on with it
+            raise
+        except Exception as e:  # a bug: loud, with its traceback, but the daemon keeps its other work going
+            log.exception("cycle %d: unexpected error; the cycle is rolled back and retried", self.cycles + 1)
+            discard(session)
+            report = CycleReport(poll=None, error=f"unexpected {type(e).__name__}: {e}")
         self.cycles += 1
         if report.poll:
             self.squeue_calls += report.poll.squeue_calls

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-import pytest
 from fakes import Answer
 from replay_env import answer, block, declare, element_done, make_replay_env, status_of, submit
 
@@ -18,7 +17,6 @@ def boom(argv):
     raise RuntimeError("an unexpected bug")
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: an unexpected exception in a cycle ends `run`")
 def test_an_unexpected_error_fails_one_cycle_and_the_daemon_goes_on(tmp_path, caplog):
     env = make_replay_env(tmp_path)
     experiment = declare(env, {"a": block()})
