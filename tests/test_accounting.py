@@ -92,3 +92,10 @@ def test_argv_reads_steps_in_utc_window() -> None:
                       allocations=False)
     assert "-X" not in argv and argv[argv.index("-S") + 1] == "2026-12-01T15:00:00"
     assert argv[argv.index("-j") + 1] == "2602_0,2603" and "MaxRSS" in argv[argv.index("--parsable2") + 2]
+
+
+def test_a_sub_second_element_has_no_max_rss_ever_and_is_settled_without_one() -> None:
+    """Recorded: an element of 0 s; sacct samples memory each second, so its batch step's MaxRSS stays empty."""
+    text = (Path(__file__).parent / "data" / "sacct_usage_short.txt").read_text()
+    usage = parse_usage(text).lookup("2616_0")
+    assert usage.settled and usage.max_rss_kb is None and usage.elapsed_s == 0 and usage.state == "COMPLETED"
