@@ -47,7 +47,7 @@ class AccountingSnapshot(Base):
     # the snapshot's own state
     status: Mapped[str] = mapped_column(String(12), default=SnapshotStatus.PENDING.value, index=True)
     first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
-    last_attempt: Mapped[datetime | None] = mapped_column(DateTime)
+    last_attempt: Mapped[datetime | None] = mapped_column(DateTime, index=True)  # max(): when the last round ran
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # Slurm's side (sacct; None until read). Times naive UTC, as every time of the bridge.
     partition: Mapped[str | None] = mapped_column(String(100))  # the queue's until sacct says

@@ -65,11 +65,21 @@ def record_settled(session: Session, row: JobSplit, job: Job) -> None:
 
 
 def due(session: Session, now: datetime) -> list[AccountingSnapshot]:
-    """Pending snapshots not read (nor settled) within RETRY_AFTER, oldest first, at most ROUND_LIMIT."""
+    """Pending snapshots not read (nor settled) within RETRY_AFTER, oldest first, at most ROUND_LIMIT.
+
+    None while the last round is younger than RETRY_AFTER: with splits settling
+    on every cycle, rounds still come no more often than that. Both are index
+    look-ups (status, last_attempt): a quiet cycle costs two small queries.
+    """
     last = func.coalesce(AccountingSnapshot.last_attempt, AccountingSnapshot.first_seen)
-    return list(session.scalars(
+    found = list(session.scalars(
         select(AccountingSnapshot).where(AccountingSnapshot.status == PENDING, last <= now - RETRY_AFTER)
         .order_by(AccountingSnapshot.id).limit(ROUND_LIMIT)))
+    if found:
+        latest = session.scalar(select(func.max(AccountingSnapshot.last_attempt)))
+        if latest is not None and latest > now - RETRY_AFTER:
+            return []
+    return found
 
 
 def refresh(session: Session, client: SlurmClient, now: datetime | None = None) -> SnapshotRound:

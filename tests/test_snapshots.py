@@ -142,3 +142,19 @@ def test_cycle_reads_snapshots_once_per_round_and_not_when_quiet(env):
         assert run_cycle(session, env.backend).accounting.completed == 2
         assert run_cycle(session, env.backend).accounting.due == 0  # nothing pending: a quiet cycle
     assert env.fake.count("sacct_usage") == 1
+
+
+def test_rounds_come_no_more_often_than_every_two_seconds_while_splits_keep_settling(env):
+    settle_two(env)
+    first = snapshots(env)[0].first_seen
+    allocation, batch = RECORDED.splitlines()[:2]
+    lagging = allocation + "\n" + batch.rsplit("|", 1)[0] + "|Unknown\n"
+    read(env, first + timedelta(seconds=3), Answer(lagging))  # the round: both still pending
+    with env.sessions() as session:  # a split settled long ago shows up only now (its first sight is old)
+        session.add(AccountingSnapshot(split_id=99, split_status="F", experiment_id=1, experiment_name="x",
+                                       author="bob", block_name="b", array_job_id=JOB, element_id="2602_2",
+                                       status="pending", first_seen=first, attempts=0, start=first))
+        session.commit()
+    assert read(env, first + timedelta(seconds=4)).due == 0  # due, but the last round is 1 s old
+    assert read(env, first + timedelta(seconds=5.5), Answer(RECORDED)).completed == 3
+    assert env.fake.count("sacct_usage") == 2

@@ -59,6 +59,7 @@ def upgrade() -> None:
     op.create_index("ix_accounting_snapshots_experiment_id", "accounting_snapshots", ["experiment_id"])
     op.create_index("ix_accounting_snapshots_element_id", "accounting_snapshots", ["element_id"])
     op.create_index("ix_accounting_snapshots_status", "accounting_snapshots", ["status"])
+    op.create_index("ix_accounting_snapshots_last_attempt", "accounting_snapshots", ["last_attempt"])
 
 
 def downgrade() -> None:
