@@ -66,14 +66,14 @@ def test_settling_adds_pending_snapshots_that_outlive_the_job_rows(env):
 
 def test_a_round_reads_sacct_once_and_completes_what_it_settled(env):
     settle_two(env)
-    first = snapshots(env)[0].first_seen
+    first, submitted = snapshots(env)[0].first_seen, min(r.submit for r in snapshots(env))
     assert read(env, first + timedelta(seconds=1)).due == 0  # too soon: no call
     assert env.fake.count("sacct_usage") == 0
     report = read(env, first + timedelta(seconds=3), Answer(RECORDED))
     assert (report.due, report.sacct_calls, report.completed) == (2, 1, 2)
     (argv,) = env.fake.of("sacct_usage")
     assert argv[argv.index("-j") + 1] == "2602_0,2602_1" and "-X" not in argv
-    assert datetime.fromisoformat(argv[argv.index("-S") + 1]) < min(r.submit for r in snapshots(env))
+    assert datetime.fromisoformat(argv[argv.index("-S") + 1]) < submitted  # the window opens before the submit
     done = snapshots(env)[0]
     assert (done.status, done.attempts, done.alloc_cpus, done.req_mem_mb, done.max_rss_kb, done.total_cpu_s,
             done.elapsed_s, done.timelimit_min, done.account, done.qos, done.node_list, done.state) == (
