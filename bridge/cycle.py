@@ -1,4 +1,4 @@
-"""The bridge's cycle, sequenced in one place: poll -> callbacks -> split -> submit -> cancel.
+"""The bridge's cycle, sequenced in one place: poll -> callbacks -> snapshots -> split -> submit -> cancel.
 
 `beat-bridge run` (each cycle of the daemon, and `--once`) and `beat-bridge
 submit` run this one function. It reads Slurm first, so a job that finished
@@ -21,7 +21,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from bridge import claims, spool_retention
+from bridge import claims, snapshots, spool_retention
 from bridge.backend import Backend
 from bridge.cancelling import process_newly_cancelled_experiments
 from bridge.errors import PollError
@@ -58,6 +58,7 @@ class CycleReport:
     cancelled: list[str] = field(default_factory=list)  # element ids scancelled
     cancelled_tags: list[str] = field(default_factory=list)  # `scancel --name`: array ids never learnt
     stuck: list[str] = field(default_factory=list)  # tags whose sbatch outcome is unknown for too long
+    accounting: snapshots.SnapshotRound | None = None  # the accounting snapshots read after the poll
     error: str | None = None
 
     @property
@@ -80,6 +81,8 @@ def run_cycle(session: Session, backend: Backend, poll: Poll) -> CycleReport:
     except PollError as e:
         session.rollback()
         report.error = str(e)
+    else:  # after the poll, outside its cost; no Slurm call unless a snapshot is due (bridge.snapshots)
+        report.accounting = snapshots.refresh(session, backend.client)
     config = backend.config
     split_new_jobs(session, str(config.cache_root), config.split_errors)
     process_newly_cancelled_experiments(session)

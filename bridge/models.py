@@ -333,3 +333,9 @@ class ClaimLookup(Base):
     first_miss: Mapped[datetime | None] = mapped_column(DateTime)
     stuck: Mapped[bool] = mapped_column(Boolean, default=False)  # reported stuck (once)
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+# The audit table lives in its own module (it shares only Base); imported here so the metadata holds it.
+from bridge.models_audit import AccountingSnapshot, SnapshotStatus  # noqa: E402
+
+__all__ += ["AccountingSnapshot", "SnapshotStatus"]

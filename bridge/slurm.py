@@ -144,14 +144,17 @@ def sacct_argv(
     job_ids: Iterable[int | str] = (),
     names: Iterable[str] = (),
     fields: Sequence[str] = SACCT_FIELDS,
+    allocations: bool = True,
 ) -> list[str]:
     """One `sacct` over a bounded window for the given ids and/or job names.
 
-    -X: allocations only (one row per element); --parsable2: "|" separated,
+    -X: allocations only (one row per element; `allocations=False` adds the
+    step rows, for the batch step's MaxRSS); --parsable2: "|" separated,
     never truncated; -S/-E always together (sacct's --state semantics need both,
     and without -j the default start is today 00:00).
     """
-    argv = ["sacct", "-X", "--parsable2", "--noheader", "--format=" + ",".join(fields)]
+    argv = ["sacct", *(["-X"] if allocations else []), "--parsable2", "--noheader",
+            "--format=" + ",".join(fields)]
     argv += ["-S", format_slurm_time(start)]
     argv += ["-E", format_slurm_time(end) if end is not None else "now"]
     ids = [str(i) for i in job_ids]
@@ -172,12 +175,14 @@ def sacct_argvs(
     job_ids: Sequence[int | str],
     fields: Sequence[str] = SACCT_FIELDS,
     chunk: int = 500,
+    allocations: bool = True,
 ) -> list[list[str]]:
     """`sacct_argv` for a long id list, split so that no command line grows without bound."""
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     ids = list(job_ids)
-    return [sacct_argv(start, end, ids[i : i + chunk], fields=fields) for i in range(0, len(ids), chunk)]
+    return [sacct_argv(start, end, ids[i : i + chunk], fields=fields, allocations=allocations)
+            for i in range(0, len(ids), chunk)]
 
 
 def scancel_argv(element_ids: Iterable[str]) -> list[str]:

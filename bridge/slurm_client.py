@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
 from bridge import slurm as cmds
+from bridge.accounting import USAGE_FIELDS, UsageTable, parse_usage
 from bridge.config import SlurmTimeouts
 from bridge.errors import BridgeError, CommandError
 from bridge.runner import CommandResult, Runner
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 STATUS_MARGIN = timedelta(minutes=5)  # sacct's window starts this long before the oldest submit
 FIND_MARGIN = 120.0  # seconds before a tag was made that sacct --name looks back
 SCANCEL_CHUNK = 1000  # element ids per scancel: keeps the argument list bounded
+USAGE_CHUNK = 500  # element ids per sacct with steps (accounting snapshots): the issue's bound
 
 
 class SubmissionRefused(BridgeError):
@@ -257,6 +259,17 @@ class SlurmClient:
                    ) -> list[SlurmRecord]:
         """sacct's allocation rows of the arrays between `since` and `until` (naive UTC, as every time here)."""
         return self._sacct_rows(since, until, array_ids, timeout=self.timeouts.accounting)
+
+    def usage(self, job_ids: Sequence[str], since: datetime, until: datetime | None = None) -> UsageTable:
+        """sacct with steps (bridge.accounting) for element or array ids: ONE call, at most USAGE_CHUNK ids."""
+        if len(job_ids) > USAGE_CHUNK:
+            raise ValueError(f"usage() reads at most {USAGE_CHUNK} ids per sacct call, got {len(job_ids)}")
+        argv = cmds.sacct_argv(since, until, job_ids, fields=USAGE_FIELDS, allocations=False)
+        result = self._run(argv, self.timeouts.accounting)
+        if not result.ok:
+            raise CommandError(result.argv, result.returncode, result.stdout, result.stderr,
+                               f"sacct exited {result.returncode}: {result.stderr.strip()}")
+        return parse_usage(result.stdout)
 
     # --- cluster facts ------------------------------------------------------------------
 

@@ -5,7 +5,8 @@ hands one Action per split here; the split's Slurm state, exit code, times and
 node, on_split_started when it was still queued, and on_split_done / fail /
 cancelled are then one locked transaction (bridge.history), not one each: a
 split first seen COMPLETED costs one commit. A split gone or no longer active
-changes nothing (a repeated or late event).
+changes nothing (a repeated or late event). The split that becomes final here
+gets its pending accounting snapshot in the same transaction (bridge.snapshots).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from bridge.history import guarded_set, locked
 from bridge.models import ACTIVE_SPLIT, Job, JobSplit, SplitStatus
 from bridge.outcomes import cancel_split, complete_split, fail_split, load_split, start_split
+from bridge.snapshots import record_settled
 from bridge.submission_db import element_ids, set_slurm_facts
 
 log = logging.getLogger(__name__)
@@ -82,7 +84,9 @@ def apply_slurm_state(session: Session, split_id: int, facts: SlurmFacts, action
         if action.kind is Kind.RECORD:
             return Settled()
         started = _start(session, row, job, facts.node)
-        return _outcome(session, row, job, action, started)
+        settled = _outcome(session, row, job, action, started)
+        record_settled(session, row, job)  # final now: its accounting snapshot, pending (no Slurm call)
+        return settled
 
 
 def _start(session: Session, row: JobSplit, job: Job, node: str | None) -> bool:

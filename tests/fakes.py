@@ -28,10 +28,15 @@ DATA = REPLAY.parent
 
 
 def kind_of(argv: Sequence[str]) -> str:
-    """The kind of a Slurm call: sbatch, squeue, sacct, find_squeue, find_sacct, scancel, scontrol, sinfo."""
+    """The kind of a Slurm call: sbatch, squeue, sacct, find_squeue, find_sacct, sacct_usage, scancel, ...
+
+    sacct_usage is sacct with its steps (no -X): accounting snapshots (bridge.snapshots).
+    """
     command = argv[0]
     if command in ("squeue", "sacct") and "--name" in argv:
         return f"find_{command}"
+    if command == "sacct" and "-X" not in argv:
+        return "sacct_usage"
     if command == "sbatch" and "--version" in argv:
         return "sbatch_version"
     return command

@@ -49,7 +49,8 @@ class ReplayEnv:
 
 def make_replay_env(root: Path, extra: str = "") -> ReplayEnv:
     """A bridge directory (bridge.devcluster.sandbox) whose Slurm is the fake; sbatch retries do not sleep."""
-    fake = ReplayRunner().always("scontrol", Answer("MaxArraySize = 1001\n"))
+    # sacct with steps (accounting snapshots) answers nothing unless a test says otherwise: "not yet"
+    fake = ReplayRunner().always("scontrol", Answer("MaxArraySize = 1001\n")).always("sacct_usage", Answer())
     sandbox = open_sandbox(root, root / "slurm.conf", QUEUES, fake, extra=(
         f"cache_errors = 2\n{extra}\n[retry]\nattempts = 3\nbase_delay = 0.01\nmax_delay = 0.02\n"))
     backend = replace(sandbox.backend, sleep=lambda seconds: None)

@@ -1,0 +1,135 @@
+"""Accounting snapshots: one row added when a split settles, its sacct figures read later, bounded.
+
+`record_settled` runs inside the transaction that makes a split final
+(bridge.slurm_events.apply_slurm_state): it copies BEAT's names and makes no
+Slurm call. `refresh` runs once per cycle after the poll (bridge.cycle): for the
+pending snapshots it calls sacct with steps (bridge.accounting), one call per
+USAGE_CHUNK (500) elements, in a window from their earliest submit, and
+nothing at all when none is due. sacct lags squeue, so a snapshot stays
+pending until sacct has it settled (End on the allocation and the batch step),
+tried again no sooner than RETRY_AFTER, and given up after GIVE_UP from its
+first sight: unavailable, keeping what was read.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bridge.accounting import Usage, UsageTable
+from bridge.errors import CommandError
+from bridge.models import FINAL_SPLIT, AccountingSnapshot, Job, JobSplit, SnapshotStatus, utcnow
+from bridge.slurm_client import USAGE_CHUNK, SlurmClient
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER = timedelta(seconds=2)  # between two reads of one snapshot (and after it settled)
+GIVE_UP = timedelta(minutes=10)  # from first sight: pending -> unavailable
+WINDOW_MARGIN = timedelta(minutes=5)  # sacct's -S before the earliest submit
+ROUND_LIMIT = 10 * USAGE_CHUNK  # snapshots read per round (cycle): 10 sacct calls at most
+PENDING = SnapshotStatus.PENDING.value
+USAGE_COLUMNS = ("state", "exit_code", "partition", "account", "qos", "node_list", "alloc_cpus", "req_mem_mb",
+                 "max_rss_kb", "total_cpu_s", "elapsed_s", "timelimit_min", "submit", "eligible", "start", "end")
+
+
+@dataclass
+class SnapshotRound:
+    """What one refresh did."""
+
+    due: int = 0
+    sacct_calls: int = 0
+    completed: int = 0
+    unavailable: int = 0
+    error: str | None = None
+
+
+def record_settled(session: Session, row: JobSplit, job: Job) -> None:
+    """Add the split's pending snapshot if it just became final on Slurm (in the caller's transaction)."""
+    if row.status not in FINAL_SPLIT or not row.slurm_element_id or not row.slurm_job_id:
+        return
+    block = job.block
+    experiment = block.experiment
+    session.add(AccountingSnapshot(
+        split_id=row.id, split_status=row.status.value, experiment_id=experiment.id,
+        experiment_name=experiment.name, author=experiment.author, block_name=block.name,
+        queue_name=block.queue.name if block.queue else None,
+        partition=block.queue.partition if block.queue else None, submission_tag=row.submission_tag,
+        array_job_id=int(row.slurm_job_id), element_id=row.slurm_element_id, status=PENDING,
+        first_seen=utcnow(), attempts=0, submit=row.submit_time, start=row.start_time, end=row.end_time,
+        state=row.slurm_state, exit_code=row.slurm_exit_code,
+    ))
+
+
+def due(session: Session, now: datetime) -> list[AccountingSnapshot]:
+    """Pending snapshots not read (nor settled) within RETRY_AFTER, oldest first, at most ROUND_LIMIT.
+
+    None while the last round is younger than RETRY_AFTER: with splits settling
+    on every cycle, rounds still come no more often than that. Both are index
+    look-ups (status, last_attempt): a quiet cycle costs two small queries.
+    """
+    last = func.coalesce(AccountingSnapshot.last_attempt, AccountingSnapshot.first_seen)
+    found = list(session.scalars(
+        select(AccountingSnapshot).where(AccountingSnapshot.status == PENDING, last <= now - RETRY_AFTER)
+        .order_by(AccountingSnapshot.id).limit(ROUND_LIMIT)))
+    if found:
+        latest = session.scalar(select(func.max(AccountingSnapshot.last_attempt)))
+        if latest is not None and latest > now - RETRY_AFTER:
+            return []
+    return found
+
+
+def refresh(session: Session, client: SlurmClient, now: datetime | None = None) -> SnapshotRound:
+    """One round: read the due snapshots from sacct (one call per USAGE_CHUNK), commit what was read.
+
+    No Slurm call when nothing is due. A failing sacct is logged; its
+    snapshots are tried again later, until GIVE_UP.
+    """
+    now = now or utcnow()
+    snapshots = due(session, now)
+    found = SnapshotRound(due=len(snapshots))
+    for start in range(0, len(snapshots), USAGE_CHUNK):
+        chunk = snapshots[start:start + USAGE_CHUNK]
+        table = _read(client, chunk, found)
+        for snapshot in chunk:
+            _update(snapshot, table.lookup(snapshot.element_id) if table else None, now, found)
+    if snapshots:
+        session.commit()
+        log.info("accounting snapshots: %d read, %d complete, %d unavailable, %d sacct calls",
+                 found.due, found.completed, found.unavailable, found.sacct_calls)
+    return found
+
+
+def _read(client: SlurmClient, chunk: list[AccountingSnapshot], found: SnapshotRound) -> UsageTable | None:
+    """One sacct for the chunk: element ids, or the array id of an element that never started."""
+    ids = sorted({s.element_id if s.start is not None else str(s.array_job_id) for s in chunk})
+    since = min(s.submit or s.first_seen for s in chunk) - WINDOW_MARGIN
+    found.sacct_calls += 1
+    try:
+        return client.usage(ids, since)
+    except CommandError as e:
+        log.warning("sacct for %d accounting snapshots failed (tried again later): %s", len(chunk), e)
+        found.error = str(e)
+        return None
+
+
+def _update(snapshot: AccountingSnapshot, usage: Usage | None, now: datetime, found: SnapshotRound) -> None:
+    snapshot.attempts += 1
+    snapshot.last_attempt = now
+    if usage is not None:
+        for name in USAGE_COLUMNS:
+            value = getattr(usage, name)
+            if value is not None:
+                setattr(snapshot, name, value)
+        if usage.settled:
+            snapshot.status = SnapshotStatus.COMPLETE.value
+            found.completed += 1
+            return
+    if now - snapshot.first_seen >= GIVE_UP:
+        snapshot.status = SnapshotStatus.UNAVAILABLE.value
+        found.unavailable += 1
+        log.warning("accounting snapshot of split %s (%s) unavailable: sacct had not settled it after %s",
+                    snapshot.split_id, snapshot.element_id, GIVE_UP)
