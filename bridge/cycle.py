@@ -1,4 +1,4 @@
-"""The bridge's cycle, sequenced in one place: poll -> callbacks -> snapshots -> split -> submit -> cancel.
+"""The bridge's cycle, sequenced in one place: poll -> callbacks -> split -> submit -> cancel -> snapshots.
 
 `beat-bridge run` (each cycle of the daemon, and `--once`) and `beat-bridge
 submit` run this one function. It reads Slurm first, so a job that finished
@@ -58,7 +58,7 @@ class CycleReport:
     cancelled: list[str] = field(default_factory=list)  # element ids scancelled
     cancelled_tags: list[str] = field(default_factory=list)  # `scancel --name`: array ids never learnt
     stuck: list[str] = field(default_factory=list)  # tags whose sbatch outcome is unknown for too long
-    accounting: snapshots.SnapshotRound | None = None  # the accounting snapshots read after the poll
+    accounting: snapshots.SnapshotRound | None = None  # the accounting snapshots read at the cycle's end
     error: str | None = None
 
     @property
@@ -67,13 +67,16 @@ class CycleReport:
         return bool(self.submitted or self.cancelled or (self.poll and (self.poll.changed or self.poll.active)))
 
 
-def run_cycle(session: Session, backend: Backend, poll: Poll) -> CycleReport:
-    """One cycle: poll Slurm and fire the callbacks, split new jobs, submit arrays, one scancel.
+def run_cycle(session: Session, backend: Backend, poll: Poll, read_snapshots: bool = True) -> CycleReport:
+    """One cycle: poll Slurm and fire the callbacks, split new jobs, submit arrays, one scancel, snapshots.
 
     A poll that cannot read Slurm (PollError) changes nothing and is reported;
-    the rest of the cycle still runs. The scancel comes last, when everything
-    this cycle decided to stop is known (bridge.submission_db.scancel_targets);
+    the rest of the cycle still runs. The scancel comes after submitting, when
+    everything this cycle decided to stop is known (bridge.submission_db.scancel_targets);
     a cancelled claim whose array id was never learnt is scancelled by its tag.
+    Accounting snapshots are read last (bridge.snapshots), so their sacct call
+    never delays a dependent's submission; the daemon passes read_snapshots=False
+    and reads them while it waits between cycles instead (poller.loop).
     """
     report = CycleReport(poll=None)
     try:
@@ -81,8 +84,6 @@ def run_cycle(session: Session, backend: Backend, poll: Poll) -> CycleReport:
     except PollError as e:
         session.rollback()
         report.error = str(e)
-    else:  # after the poll, outside its cost; no Slurm call unless a snapshot is due (bridge.snapshots)
-        report.accounting = snapshots.refresh(session, backend.client)
     config = backend.config
     split_new_jobs(session, str(config.cache_root), config.split_errors)
     process_newly_cancelled_experiments(session)
@@ -96,6 +97,8 @@ def run_cycle(session: Session, backend: Backend, poll: Poll) -> CycleReport:
         report.cancelled = backend.client.cancel(ids)
     if tags:
         report.cancelled_tags = backend.client.cancel_by_name(tags)
+    if read_snapshots and report.poll is not None:  # last: its sacct never delays new work; none unless due
+        report.accounting = snapshots.refresh(session, backend.client)
     if spool_retention.due(config.spool_dir):
         spool_retention.sweep(session, config.spool_dir, config.spool_retention_hours)
     claims.newly_stuck(session, config.claims)

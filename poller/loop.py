@@ -22,7 +22,7 @@ from functools import partial
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge import cycle
+from bridge import cycle, snapshots
 from bridge.backend import Backend
 from bridge.config import PollConfig
 from bridge.cycle import CycleReport
@@ -50,12 +50,14 @@ class Interval:
         return self.current
 
 
-def run_cycle(session: Session, backend: Backend, watch: UnknownStates | None = None) -> CycleReport:
+def run_cycle(session: Session, backend: Backend, watch: UnknownStates | None = None,
+              read_snapshots: bool = True) -> CycleReport:
     """The cycle (bridge.cycle) with this poller's poll: what `run`, `run --once` and `submit` do.
 
-    `watch` is the daemon's memory of unknown Slurm states across cycles (poller.unknown).
+    `watch` is the daemon's memory of unknown Slurm states across cycles (poller.unknown);
+    the daemon reads accounting snapshots between cycles (read_snapshots=False here).
     """
-    return cycle.run_cycle(session, backend, partial(logged_poll, watch=watch))
+    return cycle.run_cycle(session, backend, partial(logged_poll, watch=watch), read_snapshots)
 
 
 def logged_poll(session: Session, backend: Backend, watch: UnknownStates | None = None) -> PollReport:
@@ -98,7 +100,7 @@ class BridgeLoop:
         """Run cycles until stop(), `done(session)` is true, or after one cycle with once=True."""
         while not self._stop.is_set():
             with self.sessions() as session:
-                report = self._cycle(session)
+                report = self._cycle(session, once)
                 if self.on_cycle:
                     self.on_cycle(session, report)
                 finished = once or (done is not None and done(session))
@@ -109,12 +111,28 @@ class BridgeLoop:
                           "" if finished else f", in {wait:.1f} s")
             if finished:
                 return
-            self._stop.wait(wait)
+            self._stop.wait(self._between_cycles(wait, report))
 
-    def _cycle(self, session: Session) -> CycleReport:
+    def _between_cycles(self, wait: float, report: CycleReport) -> float:
+        """Read due accounting snapshots (bridge.snapshots) in the wait, not in the cycle; the wait left.
+
+        So their sacct call shifts neither the next poll nor a dependent's submission.
+        """
+        if report.poll is None:  # Slurm or the database did not answer: not now
+            return wait
+        started = time.monotonic()
+        with self.sessions() as session:
+            try:
+                snapshots.refresh(session, self.backend.client)
+            except Exception as e:  # never the daemon's end: the snapshots stay pending, read later
+                log.warning("accounting snapshots not read this time: %s", e)
+                discard(session)
+        return max(0.0, wait - (time.monotonic() - started))
+
+    def _cycle(self, session: Session, once: bool = False) -> CycleReport:
         started = time.monotonic()
         try:
-            report = run_cycle(session, self.backend, self.unknown)
+            report = run_cycle(session, self.backend, self.unknown, read_snapshots=once)
         except BridgeError as e:  # sbatch/scancel errors already handled per array; anything else: retry later
             session.rollback()
             report = CycleReport(poll=None, error=str(e))
