@@ -29,6 +29,9 @@ from poller.loop import BridgeLoop, CycleReport
 
 FAST = PollConfig(min_interval=0.5, max_interval=2.0)
 POLL = "[poll]\nmin_interval = 0.3\nmax_interval = 1.0\n"  # make_env(extra=POLL) for `run` processes
+# A killed daemon's claim that Slurm never took is released in seconds, not after the default 20 s grace
+# (bridge.claims): tests that kill `run` again and again would otherwise spend their lives waiting on it.
+FAST_CLAIMS = "[claims]\nmisses = 2\ngrace = 2.0\n"
 REPO = Path(__file__).resolve().parents[2]
 FINAL = {"D", "F"}
 

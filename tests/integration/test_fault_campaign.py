@@ -6,7 +6,7 @@ Nothing lost, nothing doubled: every split ran exactly once by sacct (by tag and
 array index, with --duplicates; the bridge has no retries), every state
 transition is recorded once, and the experiment ends D. The seed is printed;
 BRIDGE_CAMPAIGN_SEED replays a campaign. Claims a killed daemon left are settled
-by tag look-up; `[claims]` below keeps a lost one's release to seconds.
+by tag look-up; `FAST_CLAIMS` (poller_env) keeps a lost one's release to seconds.
 """
 
 from __future__ import annotations
@@ -21,7 +21,18 @@ import pytest
 from bridge_env import block, make_env, queue_toml
 from campaign import Figures, fault_life, plan
 from kill_windows import TARGET_WAIT, kill_at, unrecorded_claims
-from poller_env import POLL, blocks, results_of, sacct_elements, schedule, start_run, status, tags_by_block, wait_for
+from poller_env import (
+    FAST_CLAIMS,
+    POLL,
+    blocks,
+    results_of,
+    sacct_elements,
+    schedule,
+    start_run,
+    status,
+    tags_by_block,
+    wait_for,
+)
 from sqlalchemy import func, select
 
 from bridge.models import StateHistory
@@ -29,7 +40,6 @@ from bridge.models import StateHistory
 pytestmark = pytest.mark.postgres
 
 SEED = "BRIDGE_CAMPAIGN_SEED"
-CLAIMS = "[claims]\nmisses = 2\ngrace = 2.0\n"
 SPLITS = {"a": 33, "b": 33, "c": 33, "d": 1}
 # 4 splits of the author on Slurm at once: ~9 arrays per block, each sbatch a window for a kill,
 # and work on Slurm for the whole campaign
@@ -54,7 +64,7 @@ def test_fault_campaign_over_100_splits_loses_nothing_and_doubles_nothing(
     seed = int(os.environ.get(SEED) or random.SystemRandom().randrange(2**32))
     print(f"campaign seed {seed} (replay: {SEED}={seed})")
     env = make_env(tmp_path, slurm_cluster, slurm, db_url=postgres_url, queues=QUEUES,
-                   extra=POLL + CLAIMS)
+                   extra=POLL + FAST_CLAIMS)
     since = datetime.now() - timedelta(minutes=1)
     experiment_id = schedule(env, hundred_splits())
     rng, figures = random.Random(seed), Figures(seed)

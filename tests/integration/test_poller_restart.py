@@ -15,6 +15,7 @@ import pytest
 from bridge_env import block, make_env, wait_sacct
 from kill_windows import TARGET_WAIT, Life, kill_at, unrecorded_claims
 from poller_env import (
+    FAST_CLAIMS,
     POLL,
     Arrays,
     blocks,
@@ -63,7 +64,7 @@ def test_run_killed_with_sigkill_again_and_again_fires_every_callback_exactly_on
         tmp_path, slurm_cluster, slurm, db_url):
     seed = int(os.environ.get(KILL_SEED) or random.SystemRandom().randrange(2**32))
     print(f"kill seed {seed} (replay: {KILL_SEED}={seed})")
-    env = make_env(tmp_path, slurm_cluster, slurm, db_url=db_url, extra=POLL)
+    env = make_env(tmp_path, slurm_cluster, slurm, db_url=db_url, extra=POLL + FAST_CLAIMS)
     since = datetime.now() - timedelta(minutes=1)
     experiment_id = schedule(env, levels("killed"))
     rng = random.Random(seed)
