@@ -75,6 +75,8 @@ TRANSIENT = Answer(returncode=1,
                    stderr="sbatch: error: Batch job submission failed: Socket timed out on send/recv operation\n")
 NOT_SUBMITTED = Answer(returncode=1, stderr="sbatch: error: Batch job submission failed: "
                        "Unable to contact slurm controller (connect failure)\n")  # never reached slurmctld
+SQUEUE_DOWN = Answer(returncode=1,  # slurmctld slow: squeue failed, Slurm may still have the job
+                     stderr="squeue: error: slurm_load_jobs error: Socket timed out on send/recv operation\n")
 SACCT_DOWN = Answer(returncode=1, stderr="sacct: error: Problem talking to the database: Connection refused\n")
 EMPTY = Answer()
 

@@ -26,7 +26,9 @@ from bridge.helpers import get_configuration_for_split, schedule_experiment, spl
 from bridge.models import Experiment, JobSplit
 from bridge.sbatch_scripts import spool as spool_files
 from bridge.sbatch_scripts.element_io import IOStats, write_output
+from bridge.submission_db import mark_splits_submitting
 from bridge.submit import Submission, assign_splits_to_workers
+from poller.loop import CycleReport, run_cycle
 from poller.poll import PollReport, poll_once
 
 QUEUES = queue_toml("default")
@@ -90,6 +92,24 @@ def answer(env: ReplayEnv, scenario: str, name: str, submission: Submission, kin
 def recorded_stdout(scenario: str, name: str, submission: Submission) -> str:
     """The stdout of a recorded call, rendered for the submission's array and tag."""
     return Recording.load(scenario).answer(name, submission.job_id, submission.tag).stdout
+
+
+def submit_all(env: ReplayEnv) -> list[Submission]:
+    """Every queue's candidates through the real submitter, with whatever the fake's sbatch answers."""
+    with env.sessions() as session:
+        return assign_splits_to_workers(session, env.backend)
+
+
+def claim_all(env: ReplayEnv, tag: str) -> None:
+    """Claim every split with `tag`, as a submitter does before sbatch (and then died or lost its answer)."""
+    with env.sessions() as session:
+        mark_splits_submitting(session, list(session.scalars(select(JobSplit))), tag)
+
+
+def cycle(env: ReplayEnv) -> CycleReport:
+    """One whole cycle, as `run --once` does it."""
+    with env.sessions() as session:
+        return run_cycle(session, env.backend)
 
 
 def poll(env: ReplayEnv) -> PollReport:

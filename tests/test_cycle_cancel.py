@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import pytest
 from fakes import EMPTY, TIMEOUT, Answer, Recording
-from replay_env import block, declare, make_replay_env, recorded_stdout, status_of, statuses, submit
-
-from poller.loop import run_cycle
+from replay_env import block, cycle, declare, make_replay_env, recorded_stdout, status_of, statuses, submit
 
 
 @pytest.fixture
@@ -24,10 +22,6 @@ def rows(scenario, sub, index):
     return [line for line in recorded_stdout(scenario, "squeue", sub).splitlines()
             if line.startswith(f"{sub.job_id}_{index}|")]
 
-
-def cycle(env):
-    with env.sessions() as session:
-        return run_cycle(session, env.backend)
 
 
 def test_every_element_to_stop_in_a_cycle_goes_into_one_scancel(env):

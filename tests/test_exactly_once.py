@@ -12,20 +12,17 @@ from __future__ import annotations
 import logging
 
 import pytest
-from fakes import EMPTY, LOST, SACCT_DOWN, TIMEOUT, Answer
-from replay_env import JOB, block, declare, make_replay_env, splits, status_of
-from sqlalchemy import delete, select
+from fakes import EMPTY, LOST, SACCT_DOWN, SQUEUE_DOWN, TIMEOUT, Answer
+from replay_env import JOB, block, claim_all, cycle, declare, make_replay_env, splits, status_of, submit_all
+from sqlalchemy import delete
 
 from bridge.config import PollConfig
 from bridge.helpers import cancel_experiment
 from bridge.models import JobSplit
-from bridge.submission_db import mark_splits_submitting
-from bridge.submit import assign_splits_to_workers, reconcile_claims
+from bridge.submit import reconcile_claims
 from bridge.tags import new_tag
-from poller.loop import BridgeLoop, run_cycle
+from poller.loop import BridgeLoop
 
-SQUEUE_DOWN = Answer(returncode=1,
-                     stderr="squeue: error: slurm_load_jobs error: Socket timed out on send/recv operation\n")
 LATE = Answer(f"{JOB}\n")  # squeue finally shows the array the lost sbatch created
 
 
@@ -33,10 +30,6 @@ LATE = Answer(f"{JOB}\n")  # squeue finally shows the array the lost sbatch crea
 def env(tmp_path):
     return make_replay_env(tmp_path)
 
-
-def submit_all(env):
-    with env.sessions() as session:
-        return assign_splits_to_workers(session, env.backend)
 
 
 def claims(env):
@@ -66,15 +59,11 @@ def test_an_sbatch_whose_ssh_connection_dropped_is_not_submitted_again(env):
     assert env.fake.count("sbatch") == 1 and claims(env) == [(True, str(JOB)), (True, str(JOB))]
 
 
-def _claim(env, tag):
-    with env.sessions() as session:
-        mark_splits_submitting(session, list(session.scalars(select(JobSplit))), tag)
-
 
 def test_squeue_failing_during_reconcile_while_sacct_lags_keeps_the_claim(env):
     declare(env, {"a": block()})
     tag = new_tag()
-    _claim(env, tag)
+    claim_all(env, tag)
     env.fake.then("find_squeue", SQUEUE_DOWN).then("find_sacct", EMPTY)  # sacct has not caught up yet
     with env.sessions() as session:
         reconcile_claims(session, env.backend)
@@ -88,16 +77,12 @@ def test_squeue_failing_during_reconcile_while_sacct_lags_keeps_the_claim(env):
 def test_one_miss_by_both_sources_does_not_release_a_claim(env):
     declare(env, {"a": block()})
     tag = new_tag()
-    _claim(env, tag)
+    claim_all(env, tag)
     env.fake.then("find_squeue", EMPTY).then("find_sacct", EMPTY)
     with env.sessions() as session:
         reconcile_claims(session, env.backend)
     assert claims(env) == [(True, None), (True, None)]
 
-
-def cycle(env):
-    with env.sessions() as session:
-        return run_cycle(session, env.backend)
 
 
 def test_a_claim_unknown_past_stuck_after_is_reported_once_and_shown_every_cycle(tmp_path, caplog):

@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import pytest
 from fakes import Answer
-from replay_env import JOB, block, declare, make_replay_env, splits, status_of
+from replay_env import JOB, block, cycle, declare, make_replay_env, splits, status_of
 from sqlalchemy import delete, select, update
 
 from bridge.models import Block, JobSplit, Result
-from poller.loop import run_cycle
 
 
 @pytest.fixture
 def env(tmp_path):
     return make_replay_env(tmp_path)
 
-
-def cycle(env):
-    with env.sessions() as session:
-        return run_cycle(session, env.backend)
 
 
 def corrupt(env, experiment_name, command):

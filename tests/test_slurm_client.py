@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from fakes import EMPTY, LOST, NOT_SUBMITTED, SACCT_DOWN, TIMEOUT, TRANSIENT, Answer, Recording, ReplayRunner, data_file
+from fakes import (
+    EMPTY,
+    LOST,
+    NOT_SUBMITTED,
+    SACCT_DOWN,
+    SQUEUE_DOWN,
+    TIMEOUT,
+    TRANSIENT,
+    Answer,
+    Recording,
+    ReplayRunner,
+    data_file,
+)
 
 from bridge.config import SlurmTimeouts
 from bridge.errors import CommandError
@@ -59,9 +71,6 @@ def test_submit_reads_the_array_id_and_classifies_errors():
             c.submit("script")
     with pytest.raises(SubmissionRefused, match="Invalid partition name specified"):
         c.submit("script")
-
-
-SQUEUE_DOWN = Answer(returncode=1, stderr="squeue: error: slurm_load_jobs error: Socket timed out\n")
 
 
 def test_find_asks_sacct_only_when_squeue_does_not_know_the_tag():

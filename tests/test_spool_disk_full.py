@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import need
 from fakes import Answer
-from replay_env import JOB, block, declare, make_replay_env, splits, status_of
-
-from poller.loop import run_cycle
+from replay_env import JOB, block, cycle, declare, make_replay_env, splits, status_of
 
 
 @pytest.fixture
@@ -43,10 +41,6 @@ def fill(spool: Path) -> Path:
             pass
     return filler
 
-
-def cycle(env):
-    with env.sessions() as session:
-        return run_cycle(session, env.backend)
 
 
 def test_a_full_spool_fails_nothing_and_the_next_cycle_after_freeing_space_submits(tiny_spool, caplog):

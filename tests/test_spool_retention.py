@@ -11,16 +11,10 @@ import time
 
 import pytest
 from fakes import Answer
-from replay_env import answer, block, declare, element_done, make_replay_env, status_of, submit
+from replay_env import answer, block, cycle, declare, element_done, make_replay_env, status_of, submit
 
 from bridge import spool_retention
 from bridge.sbatch_scripts import spool as spool_files
-from poller.loop import run_cycle
-
-
-def cycle(env):
-    with env.sessions() as session:
-        return run_cycle(session, env.backend)
 
 
 def spool_of(env, sub):

@@ -11,12 +11,11 @@ import re
 
 import pytest
 from fakes import EMPTY, NOT_SUBMITTED, SACCT_DOWN, TIMEOUT, TRANSIENT, Answer, Recording
-from replay_env import JOB, block, declare, make_replay_env, splits
+from replay_env import JOB, block, claim_all, declare, make_replay_env, splits, submit_all
 from sqlalchemy import select
 
-from bridge.models import JobSplit, Result
-from bridge.submission_db import mark_splits_submitting
-from bridge.submit import assign_splits_to_workers, reconcile_claims
+from bridge.models import Result
+from bridge.submit import reconcile_claims
 from bridge.tags import new_tag
 
 
@@ -24,10 +23,6 @@ from bridge.tags import new_tag
 def env(tmp_path):
     return make_replay_env(tmp_path)
 
-
-def submit_all(env):
-    with env.sessions() as session:
-        return assign_splits_to_workers(session, env.backend)
 
 
 def recorded(scenario, name, job=JOB, tag=""):
@@ -92,16 +87,11 @@ def test_sbatch_never_reaching_slurmctld_on_every_attempt_releases_the_claim(env
     assert [(s.status.value, s.submission_tag) for s in splits(env)] == [("N", None), ("N", None)]
 
 
-def _claim(env, tag):
-    with env.sessions() as session:
-        queued = list(session.scalars(select(JobSplit)))
-        mark_splits_submitting(session, queued, tag)
-
 
 def test_reconcile_records_a_claim_whose_tag_squeue_knows(env):
     declare(env, {"a": block()})
     tag = new_tag()  # made by this process: settled at once
-    _claim(env, tag)
+    claim_all(env, tag)
     env.fake.then("find_squeue", recorded("find", "find_squeue", tag=tag))
     with env.sessions() as session:
         assert reconcile_claims(session, env.backend) == 1
@@ -111,7 +101,7 @@ def test_reconcile_records_a_claim_whose_tag_squeue_knows(env):
 def test_reconcile_finds_in_sacct_what_squeue_forgot(env):
     declare(env, {"a": block()})
     tag = new_tag()
-    _claim(env, tag)
+    claim_all(env, tag)
     env.fake.then("find_squeue", EMPTY).then("find_sacct", recorded("find", "find_sacct", tag=tag))
     with env.sessions() as session:
         assert reconcile_claims(session, env.backend) == 1
@@ -125,7 +115,7 @@ def test_reconcile_releases_a_tag_only_after_consecutive_misses_spanning_the_gra
     env = make_replay_env(tmp_path, extra=f"[claims]\nmisses = 3\ngrace = {grace}\n")
     declare(env, {"a": block()})
     tag = new_tag()
-    _claim(env, tag)
+    claim_all(env, tag)
     env.fake.always("find_squeue", recorded("find", "find_squeue_unknown", tag=tag))
     env.fake.always("find_sacct", recorded("find", "find_sacct_unknown", tag=tag))
     for _ in range(2):
@@ -141,7 +131,7 @@ def test_a_failed_look_up_between_misses_starts_the_count_again(tmp_path):
     env = make_replay_env(tmp_path, extra="[claims]\nmisses = 2\ngrace = 0.0\n")
     declare(env, {"a": block()})
     tag = new_tag()
-    _claim(env, tag)
+    claim_all(env, tag)
     env.fake.then("find_squeue", EMPTY, EMPTY, EMPTY).then("find_sacct", EMPTY, SACCT_DOWN, EMPTY)
     for _ in range(3):  # miss, unknown, miss: never two misses in a row
         with env.sessions() as session:
@@ -152,7 +142,7 @@ def test_a_failed_look_up_between_misses_starts_the_count_again(tmp_path):
 def test_reconcile_keeps_the_claim_while_sacct_cannot_answer(env):
     declare(env, {"a": block()})
     tag = new_tag()
-    _claim(env, tag)
+    claim_all(env, tag)
     env.fake.then("find_squeue", EMPTY).then("find_sacct", SACCT_DOWN)
     with env.sessions() as session:
         assert reconcile_claims(session, env.backend) == 0
@@ -162,7 +152,7 @@ def test_reconcile_keeps_the_claim_while_sacct_cannot_answer(env):
 def test_a_claim_of_another_live_submitter_is_left_alone(env):
     declare(env, {"a": block()})
     tag = new_tag(pid=1)  # pid 1 is alive: another submitter, young claim
-    _claim(env, tag)
+    claim_all(env, tag)
     with env.sessions() as session:
         assert reconcile_claims(session, env.backend) == 0
     assert env.fake.count("find_squeue") == 0
