@@ -122,9 +122,9 @@ class SlurmClient:
         the other did not find it. `age` bounds sacct's window (default: what
         the tag itself says of its age, bridge.tags).
         """
-        squeue_error = None
+        squeue_error, by_name = None, cmds.squeue_by_name_argv(tag)
         try:
-            queued = self._run(cmds.squeue_by_name_argv(tag), self.timeouts.find)
+            queued = self._run(by_name, self.timeouts.find)
         except CommandError as e:
             squeue_error = str(e)
         else:
@@ -140,7 +140,7 @@ class SlurmClient:
         found = self._one(tag, {int(line.split("_")[0]) for line in recorded.stdout.split()
                                 if line.split("_")[0].isdigit()})
         if found is None and squeue_error is not None:
-            raise CommandError(cmds.squeue_by_name_argv(tag), None, "", squeue_error,
+            raise CommandError(by_name, None, "", squeue_error,
                                f"cannot tell whether Slurm has {tag}: squeue failed ({squeue_error}) "
                                "and sacct, which lags it, does not list it")
         return found
