@@ -112,6 +112,17 @@ def normalize_state(state: str) -> str:
     return words[0].rstrip("+").upper() if words else ""
 
 
+# Slurm job states after which an element can no longer run: scancel has nothing left to stop.
+# (PREEMPTED too: arrays go out with --no-requeue, so Slurm never queues a preempted element again.)
+SLURM_FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
+                         "PREEMPTED", "BOOT_FAIL", "DEADLINE", "REVOKED"})
+
+
+def slurm_final(state_text: str | None) -> bool:
+    """Whether a recorded Slurm state ("CANCELLED by 0", "COMPLETED", ...) is one an element never leaves."""
+    return bool(state_text) and normalize_state(state_text) in SLURM_FINAL
+
+
 def _columns(line: str, fields: Sequence[str]) -> dict[str, str] | None:
     values = line.split("|")
     if len(values) == len(fields) + 1 and values[-1] == "":

@@ -71,17 +71,6 @@ def on_slurm(status: SplitStatus, submission_tag: str | None) -> bool:
         status == SplitStatus.QUEUED and submission_tag is not None)
 
 
-# Slurm job states after which an element can no longer run: scancel has nothing left to stop.
-# (PREEMPTED too: arrays go out with --no-requeue, so Slurm never queues a preempted element again.)
-SLURM_FINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL",
-                         "PREEMPTED", "BOOT_FAIL", "DEADLINE", "REVOKED"})
-
-
-def slurm_final(state_text: str | None) -> bool:
-    """Whether a recorded Slurm state ("CANCELLED by 0", "COMPLETED", ...) is one an element never leaves."""
-    return bool(state_text) and state_text.split()[0].rstrip("+") in SLURM_FINAL
-
-
 class Letter(TypeDecorator[Any]):
     """A status enum stored as its one-letter value; unknown letters are refused."""
 

@@ -24,7 +24,7 @@ from bridge.cache import CacheError
 from bridge.cache import cache_root as resolve_cache_root
 from bridge.history import guarded_set, identity_of, locked, reload, transition
 from bridge.models import LIVE_EXPERIMENT, Block, Experiment, Job, JobSplit, Queue, SplitStatus, Worker, utcnow
-from bridge.status import slurm_final
+from bridge.sacct import slurm_final
 
 log = logging.getLogger(__name__)
 
