@@ -39,7 +39,6 @@ class PollResult(Protocol):
     squeue_calls: int
     sacct_calls: int
     events: list[tuple[int, str]]  # (split id, what happened)
-    to_cancel: list[str]
     unknown: list[tuple[int, str]]  # (split id, Slurm state) in a state unknown for too long (poller.unknown)
 
     @property

@@ -14,7 +14,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +24,7 @@ from bridge.history import guarded_set, locked
 from bridge.models import ACTIVE_SPLIT, Job, JobSplit, SplitStatus
 from bridge.outcomes import cancel_split, complete_split, fail_split, load_split, start_split
 from bridge.snapshots import record_settled
-from bridge.submission_db import element_ids, set_slurm_facts
+from bridge.submission_db import set_slurm_facts
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,13 @@ class Action:
 
 @dataclass
 class Settled:
-    """What applying one Action did: an event label (or None) and element ids to scancel."""
+    """What applying one Action did: an event label, or None.
+
+    Siblings a failure or cancel stops are left cancelling in the database; the
+    cycle's one scancel reads them from there (bridge.submission_db.scancel_targets).
+    """
 
     event: str | None = None
-    to_cancel: list[str] = field(default_factory=list)
 
 
 def apply_slurm_state(session: Session, split_id: int, facts: SlurmFacts, action: Action) -> Settled:
@@ -107,7 +110,8 @@ def _outcome(session: Session, row: JobSplit, job: Job, action: Action, started:
         complete_split(session, row, job, action.result if not isinstance(action.result, str) else None)
         return Settled("done")
     if kind is Kind.CANCELLED:
-        return Settled("cancelled", element_ids(cancel_split(session, row, job)))
+        cancel_split(session, row, job)
+        return Settled("cancelled")
     if kind is Kind.CACHE_PENDING:
         errors = row.cache_errors + 1
         guarded_set(session, row, JobSplit.cache_errors == row.cache_errors, source="cache_error",
@@ -118,5 +122,7 @@ def _outcome(session: Session, row: JobSplit, job: Job, action: Action, started:
             return Settled()
         result: Mapping[str, Any] | str | None = (
             f"element {row.slurm_element_id} completed, but {action.problem} after {errors} checks")
-        return Settled("failed:cache", element_ids(fail_split(session, row, job, result)))
-    return Settled(action.label or "failed", element_ids(fail_split(session, row, job, action.result)))
+        fail_split(session, row, job, result)
+        return Settled("failed:cache")
+    fail_split(session, row, job, action.result)
+    return Settled(action.label or "failed")

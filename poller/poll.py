@@ -7,7 +7,8 @@ decides what each record means (poller.states, the element's result file, the
 cache) and hands the decision to bridge.slurm_events, which applies it in one
 transaction. Every callback is a guarded transition, so reading the same state
 again (after a crash, a restart, or simply the next cycle) changes nothing.
-Nothing is scancelled here: the element ids to cancel are returned to the cycle.
+Nothing is scancelled here: a failure or cancel leaves siblings cancelling in the
+database, and the cycle's one scancel reads them from there.
 """
 
 from __future__ import annotations
@@ -53,7 +54,6 @@ class PollReport:
     events: list[tuple[int, str]] = field(default_factory=list)  # (split id, outcome)
     missing: list[int] = field(default_factory=list)
     unknown: list[tuple[int, str]] = field(default_factory=list)  # (split id, state) unknown past the bound
-    to_cancel: list[str] = field(default_factory=list)  # element ids the callbacks asked to scancel
 
     @property
     def changed(self) -> bool:
@@ -154,7 +154,6 @@ def poll_once(session: Session, backend: Backend, now: float | None = None,
         if record.state_text == split.slurm_state and not _actionable(split.status, record.state):
             continue  # seen before, and nothing is owed for it
         settled = apply_slurm_state(session, split.id, facts_of(record), decide(session, backend, split, record))
-        report.to_cancel += settled.to_cancel
         if settled.event is not None:
             report.events.append((split.id, settled.event))
     watch.keep_only(s.id for s in splits if _maybe_unknown(view, s.slurm_element_id))
