@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bridge.preflight import url_problem
 from bridge.queues_config import QueueConfig, load_queues
+from bridge.sbatch_text import UnsafeValueError, slurm_filename
 from bridge.toml_table import Table, read_toml
 from bridge.values import INT32_MAX
 
@@ -242,9 +243,11 @@ def _timeouts(t: Table | None) -> SlurmTimeouts:
 def _spool_dir(top: Table) -> Path:
     """spool_dir: it is written into every array's --output/--error pattern (bridge.sbatch_text.slurm_filename)."""
     spool = top.path("spool_dir")
-    if "\\" in str(spool):
+    try:
+        slurm_filename(str(spool))  # the one rule of what a pattern's directory may hold
+    except UnsafeValueError:
         raise top.fail("spool_dir", str(spool), "a path without a backslash (in --output/--error, "
-                       "Slurm reads a backslash as 'expand no %A_%a': every element would share one log)")
+                       "Slurm reads a backslash as 'expand no %A_%a': every element would share one log)") from None
     return spool
 
 
