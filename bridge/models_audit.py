@@ -41,6 +41,8 @@ class AccountingSnapshot(Base):
     author: Mapped[str] = mapped_column(String(100))  # the BEAT user (Slurm's User is the bridge's account)
     block_name: Mapped[str] = mapped_column(String(200))
     queue_name: Mapped[str | None] = mapped_column(String(100))
+    mapping_version: Mapped[str | None] = mapped_column(String(16))  # bridge.queues.mapping_version of the queue
+    algorithm: Mapped[str | None] = mapped_column(String(200))  # "package.module:function"
     submission_tag: Mapped[str | None] = mapped_column(String(100))
     array_job_id: Mapped[int] = mapped_column(Integer)
     element_id: Mapped[str] = mapped_column(String(60), index=True)  # "4242_3"
@@ -63,7 +65,7 @@ class AccountingSnapshot(Base):
     submit: Mapped[datetime | None] = mapped_column(DateTime)
     eligible: Mapped[datetime | None] = mapped_column(DateTime)
     start: Mapped[datetime | None] = mapped_column(DateTime)
-    end: Mapped[datetime | None] = mapped_column(DateTime)
+    end: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     state: Mapped[str | None] = mapped_column(String(50))  # as printed: "CANCELLED by 0"
     exit_code: Mapped[str | None] = mapped_column(String(20))  # "N:S"
 

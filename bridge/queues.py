@@ -7,6 +7,7 @@ problem at once instead of letting sbatch refuse arrays one by one.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge import slurm as cmds
-from bridge.models import Worker
+from bridge.models import Queue, Worker
 from bridge.queues_config import QueueConfig
 from bridge.scheduling import upsert_queue
 from bridge.slurm_client import SlurmClient
@@ -65,6 +66,14 @@ def _limits(where: str, queue: QueueConfig, part: Mapping[str, str], nodes: Sequ
         problems.append(f"{where}.cores_per_slot: {queue.cores_per_slot} is more than any node of "
                         f"{queue.partition!r} has ({cpus} CPUs)")
     return problems
+
+
+def mapping_version(queue: Queue) -> str:
+    """A short fingerprint of what a queue row maps to (partition and limits): audits tell a change of
+    the admins' mapping by it, since a queue's name outlives its settings."""
+    text = "|".join(str(v) for v in (queue.partition, queue.memory_limit, queue.time_limit,
+                                      queue.cores_per_slot, queue.max_slots_per_user))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def sync_queues(session: Session, queues: Mapping[str, QueueConfig]) -> None:

@@ -13,6 +13,7 @@ first sight: unavailable, keeping what was read.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from bridge.accounting import Usage, UsageTable
 from bridge.errors import CommandError
-from bridge.models import FINAL_SPLIT, AccountingSnapshot, Job, JobSplit, SnapshotStatus, utcnow
+from bridge.models import FINAL_SPLIT, AccountingSnapshot, Block, Job, JobSplit, SnapshotStatus, utcnow
+from bridge.queues import mapping_version
 from bridge.slurm_client import USAGE_CHUNK, SlurmClient
 
 log = logging.getLogger(__name__)
@@ -57,11 +59,21 @@ def record_settled(session: Session, row: JobSplit, job: Job) -> None:
         split_id=row.id, split_status=row.status.value, experiment_id=experiment.id,
         experiment_name=experiment.name, author=experiment.author, block_name=block.name,
         queue_name=block.queue.name if block.queue else None,
+        mapping_version=mapping_version(block.queue) if block.queue else None, algorithm=_algorithm(block),
         partition=block.queue.partition if block.queue else None, submission_tag=row.submission_tag,
         array_job_id=int(row.slurm_job_id), element_id=row.slurm_element_id, status=PENDING,
         first_seen=utcnow(), attempts=0, submit=row.submit_time, start=row.start_time, end=row.end_time,
         state=row.slurm_state, exit_code=row.slurm_exit_code,
     ))
+
+
+def _algorithm(block: Block) -> str | None:
+    """The block's "package.module:function" (its command is the declaration's JSON)."""
+    try:
+        value = json.loads(block.command).get("algorithm")
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return value[:200] if isinstance(value, str) else None
 
 
 def due(session: Session, now: datetime) -> list[AccountingSnapshot]:
