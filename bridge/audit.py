@@ -9,8 +9,8 @@ and the whole period, the figures `beat-bridge audit` prints:
 - CPU efficiency: sum TotalCPU / sum core time; memory efficiency: sum of the
   batch step's MaxRSS / sum of the memory asked (ReqMem); time efficiency:
   sum Elapsed / sum Timelimit; each over the elements that have both figures;
-- queue wait: Start - Submit of the elements that started (median, p95 by
-  nearest rank);
+- queue wait: Start - Submit of the elements that started (median, and p95
+  by nearest rank);
 - failures by reason ("FAILED exit 3", "TIMEOUT", "CANCELLED by root", ...).
 
 An element without Slurm's figures (sacct never settled it) counts in
@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
+from statistics import median
 
 DIMENSIONS = ("experiment", "block", "author", "queue", "partition", "algorithm", "node")
 COMPLETED = "COMPLETED"
@@ -187,7 +188,7 @@ def _figures(key: str, s: _Sums) -> Figures:
         key=key, elements=s.elements, completed=s.completed, not_completed=sum(s.failures.values()), missing=s.missing,
         core_hours=s.core_s / 3600, wasted_core_hours=s.wasted_core_s / 3600,
         cpu_efficiency=_ratio(s.cpu_used_s, s.cpu_core_s), memory_efficiency=_ratio(s.rss_kb, s.req_kb),
-        time_efficiency=_ratio(s.elapsed_s, s.limit_s), wait_median_s=percentile(waits, 0.5),
+        time_efficiency=_ratio(s.elapsed_s, s.limit_s), wait_median_s=median(waits) if waits else None,
         wait_p95_s=percentile(waits, 0.95), failures=dict(sorted(s.failures.items(), key=lambda kv: (-kv[1], kv[0]))),
     )
 

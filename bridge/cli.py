@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from bridge.cli_audit import add_audit
 from bridge.cli_dev import add_cluster, add_demo, demo_command
 from bridge.errors import BridgeError
 from bridge.values import INT32_MAX, printable
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_queues(commands)
     _add_submit(commands)
     _add_run(commands)
+    add_audit(commands, _config_option, experiment_id)
     add_demo(commands)
     return parser
 

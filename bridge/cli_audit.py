@@ -1,0 +1,151 @@
+"""`beat-bridge audit`: who used what, how well, from the accounting snapshots (sacct for what they lack)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from bridge.audit import DIMENSIONS
+from bridge.errors import BridgeError
+
+FORMATS = ("table", "csv", "json", "html")
+_RELATIVE = re.compile(r"^(\d+)([dhm])$")
+_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def parse_when(text: str, now: datetime) -> datetime:
+    """`2026-12-01`, `2026-12-01T10:30[:00]` (UTC), `now`, or a time ago: `7d`, `12h`, `30m`."""
+    value = text.strip()
+    if value == "now":
+        return now
+    relative = _RELATIVE.match(value)
+    if relative:
+        return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (UTC), now, or Nd/Nh/Nm ago"
+        ) from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
+    return parsed
+
+
+def add_audit(commands: argparse._SubParsersAction, config_option: Callable, id_type: Callable) -> None:
+    audit = commands.add_parser(
+        "audit", help="core-hours, waste, efficiency, queue wait and failures per experiment, block, author, ...",
+        description="Figures of the array elements that ended in a period, from the accounting snapshots the "
+        "bridge keeps (they outlive job rows and slurmdbd purges); elements whose snapshot lacks Slurm's "
+        "figures are asked of sacct (one call per 500, read-only). Core-hours are AllocCPUS x Elapsed; "
+        "wasted core-hours are those of elements Slurm did not end COMPLETED; CPU efficiency is TotalCPU / "
+        "core time, memory efficiency the batch step's MaxRSS / ReqMem, time efficiency Elapsed / Timelimit; "
+        "queue wait is Start - Submit. Author is the BEAT user. All times are UTC. CSV and JSON columns are "
+        "documented in bridge/audit_format.py.",
+    )
+    config_option(audit)
+    audit.add_argument("--since", default="7d", help="start of the period (default 7d: seven days ago); "
+                       "YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] in UTC, now, or Nd/Nh/Nm ago")
+    audit.add_argument("--until", default="now", help="end of the period, excluded (default now); same forms")
+    audit.add_argument("--by", choices=DIMENSIONS, default="experiment", help="group by (default experiment)")
+    audit.add_argument("--experiment", type=id_type, default=None, metavar="ID", help="only this experiment")
+    audit.add_argument("--format", choices=FORMATS, default="table",
+                       help="table (a terminal), csv or json (scripts), html (one self-contained file)")
+    audit.add_argument("--output", type=Path, default=None, metavar="FILE", help="write here instead of stdout")
+    audit.add_argument("--advise", action="store_true",
+                       help="right-sizing advice instead: p95 memory and time per queue and algorithm against the "
+                       "queue's limits, and suggested queues.toml changes (never applied)")
+    audit.add_argument("--no-sacct", action="store_true",
+                       help="use the snapshots only: no sacct call for elements they lack figures of")
+    audit.set_defaults(handler=audit_command, quiet=True)
+
+
+def audit_command(args: argparse.Namespace) -> int:
+    from bridge.app import open_app
+
+    now = utc_now()
+    since, until = (parse_when_option(name, getattr(args, name), now) for name in ("since", "until"))
+    if since >= until:
+        raise BridgeError(f"--since {args.since} is not before --until {args.until}: the period is empty")
+    app = open_app(args.config)
+    elements, note = _elements(app, args, since, until)
+    text = _render(app, args, elements, since, until)
+    _write(text, args.output)
+    if note:
+        print(note, file=sys.stderr)
+    if args.output is not None:
+        print(f"audit report: {args.output.resolve()}")
+    return 0
+
+
+def parse_when_option(name: str, text: str, now: datetime) -> datetime:
+    try:
+        return parse_when(text, now)
+    except argparse.ArgumentTypeError as e:
+        raise BridgeError(f"--{name}: {e}") from None
+
+
+def _elements(app, args: argparse.Namespace, since: datetime, until: datetime):
+    from bridge.audit_query import fill_missing, lacking, load
+
+    with app.sessions() as session:
+        elements = load(session, since, until, args.experiment)
+    lacks = sum(lacking(e) for e in elements)
+    if not lacks or args.no_sacct:
+        return elements, None
+    elements, filled = fill_missing(elements, app.client, since)
+    if filled.error:
+        return elements, f"sacct could not fill {filled.asked} element(s) without figures: {filled.error}"
+    return elements, None
+
+
+def _render(app, args: argparse.Namespace, elements, since: datetime, until: datetime) -> str:
+    from bridge import audit_format
+    from bridge.advice import advise
+    from bridge.audit import audit
+
+    report = audit(elements, args.by, since, until)
+    advice = advise(elements, app.config.queues)
+    if args.format == "html":
+        from bridge.audit_html import render
+
+        return render(report, elements, advice=advice.to_dict())
+    if args.advise:
+        return audit_format_advice(advice, args.format)
+    return {"table": audit_format.to_table, "csv": audit_format.to_csv, "json": audit_format.to_json}[
+        args.format](report)
+
+
+def audit_format_advice(advice, fmt: str) -> str:
+    from bridge import advice_format
+
+    return {"table": advice_format.to_table, "csv": advice_format.to_csv, "json": advice_format.to_json}[fmt](advice)
+
+
+def _write(text: str, output: Path | None) -> None:
+    """To stdout, or to FILE whole or not at all (a temporary file beside it, renamed)."""
+    if output is None:
+        sys.stdout.write(text)
+        return
+    directory = output.resolve().parent
+    try:
+        fd, temporary = tempfile.mkstemp(prefix=f".{output.name}.", dir=directory)
+    except OSError as e:
+        raise BridgeError(f"--output {output}: cannot write in {directory}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temporary, output)
+    except OSError as e:
+        os.unlink(temporary)
+        raise BridgeError(f"--output {output}: {e.strerror}") from None
