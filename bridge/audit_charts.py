@@ -22,6 +22,7 @@ from collections import defaultdict
 
 import matplotlib
 import matplotlib.dates as mdates
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
@@ -161,12 +162,12 @@ def efficiency_histograms(values: dict[str, list[float]]) -> str | None:
     edges = [i / 20 for i in range(21)]
     for i, name in enumerate(EFFICIENCIES):
         axes = figure.add_subplot(1, len(EFFICIENCIES), i + 1)
-        data = [min(max(v, 0.0), 1.0) for v in values.get(name, [])]
+        data = np.clip(np.asarray(values.get(name, []), dtype=float), 0.0, 1.0)  # a list makes hist() slow
         axes.set_title(f"{name} efficiency (n={len(data)})")
         axes.xaxis.set_major_formatter(PercentFormatter(1.0))
         axes.set_xlim(0, 1)
         axes.set_xlabel("used / allocated")
-        if data:
+        if len(data):
             axes.hist(data, bins=edges, color=USED_COLOUR)
         else:
             axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)

@@ -30,30 +30,31 @@ _NUMERIC = set(COLUMNS[2:-1])
 _CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:1.5em auto;max-width:1400px;padding:0 1em;color:#222}
-h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
+h1{font-size:1.5em}h3{font-size:1em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
 th,td{border:1px solid #ddd;padding:.2em .5em;text-align:left;vertical-align:top}
 th{background:#f3f3f3}td.n{text-align:right;font-variant-numeric:tabular-nums}
-tr.total td{font-weight:bold}.scroll{overflow-x:auto}td.n,td.key{white-space:nowrap}td.wide{min-width:28em}.chart svg{max-width:100%;height:auto}
+tr.total td{font-weight:bold}.scroll{overflow-x:auto}td.n,td.key{white-space:nowrap}td.wide{min-width:28em}
+.chart svg{max-width:100%;height:auto}
 .note,.empty{color:#666;font-size:.9em}.empty{font-style:italic}
 .clean{color:#2a7a2a}.dirty{color:#b22}pre{background:#f6f6f6;padding:.6em;overflow:auto}
 """
 
 
 def _text(value: object) -> str:
-    """A generic value as escaped cell text: None empty, containers as compact JSON."""
+    """A generic value as escaped cell text: None empty, floats to 6 digits, containers as compact JSON."""
     if value is None:
         return ""
-    if isinstance(value, (dict, list, tuple)):
+    if isinstance(value, float):
+        value = f"{value:.6g}"
+    elif isinstance(value, (dict, list, tuple)):
         value = json.dumps(value, sort_keys=True, default=str)
     return escape(str(value))
 
 
 def _cell(column: str, value: object, numeric: set[str], wide: set[str]) -> str:
-    css = ' class="n"' if column in numeric else ' class="wide"' if column in wide else ""
-    if column == "key":
-        css = ' class="key"'
-    return f"<td{css}>{_text(value)}</td>"
+    css = "n" if column in numeric else "wide" if column in wide else "key" if column == "key" else ""
+    return f'<td class="{css}">{_text(value)}</td>' if css else f"<td>{_text(value)}</td>"
 
 
 def _table(columns: list[str], records: list[dict], *, numeric: set[str] = frozenset(),
@@ -66,7 +67,6 @@ def _table(columns: list[str], records: list[dict], *, numeric: set[str] = froze
         css = ' class="total"' if total and i == len(records) - 1 else ""
         body.append(f"<tr{css}>{cells}</tr>")
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
-
 
 
 def _columns(records: list[dict], first: tuple[str, ...] = ()) -> list[str]:
@@ -160,15 +160,24 @@ def _failures(main: Audit) -> str:
     return f'<section id="failures"><h2>Failures by reason</h2>{table}</section>'
 
 
+def _is_records(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
+
+
 def _advice(advice: dict) -> str:
+    """The advice dict, generically: "rows" as a table, other lists of dicts as tables, "toml" preformatted."""
     parts = ['<section id="advice"><h2>Right-sizing advice</h2>']
-    for key, value in advice.items():
-        if key not in ("rows", "toml"):
-            parts.append(f"<p><strong>{escape(str(key))}</strong>: {_text(value)}</p>")
     records = list(advice.get("rows") or [])
-    parts.append(_capped_table(records) if records else '<p class="empty">No advice.</p>')
+    parts.append(_capped_table(records) if records else '<p class="empty">No element to advise on.</p>')
+    for key, value in advice.items():
+        if key in ("rows", "toml") or value in (None, "", [], {}):
+            continue
+        if _is_records(value):
+            parts.append(f"<h3>{escape(str(key))}</h3>{_capped_table(value)}")
+        else:
+            parts.append(f"<p><strong>{escape(str(key))}</strong>: {_text(value)}</p>")
     if advice.get("toml"):
-        parts.append(f"<p>Suggested queues.toml change (never applied automatically):</p>"
+        parts.append("<p>Suggested queues.toml change (never applied automatically):</p>"
                      f"<pre>{escape(str(advice['toml']))}</pre>")
     return "".join(parts) + "</section>"
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every set-up step on a fresh Debian 12 machine, as root, idempotent and quick when done:
 # Python venv with the package; with BRIDGE_SETUP_TEST_PARTS=1 also what the tests need:
-# openssh-server, and PostgreSQL where none answers on 127.0.0.1:5432.
+# openssh-server, Debian's chromium and chromedriver (the HTML report's browser test),
+# and PostgreSQL where none answers on 127.0.0.1:5432.
 # The Slurm packages and daemons are `beat-bridge cluster up`'s job.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,12 @@ fi
 
 # The SSH runner's tests start their own OpenSSH server on loopback.
 [ -x /usr/sbin/sshd ] || apt_install openssh-server
+
+# The HTML audit report is loaded in a real headless browser: Debian's, driven by Selenium through
+# Debian's chromedriver (nothing downloads a browser of its own here).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    apt_install chromium chromium-driver
+fi
 
 # PostgreSQL on 127.0.0.1:5432 with trust auth for the tests (the python-svc machines have it).
 if ! .venv/bin/python - <<'PY' 2>/dev/null

@@ -26,7 +26,7 @@ def element(**changes) -> Element:
 
 
 def mixed(count: int, seed: int = 7, *, names: tuple[str, ...] = ("diamond", "chain")) -> list[Element]:
-    """`count` elements over the period: two authors, two queues, nodes n1 n2, every final state, some lacking figures."""
+    """`count` elements over the period: two authors and queues, nodes n1 n2, every final state, 2 % lacking figures."""
     rng = random.Random(seed)
     out = []
     for i in range(count):
