@@ -27,14 +27,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from statistics import median
+from typing import NamedTuple
 
 DIMENSIONS = ("experiment", "block", "author", "queue", "partition", "algorithm", "node")
 COMPLETED = "COMPLETED"
 
 
-@dataclass(frozen=True, slots=True)
-class Element:
-    """One settled array element: BEAT's names and Slurm's figures (None: not known)."""
+class Element(NamedTuple):
+    """One settled array element: BEAT's names and Slurm's figures (None: not known).
+
+    A named tuple: an audit makes one per snapshot row, 100,000 of them in a big period."""
 
     element_id: str
     experiment_id: int
@@ -54,9 +56,10 @@ class Element:
     total_cpu_s: float | None
     elapsed_s: int | None
     timelimit_min: int | None
-    submit: datetime | None
+    submit: datetime | None  # the times are None when loaded without them (audit_query.load)
     start: datetime | None
     end: datetime | None
+    wait_s: float | None  # Start - Submit, seconds (never below 0); None if it never started
 
     @property
     def core_seconds(self) -> float | None:
@@ -64,11 +67,12 @@ class Element:
             return None
         return float(self.alloc_cpus * self.elapsed_s)
 
-    @property
-    def wait_s(self) -> float | None:
-        if self.submit is None or self.start is None:
-            return None
-        return max(0.0, (self.start - self.submit).total_seconds())
+
+def wait_seconds(submit: datetime | None, start: datetime | None) -> float | None:
+    """Start - Submit in seconds, never below 0; None if it never started."""
+    if submit is None or start is None:
+        return None
+    return max(0.0, (start - submit).total_seconds())
 
 
 def group_key(element: Element, by: str) -> str:
@@ -82,7 +86,7 @@ def group_key(element: Element, by: str) -> str:
     return value or "-"
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1024)
 def _user(uid: str) -> str:
     try:
         return pwd.getpwuid(int(uid)).pw_name
@@ -90,6 +94,7 @@ def _user(uid: str) -> str:
         return f"uid {uid}"
 
 
+@lru_cache(maxsize=4096)
 def failure_reason(state: str | None, exit_code: str | None) -> str | None:
     """Why Slurm did not end an element COMPLETED, in words; None when it did, or is not known."""
     if not state:
@@ -162,6 +167,14 @@ class _Sums:
         if wait is not None:
             self.waits.append(wait)
 
+    def merge(self, other: _Sums) -> None:
+        """Add another group's sums to these (the total is the groups' merge)."""
+        for name in ("elements", "completed", "missing", "core_s", "wasted_core_s", "cpu_used_s", "cpu_core_s",
+                     "rss_kb", "req_kb", "elapsed_s", "limit_s"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.waits.extend(other.waits)
+        self.failures.update(other.failures)
+
 
 @dataclass(frozen=True)
 class Figures:
@@ -216,6 +229,7 @@ def audit(elements: list[Element], by: str, since: datetime, until: datetime) ->
         if group is None:
             group = sums[key] = _Sums()
         group.add(element)
-        total.add(element)
+    for group in sums.values():
+        total.merge(group)
     groups = sorted((_figures(k, s) for k, s in sums.items()), key=lambda f: (-f.core_hours, f.key))
     return Audit(by, since, until, groups, _figures("total", total))
