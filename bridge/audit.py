@@ -48,6 +48,7 @@ class Element(NamedTuple):
     algorithm: str | None
     node: str | None
     split_status: str  # C, F or L: how BEAT ended it
+    verdict: str | None  # the poller's reading: done, failed:out_of_memory, failed:timed_out, ...
     state: str | None  # as sacct printed it: "CANCELLED by 0"
     exit_code: str | None  # "N:S"
     alloc_cpus: int | None
@@ -95,14 +96,20 @@ def _user(uid: str) -> str:
 
 
 @lru_cache(maxsize=4096)
-def failure_reason(state: str | None, exit_code: str | None) -> str | None:
-    """Why Slurm did not end an element COMPLETED, in words; None when it did, or is not known."""
+def failure_reason(state: str | None, exit_code: str | None, verdict: str | None = None) -> str | None:
+    """Why Slurm did not end an element COMPLETED, in words; None when it did, or is not known.
+
+    A FAILED element the poller judged killed for memory (slurmstepd's line in its stderr: Slurm 22.05
+    without cgroups accounts a memory kill as FAILED 0:9) is OUT_OF_MEMORY, as sacct would say with cgroups.
+    """
     if not state:
         return None
     words = state.split()
     first = words[0].rstrip("+")
     if first == COMPLETED:
         return None
+    if first == "FAILED" and verdict == "failed:out_of_memory":
+        return "OUT_OF_MEMORY"
     if first == "FAILED":
         code = (exit_code or "").split(":")
         if len(code) == 2 and code[1] not in ("", "0"):
@@ -144,7 +151,7 @@ class _Sums:
         self.elements += 1
         if e.state is None or e.core_seconds is None:
             self.missing += 1
-        reason = failure_reason(e.state, e.exit_code)
+        reason = failure_reason(e.state, e.exit_code, e.verdict)
         if reason is not None:
             self.failures[reason] += 1
         elif e.state is not None:

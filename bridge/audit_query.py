@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 FILL_LIMIT = 10 * USAGE_CHUNK  # elements asked of sacct by one audit: 10 calls at most
 WINDOW_MARGIN = timedelta(minutes=5)
 _NAMES = ("element_id", "experiment_id", "experiment_name", "block_name", "author", "queue_name", "partition",
-          "algorithm", "node_list", "split_status", "state", "exit_code", "alloc_cpus", "req_mem_mb",
+          "algorithm", "node_list", "split_status", "verdict", "state", "exit_code", "alloc_cpus", "req_mem_mb",
           "max_rss_kb", "total_cpu_s", "elapsed_s", "timelimit_min")
 _TIMES = ("submit", "start", "end")  # then these, then the wait: Element's order
 # Start - Submit in seconds, computed by the database: no time needs parsing for the figures.

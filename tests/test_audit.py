@@ -25,7 +25,7 @@ DAY = (T0 - timedelta(hours=1), T0 + timedelta(days=1))
 
 def element(i: int, state: str | None = "COMPLETED", **over) -> Element:
     values = dict(element_id=f"7_{i}", experiment_id=1, experiment_name="exp", block_name="b", author="bob",
-                  queue="default", partition="cpu", algorithm="pkg.mod:fn", node="n1", split_status="C",
+                  queue="default", partition="cpu", algorithm="pkg.mod:fn", node="n1", split_status="C", verdict=None,
                   state=state, exit_code="0:0", alloc_cpus=1, req_mem_mb=1000, max_rss_kb=100 * 1024,
                   total_cpu_s=30.0, elapsed_s=60, timelimit_min=10, submit=T0, start=T0 + timedelta(seconds=i),
                   end=T0 + timedelta(seconds=60 + i))
@@ -84,6 +84,14 @@ def test_an_unknown_dimension_names_the_valid_ones():
 ])
 def test_failure_reasons_say_why_in_words(state, code, reason):
     assert failure_reason(state, code) == reason
+
+
+def test_a_memory_kill_accounted_as_failed_0_9_is_out_of_memory_by_the_pollers_verdict():
+    assert failure_reason("FAILED", "0:9", "failed:out_of_memory") == "OUT_OF_MEMORY"
+    assert failure_reason("FAILED", "0:9", "failed:failed") == "FAILED signal 9"  # a plain kill -9 stays that
+    killed = element(0, "FAILED", exit_code="0:9", verdict="failed:out_of_memory")
+    assert audit([killed], "queue", *DAY).total.failures == {"OUT_OF_MEMORY": 1}
+    assert advise([killed], QUEUES).rows[0].out_of_memory == 1
 
 
 def test_percentile_is_nearest_rank():
