@@ -17,7 +17,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from bridge.audit import Element, percentile
+from bridge.audit import Element, failure_reason, percentile
 from bridge.queues_config import QueueConfig
 
 HEADROOM = 1.25
@@ -80,7 +80,8 @@ class Advice:
 
 
 def _state(element: Element) -> str:
-    return (element.state or "").split(" ")[0].rstrip("+")
+    """TIMEOUT, OUT_OF_MEMORY (a memory kill accounted as FAILED too: bridge.audit.failure_reason), ..."""
+    return failure_reason(element.state, element.exit_code, element.verdict) or ""
 
 
 def _mb(kb: int) -> float:

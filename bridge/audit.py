@@ -27,14 +27,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from statistics import median
+from typing import NamedTuple
 
 DIMENSIONS = ("experiment", "block", "author", "queue", "partition", "algorithm", "node")
 COMPLETED = "COMPLETED"
 
 
-@dataclass(frozen=True, slots=True)
-class Element:
-    """One settled array element: BEAT's names and Slurm's figures (None: not known)."""
+class Element(NamedTuple):
+    """One settled array element: BEAT's names and Slurm's figures (None: not known).
+
+    A named tuple: an audit makes one per snapshot row, 100,000 of them in a big period."""
 
     element_id: str
     experiment_id: int
@@ -46,6 +48,7 @@ class Element:
     algorithm: str | None
     node: str | None
     split_status: str  # C, F or L: how BEAT ended it
+    verdict: str | None  # the poller's reading: done, failed:out_of_memory, failed:timed_out, ...
     state: str | None  # as sacct printed it: "CANCELLED by 0"
     exit_code: str | None  # "N:S"
     alloc_cpus: int | None
@@ -54,9 +57,10 @@ class Element:
     total_cpu_s: float | None
     elapsed_s: int | None
     timelimit_min: int | None
-    submit: datetime | None
+    submit: datetime | None  # the times are None when loaded without them (audit_query.load)
     start: datetime | None
     end: datetime | None
+    wait_s: float | None  # Start - Submit, seconds (never below 0); None if it never started
 
     @property
     def core_seconds(self) -> float | None:
@@ -64,11 +68,12 @@ class Element:
             return None
         return float(self.alloc_cpus * self.elapsed_s)
 
-    @property
-    def wait_s(self) -> float | None:
-        if self.submit is None or self.start is None:
-            return None
-        return max(0.0, (self.start - self.submit).total_seconds())
+
+def wait_seconds(submit: datetime | None, start: datetime | None) -> float | None:
+    """Start - Submit in seconds, never below 0; None if it never started."""
+    if submit is None or start is None:
+        return None
+    return max(0.0, (start - submit).total_seconds())
 
 
 def group_key(element: Element, by: str) -> str:
@@ -82,7 +87,7 @@ def group_key(element: Element, by: str) -> str:
     return value or "-"
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=1024)
 def _user(uid: str) -> str:
     try:
         return pwd.getpwuid(int(uid)).pw_name
@@ -90,14 +95,21 @@ def _user(uid: str) -> str:
         return f"uid {uid}"
 
 
-def failure_reason(state: str | None, exit_code: str | None) -> str | None:
-    """Why Slurm did not end an element COMPLETED, in words; None when it did, or is not known."""
+@lru_cache(maxsize=4096)
+def failure_reason(state: str | None, exit_code: str | None, verdict: str | None = None) -> str | None:
+    """Why Slurm did not end an element COMPLETED, in words; None when it did, or is not known.
+
+    A FAILED element the poller judged killed for memory (slurmstepd's line in its stderr: Slurm 22.05
+    without cgroups accounts a memory kill as FAILED 0:9) is OUT_OF_MEMORY, as sacct would say with cgroups.
+    """
     if not state:
         return None
     words = state.split()
     first = words[0].rstrip("+")
     if first == COMPLETED:
         return None
+    if first == "FAILED" and verdict == "failed:out_of_memory":
+        return "OUT_OF_MEMORY"
     if first == "FAILED":
         code = (exit_code or "").split(":")
         if len(code) == 2 and code[1] not in ("", "0"):
@@ -139,7 +151,7 @@ class _Sums:
         self.elements += 1
         if e.state is None or e.core_seconds is None:
             self.missing += 1
-        reason = failure_reason(e.state, e.exit_code)
+        reason = failure_reason(e.state, e.exit_code, e.verdict)
         if reason is not None:
             self.failures[reason] += 1
         elif e.state is not None:
@@ -161,6 +173,14 @@ class _Sums:
         wait = e.wait_s
         if wait is not None:
             self.waits.append(wait)
+
+    def merge(self, other: _Sums) -> None:
+        """Add another group's sums to these (the total is the groups' merge)."""
+        for name in ("elements", "completed", "missing", "core_s", "wasted_core_s", "cpu_used_s", "cpu_core_s",
+                     "rss_kb", "req_kb", "elapsed_s", "limit_s"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.waits.extend(other.waits)
+        self.failures.update(other.failures)
 
 
 @dataclass(frozen=True)
@@ -216,6 +236,7 @@ def audit(elements: list[Element], by: str, since: datetime, until: datetime) ->
         if group is None:
             group = sums[key] = _Sums()
         group.add(element)
-        total.add(element)
+    for group in sums.values():
+        total.merge(group)
     groups = sorted((_figures(k, s) for k, s in sums.items()), key=lambda f: (-f.core_hours, f.key))
     return Audit(by, since, until, groups, _figures("total", total))

@@ -99,7 +99,7 @@ def _elements(app, args: argparse.Namespace, since: datetime, until: datetime):
     from bridge.audit_query import fill_missing, lacking, load
 
     with app.sessions() as session:
-        elements = load(session, since, until, args.experiment)
+        elements = load(session, since, until, args.experiment, times=args.format == "html")
     lacks = sum(lacking(e) for e in elements)
     if not lacks or args.no_sacct:
         return elements, None
@@ -114,14 +114,14 @@ def _render(app, args: argparse.Namespace, elements, since: datetime, until: dat
     from bridge.advice import advise
     from bridge.audit import audit
 
-    report = audit(elements, args.by, since, until)
-    advice = advise(elements, app.config.queues)
     if args.format == "html":
         from bridge.audit_html import render
 
-        return render(report, elements, advice=advice.to_dict())
+        report = audit(elements, args.by, since, until)
+        return render(report, elements, advice=advise(elements, app.config.queues).to_dict())
     if args.advise:
-        return audit_format_advice(advice, args.format)
+        return audit_format_advice(advise(elements, app.config.queues), args.format)
+    report = audit(elements, args.by, since, until)
     return {"table": audit_format.to_table, "csv": audit_format.to_csv, "json": audit_format.to_json}[
         args.format](report)
 

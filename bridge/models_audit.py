@@ -36,6 +36,7 @@ class AccountingSnapshot(Base):
     # BEAT's side, copied at settling (no foreign keys: see the module)
     split_id: Mapped[int] = mapped_column(Integer, unique=True)
     split_status: Mapped[str] = mapped_column(String(1))  # C, F or L, as the split ended
+    verdict: Mapped[str | None] = mapped_column(String(40))  # the poller's: done, failed:out_of_memory, ...
     experiment_id: Mapped[int] = mapped_column(Integer, index=True)
     experiment_name: Mapped[str] = mapped_column(String(200))
     author: Mapped[str] = mapped_column(String(100))  # the BEAT user (Slurm's User is the bridge's account)

@@ -88,7 +88,7 @@ def apply_slurm_state(session: Session, split_id: int, facts: SlurmFacts, action
             return Settled()
         started = _start(session, row, job, facts.node)
         settled = _outcome(session, row, job, action, started)
-        record_settled(session, row, job)  # final now: its accounting snapshot, pending (no Slurm call)
+        record_settled(session, row, job, settled.event)  # final now: its snapshot, pending (no Slurm call)
         return settled
 
 

@@ -49,14 +49,18 @@ class SnapshotRound:
     error: str | None = None
 
 
-def record_settled(session: Session, row: JobSplit, job: Job) -> None:
-    """Add the split's pending snapshot if it just became final on Slurm (in the caller's transaction)."""
+def record_settled(session: Session, row: JobSplit, job: Job, verdict: str | None = None) -> None:
+    """Add the split's pending snapshot if it just became final on Slurm (in the caller's transaction).
+
+    `verdict` is the poller's reading ("done", "failed:out_of_memory", ...): on Slurm 22.05 without
+    cgroups a memory kill is FAILED 0:9 in sacct, and only the element's stderr, read then, tells."""
     if row.status not in FINAL_SPLIT or not row.slurm_element_id or not row.slurm_job_id:
         return
     block = job.block
     experiment = block.experiment
     session.add(AccountingSnapshot(
-        split_id=row.id, split_status=row.status.value, experiment_id=experiment.id,
+        split_id=row.id, split_status=row.status.value, verdict=verdict[:40] if verdict else None,
+        experiment_id=experiment.id,
         experiment_name=experiment.name, author=experiment.author, block_name=block.name,
         queue_name=block.queue.name if block.queue else None,
         mapping_version=mapping_version(block.queue) if block.queue else None, algorithm=_algorithm(block),

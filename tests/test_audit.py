@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
@@ -13,9 +12,10 @@ from fakes import DATA, SACCT_DOWN, Answer
 from replay_env import make_replay_env
 
 from bridge.advice import advise
-from bridge.audit import Element, audit, failure_reason, percentile
+from bridge.audit import Element, audit, failure_reason, percentile, wait_seconds
 from bridge.audit_format import COLUMNS, to_csv, to_json, to_table
 from bridge.audit_query import fill_missing, load
+from bridge.db import create_session_factory
 from bridge.models_audit import AccountingSnapshot
 from bridge.queues_config import QueueConfig
 
@@ -25,12 +25,12 @@ DAY = (T0 - timedelta(hours=1), T0 + timedelta(days=1))
 
 def element(i: int, state: str | None = "COMPLETED", **over) -> Element:
     values = dict(element_id=f"7_{i}", experiment_id=1, experiment_name="exp", block_name="b", author="bob",
-                  queue="default", partition="cpu", algorithm="pkg.mod:fn", node="n1", split_status="C",
+                  queue="default", partition="cpu", algorithm="pkg.mod:fn", node="n1", split_status="C", verdict=None,
                   state=state, exit_code="0:0", alloc_cpus=1, req_mem_mb=1000, max_rss_kb=100 * 1024,
                   total_cpu_s=30.0, elapsed_s=60, timelimit_min=10, submit=T0, start=T0 + timedelta(seconds=i),
                   end=T0 + timedelta(seconds=60 + i))
     values.update(over)
-    return Element(**values)
+    return Element(**values, wait_s=wait_seconds(values["submit"], values["start"]))
 
 
 def test_figures_of_a_mixed_group_worked_by_hand():
@@ -84,6 +84,14 @@ def test_an_unknown_dimension_names_the_valid_ones():
 ])
 def test_failure_reasons_say_why_in_words(state, code, reason):
     assert failure_reason(state, code) == reason
+
+
+def test_a_memory_kill_accounted_as_failed_0_9_is_out_of_memory_by_the_pollers_verdict():
+    assert failure_reason("FAILED", "0:9", "failed:out_of_memory") == "OUT_OF_MEMORY"
+    assert failure_reason("FAILED", "0:9", "failed:failed") == "FAILED signal 9"  # a plain kill -9 stays that
+    killed = element(0, "FAILED", exit_code="0:9", verdict="failed:out_of_memory")
+    assert audit([killed], "queue", *DAY).total.failures == {"OUT_OF_MEMORY": 1}
+    assert advise([killed], QUEUES).rows[0].out_of_memory == 1
 
 
 def test_percentile_is_nearest_rank():
@@ -165,25 +173,31 @@ def env(tmp_path):
     return make_replay_env(tmp_path)
 
 
-def test_load_takes_what_ended_in_the_period_and_the_one_experiment_asked(env):
-    with env.sessions() as session:
+def test_load_takes_what_ended_in_the_period_and_the_one_experiment_asked(db_url):
+    sessions = create_session_factory(db_url)
+    with sessions() as session:
         session.add_all([
-            _snapshot(0, T0 + timedelta(minutes=1)), _snapshot(1, T0 + timedelta(days=2)),
-            _snapshot(2, None, first_seen=T0 + timedelta(minutes=2), status="unavailable", state=None),
+            _snapshot(0, T0 + timedelta(minutes=1), start=T0 + timedelta(seconds=12.25)),
+            _snapshot(1, T0 + timedelta(days=2)),
+            _snapshot(2, None, first_seen=T0 + timedelta(minutes=2), status="unavailable", state=None, start=None),
             _snapshot(3, T0 + timedelta(minutes=3), experiment_id=9), _snapshot(4, T0 - timedelta(days=1)),
         ])
         session.commit()
         assert [e.element_id for e in load(session, *DAY)] == ["2602_0", "2602_2", "2602_3"]
         assert [e.element_id for e in load(session, *DAY, experiment_id=9)] == ["2602_3"]
-        (first, *_) = load(session, *DAY)
+        first, never_started, _ = load(session, *DAY)
         assert (first.author, first.algorithm, first.queue, first.alloc_cpus) == ("bob", "pkg.mod:fn", "default", 1)
+        assert (first.submit, first.start, first.wait_s, never_started.wait_s) == (
+            T0, T0 + timedelta(seconds=12.25), 12.25, None)  # the wait computed by the database
+        lean = load(session, *DAY, times=False)[0]
+        assert (lean.submit, lean.start, lean.end, lean.wait_s) == (None, None, None, 12.25)
 
 
 def test_elements_without_figures_are_asked_of_sacct_once_per_500_and_nothing_is_written(env):
     recorded = (DATA / "sacct_usage.txt").read_text()
-    bare = [replace(element(i, None, alloc_cpus=None, elapsed_s=None), element_id=f"2602_{i % 3}")
+    bare = [element(i, None, alloc_cpus=None, elapsed_s=None)._replace(element_id=f"2602_{i % 3}")
             for i in range(3)]
-    many = [replace(element(i, None, alloc_cpus=None, elapsed_s=None), element_id=f"99_{i}") for i in range(1200)]
+    many = [element(i, None, alloc_cpus=None, elapsed_s=None)._replace(element_id=f"99_{i}") for i in range(1200)]
     env.fake.then("sacct_usage", Answer(recorded), Answer(), Answer())
     filled, report = fill_missing([element(50), *bare, *many], env.backend.client, T0)
     assert (report.asked, report.sacct_calls, report.found) == (1203, 3, 3)

@@ -58,7 +58,7 @@ def test_settling_adds_pending_snapshots_that_outlive_the_job_rows(env):
         ("2602_0", "pending", "C", 0), ("2602_1", "pending", "C", 0)]
     assert {(r.experiment_id, r.experiment_name, r.author, r.block_name, r.queue_name, r.array_job_id)
             for r in rows} == {(experiment, "audited", "bob", "a", "default", JOB)}
-    assert {r.algorithm for r in rows} == {block(slots=2)["algorithm"]}
+    assert {r.algorithm for r in rows} == {block(slots=2)["algorithm"]} and {r.verdict for r in rows} == {"done"}
     assert len({r.mapping_version for r in rows}) == 1 and rows[0].mapping_version
     assert all(r.submission_tag and r.state == "COMPLETED" for r in rows)
     with env.sessions() as session:

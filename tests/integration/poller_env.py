@@ -89,6 +89,25 @@ def results_of(session: Session, block: Block) -> list[Result]:
     return list(session.scalars(select(Result).where(Result.block_id == block.id).order_by(Result.split_index)))
 
 
+def assert_failed_once(env: BridgeEnv, experiment_id: int, name: str, words: list[str], timed_out: bool,
+                       split_id: int | None = None) -> None:
+    """One split of block `name`, failed through on_split_fail with Slurm's reason; its rows gone, its Result kept.
+
+    `split_id` picks the split's history when other experiments ran beside it (else it is the only one)."""
+    with env.sessions() as session:
+        assert status(env, experiment_id) == "F"
+        failed = blocks(session, experiment_id)[name]
+        assert failed.status.value == "F" and failed.job is None  # BEAT deletes the failed job's rows
+        (result,) = results_of(session, failed)
+        assert result.status != 0 and result.timed_out is timed_out, (result.system_error, result.timed_out)
+        for word in words:
+            assert word in (result.system_error or ""), result.system_error
+        histories = split_history(session)
+        (history,) = histories.values() if split_id is None else [histories[split_id]]
+        assert history[0] == (None, "N", "split_new_jobs") and history[-1][1:] == ("F", "on_split_fail"), history
+        assert [h[1] for h in history].count("F") == 1
+
+
 def split_history(session: Session) -> dict[int, list[tuple[str | None, str, str]]]:
     """Every split's transitions in order: split id -> [(from, to, source)]."""
     rows = session.scalars(select(StateHistory).where(StateHistory.entity == "job_splits")

@@ -1,14 +1,15 @@
 """What the poller makes of real Slurm outcomes: a user failure in a DAG, a cancel while running,
-a memory kill and a TIMEOUT, each driven by the real BridgeLoop against the local cluster."""
+a plain SIGKILL, an outside scancel, each driven by the real BridgeLoop against the local cluster.
+A memory kill and a TIMEOUT are in test_audit_workload.py, whose one mixed workload shares the TIMEOUT wait."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import raw_array
 from bridge_env import block, make_env, queue_toml
 from poller_env import (
     Arrays,
+    assert_failed_once,
     blocks,
     finished,
     results_of,
@@ -28,8 +29,6 @@ QUEUES = (
     queue_toml("default")
     # elements wait on Slurm (BeginTime) for 10 minutes: a sibling block still pending there
     + queue_toml("later", extra='extra_directives = ["--begin=now+600"]')
-    # Slurm's smallest time limit, and less memory than `allocate` takes
-    + queue_toml("tiny", memory_limit=100, time_limit=1, max_slots_per_user=2)
 )
 
 
@@ -132,15 +131,6 @@ def _cancel_while_running(env, slurm, since, experiment_id: int, arrays: Arrays)
             ("K", "L", "on_split_cancelled")]] * 2, history
 
 
-def test_an_element_over_its_memory_limit_reaches_on_split_fail_as_out_of_memory(tmp_path, slurm_cluster, slurm):
-    env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES)
-    experiment_id = schedule(env, {"name": "greedy", "author": "erin", "blocks": {
-        "hog": block("allocate", queue="tiny", slots=1, size=2, parameters={"megabytes": 400, "seconds": 20}),
-    }})
-    run_loop(env, finished(experiment_id), timeout=60)
-    _assert_failed_once(env, experiment_id, "hog", ["FAILED", "memory limit", "0:9"], timed_out=False)
-
-
 def test_an_element_killed_by_a_plain_sigkill_fails_without_being_called_out_of_memory(
         tmp_path, slurm_cluster, slurm):
     env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES)
@@ -148,42 +138,10 @@ def test_an_element_killed_by_a_plain_sigkill_fails_without_being_called_out_of_
         "killed": block("kill_self", slots=1, size=2),
     }})
     run_loop(env, finished(experiment_id), timeout=60)
-    _assert_failed_once(env, experiment_id, "killed", ["FAILED", "signal 9", "0:9"], timed_out=False)
+    assert_failed_once(env, experiment_id, "killed", ["FAILED", "signal 9", "0:9"], timed_out=False)
     with env.sessions() as session:
         (result,) = results_of(session, blocks(session, experiment_id)["killed"])
     assert "memory" not in result.system_error, result.system_error
-
-
-def test_a_time_limit_ends_elements_timeout_in_a_raw_array_and_through_the_poller(tmp_path, slurm_cluster, slurm):
-    """Slurm's smallest limit is one minute, enforced about every 30 s: ~90 s, the suite's one TIMEOUT wait.
-
-    Shared by two checks: a raw 10-element array through the command seam reaches every
-    terminal state sacct knows (raw_array.py), and the bridge's own element past its
-    limit reaches on_split_fail as a timeout.
-    """
-    raw = raw_array.start(slurm)
-    env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES)
-    experiment_id = schedule(env, {"name": "sleepy", "author": "erin", "blocks": {
-        "late": block("sleep_then_copy", queue="tiny", slots=1, size=2, parameters={"seconds": 400}),
-    }})
-    run_loop(env, finished(experiment_id), timeout=180)
-    _assert_failed_once(env, experiment_id, "late", ["TIMEOUT", "time limit"], timed_out=True)
-    raw_array.check(slurm, raw)
-
-
-def _assert_failed_once(env, experiment_id: int, name: str, words: list[str], timed_out: bool) -> None:
-    """One split, failed through on_split_fail with Slurm's reason; its rows gone, its Result kept."""
-    with env.sessions() as session:
-        assert status(env, experiment_id) == "F"
-        failed = blocks(session, experiment_id)[name]
-        assert failed.status.value == "F" and failed.job is None  # BEAT deletes the failed job's rows
-        (result,) = results_of(session, failed)
-        assert result.status != 0 and result.timed_out is timed_out, (result.system_error, result.timed_out)
-        for word in words:
-            assert word in (result.system_error or ""), result.system_error
-        (history,) = split_history(session).values()
-        assert history[0] == (None, "N", "split_new_jobs") and history[-1][1:] == ("F", "on_split_fail"), history
-        assert [h[1] for h in history].count("F") == 1
 
 
 def test_an_element_scancelled_outside_the_bridge_fails_its_block_and_says_so(tmp_path, slurm_cluster, slurm):
