@@ -26,7 +26,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
-from bridge.audit import Element, Figures
+from bridge.audit import Element, Figures, failure_reason
 
 TIMELINE_CAP = 2000  # elements drawn in the timeline: the most recent ones
 BAR_CAP = 25  # groups drawn in a bar chart; the rest are summed in one bar
@@ -47,6 +47,13 @@ EFFICIENCIES = ("cpu", "memory", "time")
 def state_word(state: str | None) -> str:
     """The state's first word without sacct's '+' ("CANCELLED by 0" -> "CANCELLED"); "unknown" when None."""
     return state.split()[0].rstrip("+") if state and state.split() else "unknown"
+
+
+def drawn_state(element: Element) -> str:
+    """The state the timeline colours: the audit's failure reason's (a memory kill Slurm 22.05 accounts as
+    FAILED 0:9 is OUT_OF_MEMORY by the poller's verdict, as in the failures table), else Slurm's."""
+    reason = failure_reason(element.state, element.exit_code, element.verdict)
+    return state_word(reason if reason is not None else element.state)
 
 
 def short(label: str) -> str:
@@ -93,7 +100,7 @@ def timeline(shown: list[Element]) -> str | None:
     axes = figure.add_subplot()
     by_state: dict[str, list[Element]] = defaultdict(list)
     for e in shown:
-        by_state[state_word(e.state)].append(e)
+        by_state[drawn_state(e)].append(e)
     for state in sorted(by_state, key=lambda s: (-len(by_state[s]), s)):
         group = by_state[state]
         colour = STATE_COLOURS.get(state, OTHER_COLOUR)

@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from dataclasses import replace
 from datetime import timedelta
 from html.parser import HTMLParser
 from pathlib import Path
@@ -156,8 +155,16 @@ def test_charts_without_data_say_so_instead_of_an_empty_plot():
 def test_efficiencies_are_per_element_ratios():
     e = element(alloc_cpus=2, elapsed_s=100, total_cpu_s=50.0, max_rss_kb=25 * 1024, req_mem_mb=100,
                 timelimit_min=10)
-    assert audit_charts.efficiencies([e, replace(e, req_mem_mb=None, timelimit_min=0, total_cpu_s=None)]) == {
+    assert audit_charts.efficiencies([e, e._replace(req_mem_mb=None, timelimit_min=0, total_cpu_s=None)]) == {
         "cpu": [0.25], "memory": [0.25], "time": [100 / 600]}
+
+
+def test_the_timeline_colours_a_memory_kill_as_the_failures_table_names_it():
+    killed = element(state="FAILED", exit_code="0:9", verdict="failed:out_of_memory")
+    text, _ = page_of([killed, element(element_id="100_1", state="CANCELLED by 0", exit_code="0:15")])
+    legend = re.findall(r">([A-Z_]+ \(\d+\))</text>", chart(text, "chart-timeline"))
+    assert sorted(legend) == ["CANCELLED (1)", "OUT_OF_MEMORY (1)"]
+    assert "<td>OUT_OF_MEMORY</td>" in text
 
 
 def test_the_timeline_draws_the_most_recent_elements_when_capped():
