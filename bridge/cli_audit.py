@@ -72,14 +72,15 @@ def add_audit(commands: argparse._SubParsersAction, config_option: Callable, id_
 
 def audit_command(args: argparse.Namespace) -> int:
     from bridge.app import open_app
+    from bridge.audit_report import ReportRequest, build
 
     now = utc_now()
     since, until = (parse_when_option(name, getattr(args, name), now) for name in ("since", "until"))
     if since >= until:
         raise BridgeError(f"--since {args.since} is not before --until {args.until}: the period is empty")
     app = open_app(args.config)
-    elements, note = _elements(app, args, since, until)
-    text = _render(app, args, elements, since, until)
+    text, note = build(app, ReportRequest(since, until, args.by, args.format, args.experiment, args.advise,
+                                          sacct=not args.no_sacct))
     _write(text, args.output)
     if note:
         print(note, file=sys.stderr)
@@ -93,43 +94,6 @@ def parse_when_option(name: str, text: str, now: datetime) -> datetime:
         return parse_when(text, now)
     except argparse.ArgumentTypeError as e:
         raise BridgeError(f"--{name}: {e}") from None
-
-
-def _elements(app, args: argparse.Namespace, since: datetime, until: datetime):
-    from bridge.audit_query import fill_missing, lacking, load
-
-    with app.sessions() as session:
-        elements = load(session, since, until, args.experiment, times=args.format == "html")
-    lacks = sum(lacking(e) for e in elements)
-    if not lacks or args.no_sacct:
-        return elements, None
-    elements, filled = fill_missing(elements, app.client, since)
-    if filled.error:
-        return elements, f"sacct could not fill {filled.asked} element(s) without figures: {filled.error}"
-    return elements, None
-
-
-def _render(app, args: argparse.Namespace, elements, since: datetime, until: datetime) -> str:
-    from bridge import audit_format
-    from bridge.advice import advise
-    from bridge.audit import audit
-
-    if args.format == "html":
-        from bridge.audit_html import render
-
-        report = audit(elements, args.by, since, until)
-        return render(report, elements, advice=advise(elements, app.config.queues).to_dict())
-    if args.advise:
-        return audit_format_advice(advise(elements, app.config.queues), args.format)
-    report = audit(elements, args.by, since, until)
-    return {"table": audit_format.to_table, "csv": audit_format.to_csv, "json": audit_format.to_json}[
-        args.format](report)
-
-
-def audit_format_advice(advice, fmt: str) -> str:
-    from bridge import advice_format
-
-    return {"table": advice_format.to_table, "csv": advice_format.to_csv, "json": advice_format.to_json}[fmt](advice)
 
 
 def _write(text: str, output: Path | None) -> None:
