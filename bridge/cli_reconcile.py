@@ -85,11 +85,11 @@ def reconcile_command(args: argparse.Namespace) -> int:
             raise
         print(f"beat-bridge reconcile: error: {lost}", file=sys.stderr)
         return ERROR
+    if report.error is not None:
+        print(f"beat-bridge reconcile: error: {report.error}", file=sys.stderr)
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, default=str))
-    elif report.error is not None:
-        print(f"beat-bridge reconcile: error: {report.error}", file=sys.stderr)
-    else:
+    elif report.error is None:
         print("\n".join(render(report)))
     return ERROR if report.error else CLEAN if report.clean else DIVERGED
 

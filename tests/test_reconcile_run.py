@@ -7,14 +7,17 @@ real-cluster test is tests/integration/test_reconcile_cluster.py.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 from fakes import EMPTY, SACCT_DOWN, SQUEUE_DOWN, Answer
-from replay_env import FORGOTTEN, JOB, block, declare, make_replay_env, splits, submit
+from replay_env import FORGOTTEN, JOB, QUEUES, block, declare, make_replay_env, splits, submit
 from sqlalchemy import select
 
+from bridge.cli import main
 from bridge.cli_reconcile import render
+from bridge.devcluster.sandbox import write_config
 from bridge.models import ReconcileMiss, StateHistory, utcnow
 from bridge.reconcile_run import apply, check
 from bridge.tags import new_tag, parse_tag
@@ -116,3 +119,22 @@ def test_apply_scancels_the_orphan_of_this_deployment_only(env):
     assert lines[0].startswith("1 divergences: 1 orphan (deployment prod, sacct since ")
     assert lines[1].split()[:9] == ["orphan", "experiment", "-", "block", "-", "split", "-", "slurm", "600"]
     assert lines[2] == f"applied: scancel 600 ({ours}): sent"
+
+
+def test_the_command_exits_2_when_slurm_or_the_configuration_cannot_be_read(tmp_path, capsys):
+    """An empty slurm.conf: squeue really fails, at once (no fake). Exit 2, one line naming the command."""
+    (tmp_path / "empty-slurm.conf").write_text("")  # a missing one makes squeue retry for 60 s first
+    config = write_config(tmp_path, tmp_path / "empty-slurm.conf", QUEUES)
+    assert main(["reconcile", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("beat-bridge reconcile: error: squeue")
+    assert "nothing was judged" in err[0]
+    assert main(["reconcile", "--json", "--config", str(config)]) == 2
+    out, err = capsys.readouterr()
+    assert json.loads(out)["error"].startswith("squeue") and json.loads(out)["clean"] is False
+    (tmp_path / "bad.toml").write_text('deployment = "Prod"\ncache_root = "c"\nspool_dir = "s"\n')
+    assert main(["reconcile", "--config", str(tmp_path / "bad.toml")]) == 2
+    assert "deployment = 'Prod' is invalid" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main(["reconcile", "--since", "yesterday"])
+    assert usage.value.code == 2 and "not a duration" in capsys.readouterr().err
