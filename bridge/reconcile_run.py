@@ -27,6 +27,7 @@ from bridge.errors import CommandError
 from bridge.history import locked
 from bridge.models import AccountingSnapshot, Block, ClaimLookup, Job, JobSplit, ReconcileMiss, utcnow
 from bridge.reconcile_facts import SUBMITTED, Claim, Facts, Misses, ReconcileReport, SnapshotRow, SplitRow
+from bridge.sacct import slurm_final
 from bridge.slurm_client import SlurmClient
 from bridge.submission_db import requeue_lost
 from bridge.tags import parse_tag
@@ -156,7 +157,7 @@ def _snapshots(session: Session, start: datetime, tags: Sequence[str]) -> list[S
 
 def _active_tags(jobs: Sequence) -> list[str]:
     """Names of the active Slurm jobs that are tags of a bridge (ours or older): those a snapshot may know."""
-    return sorted({r.name for r in jobs if parse_tag(r.name) is not None})
+    return sorted({r.name for r in jobs if not slurm_final(r.state_text) and parse_tag(r.name) is not None})
 
 
 def _claims(session: Session) -> list[Claim]:
