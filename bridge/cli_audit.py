@@ -4,42 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 from bridge.audit import DIMENSIONS
 from bridge.errors import BridgeError
+from bridge.when import FORMS, parse_when, utc_now
 
 FORMATS = ("table", "csv", "json", "html")
-_RELATIVE = re.compile(r"^(\d+)([dhm])$")
-_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def parse_when(text: str, now: datetime) -> datetime:
-    """`2026-12-01`, `2026-12-01T10:30[:00]` (UTC), `now`, or a time ago: `7d`, `12h`, `30m`."""
-    value = text.strip()
-    if value == "now":
-        return now
-    relative = _RELATIVE.match(value)
-    if relative:
-        return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a time: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (UTC), now, or Nd/Nh/Nm ago"
-        ) from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    return parsed
 
 
 def add_audit(commands: argparse._SubParsersAction, config_option: Callable, id_type: Callable) -> None:
@@ -54,8 +29,7 @@ def add_audit(commands: argparse._SubParsersAction, config_option: Callable, id_
         "documented in bridge/audit_format.py.",
     )
     config_option(audit)
-    audit.add_argument("--since", default="7d", help="start of the period (default 7d: seven days ago); "
-                       "YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] in UTC, now, or Nd/Nh/Nm ago")
+    audit.add_argument("--since", default="7d", help=f"start of the period (default 7d: seven days ago); {FORMS}")
     audit.add_argument("--until", default="now", help="end of the period, excluded (default now); same forms")
     audit.add_argument("--by", choices=DIMENSIONS, default="experiment", help="group by (default experiment)")
     audit.add_argument("--experiment", type=id_type, default=None, metavar="ID", help="only this experiment")
@@ -92,7 +66,7 @@ def audit_command(args: argparse.Namespace) -> int:
 def parse_when_option(name: str, text: str, now: datetime) -> datetime:
     try:
         return parse_when(text, now)
-    except argparse.ArgumentTypeError as e:
+    except ValueError as e:
         raise BridgeError(f"--{name}: {e}") from None
 
 

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from pathlib import Path
 
 from bridge.errors import BridgeError
 from bridge.values import printable
+from bridge.when import parse_when, utc_now
 
 Action = Callable[..., argparse.ArgumentParser]  # bridge.cli's _action: one sub-command with its handler
 CLEAN, DIVERGED, ERROR = 0, 1, 2
-_DURATION = re.compile(r"(\d+)([dhms])")
-_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 DESCRIPTION = (
     "Compare the database with Slurm (one `squeue -t all --me`, one `sacct -X` over --since) and print each "
@@ -48,17 +46,12 @@ def add_reconcile(commands: argparse._SubParsersAction, _action: Action) -> None
 
 
 def since_arg(text: str) -> timedelta:
-    """`7d`, `12h`, `30m`, `90s`, or a UTC date/time, as how far back from now."""
-    match = _DURATION.fullmatch(text.strip())
-    if match:
-        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    """`7d`, `12h`, `30m`, `90s`, or a UTC date/time (bridge.when), as how far back from now."""
+    now = utc_now()
     try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (7d, 12h, 30m, 90s) nor a UTC time "
-                                         "(2026-11-24 or 2026-11-24T08:00)") from None
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
-    when = when.astimezone(timezone.utc).replace(tzinfo=None) if when.tzinfo else when
+        when = parse_when(text, now)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
     if when > now:
         raise argparse.ArgumentTypeError(f"{text!r} is in the future (times are UTC)")
     return now - when

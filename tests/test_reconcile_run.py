@@ -137,4 +137,4 @@ def test_the_command_exits_2_when_slurm_or_the_configuration_cannot_be_read(tmp_
     assert "deployment = 'Prod' is invalid" in capsys.readouterr().err
     with pytest.raises(SystemExit) as usage:
         main(["reconcile", "--since", "yesterday"])
-    assert usage.value.code == 2 and "not a duration" in capsys.readouterr().err
+    assert usage.value.code == 2 and "not a time: expected YYYY-MM-DD" in capsys.readouterr().err
