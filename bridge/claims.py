@@ -20,15 +20,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bridge.config import ClaimRule
+from bridge.config import ClaimRule, LostRule
 from bridge.history import locked
 from bridge.models import ClaimLookup, utcnow
 
 log = logging.getLogger(__name__)
 
 
-def may_release(misses: int, first_miss: datetime | None, now: datetime, rule: ClaimRule) -> bool:
-    """Whether a run of `misses` sure "not there" answers, the first at `first_miss`, proves the claim lost."""
+def may_release(misses: int, first_miss: datetime | None, now: datetime, rule: ClaimRule | LostRule) -> bool:
+    """Whether a run of `misses` sure "not there" answers, the first at `first_miss`, proves the claim lost.
+
+    The same rule judges a recorded split whose array Slurm has forgotten ([reconcile], bridge.reconcile).
+    """
     return (misses >= rule.misses and first_miss is not None
             and now - first_miss >= timedelta(seconds=rule.grace))
 

@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from bridge.cli_audit import add_audit
 from bridge.cli_dev import add_cluster, add_demo, demo_command
+from bridge.cli_reconcile import add_reconcile
 from bridge.errors import BridgeError
 from bridge.values import INT32_MAX, printable
 
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_submit(commands)
     _add_run(commands)
     add_audit(commands, _config_option, experiment_id)
+    add_reconcile(commands, _action)
     add_demo(commands)
     return parser
 

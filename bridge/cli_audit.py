@@ -4,42 +4,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 from bridge.audit import DIMENSIONS
 from bridge.errors import BridgeError
+from bridge.when import FORMS, parse_when, utc_now
 
 FORMATS = ("table", "csv", "json", "html")
-_RELATIVE = re.compile(r"^(\d+)([dhm])$")
-_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
-
-
-def utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
-def parse_when(text: str, now: datetime) -> datetime:
-    """`2026-12-01`, `2026-12-01T10:30[:00]` (UTC), `now`, or a time ago: `7d`, `12h`, `30m`."""
-    value = text.strip()
-    if value == "now":
-        return now
-    relative = _RELATIVE.match(value)
-    if relative:
-        return now - timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a time: expected YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] (UTC), now, or Nd/Nh/Nm ago"
-        ) from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    return parsed
 
 
 def add_audit(commands: argparse._SubParsersAction, config_option: Callable, id_type: Callable) -> None:
@@ -54,8 +29,7 @@ def add_audit(commands: argparse._SubParsersAction, config_option: Callable, id_
         "documented in bridge/audit_format.py.",
     )
     config_option(audit)
-    audit.add_argument("--since", default="7d", help="start of the period (default 7d: seven days ago); "
-                       "YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] in UTC, now, or Nd/Nh/Nm ago")
+    audit.add_argument("--since", default="7d", help=f"start of the period (default 7d: seven days ago); {FORMS}")
     audit.add_argument("--until", default="now", help="end of the period, excluded (default now); same forms")
     audit.add_argument("--by", choices=DIMENSIONS, default="experiment", help="group by (default experiment)")
     audit.add_argument("--experiment", type=id_type, default=None, metavar="ID", help="only this experiment")
@@ -72,14 +46,15 @@ def add_audit(commands: argparse._SubParsersAction, config_option: Callable, id_
 
 def audit_command(args: argparse.Namespace) -> int:
     from bridge.app import open_app
+    from bridge.audit_report import ReportRequest, build
 
     now = utc_now()
     since, until = (parse_when_option(name, getattr(args, name), now) for name in ("since", "until"))
     if since >= until:
         raise BridgeError(f"--since {args.since} is not before --until {args.until}: the period is empty")
     app = open_app(args.config)
-    elements, note = _elements(app, args, since, until)
-    text = _render(app, args, elements, since, until)
+    text, note = build(app, ReportRequest(since, until, args.by, args.format, args.experiment, args.advise,
+                                          sacct=not args.no_sacct))
     _write(text, args.output)
     if note:
         print(note, file=sys.stderr)
@@ -91,45 +66,8 @@ def audit_command(args: argparse.Namespace) -> int:
 def parse_when_option(name: str, text: str, now: datetime) -> datetime:
     try:
         return parse_when(text, now)
-    except argparse.ArgumentTypeError as e:
+    except ValueError as e:
         raise BridgeError(f"--{name}: {e}") from None
-
-
-def _elements(app, args: argparse.Namespace, since: datetime, until: datetime):
-    from bridge.audit_query import fill_missing, lacking, load
-
-    with app.sessions() as session:
-        elements = load(session, since, until, args.experiment, times=args.format == "html")
-    lacks = sum(lacking(e) for e in elements)
-    if not lacks or args.no_sacct:
-        return elements, None
-    elements, filled = fill_missing(elements, app.client, since)
-    if filled.error:
-        return elements, f"sacct could not fill {filled.asked} element(s) without figures: {filled.error}"
-    return elements, None
-
-
-def _render(app, args: argparse.Namespace, elements, since: datetime, until: datetime) -> str:
-    from bridge import audit_format
-    from bridge.advice import advise
-    from bridge.audit import audit
-
-    if args.format == "html":
-        from bridge.audit_html import render
-
-        report = audit(elements, args.by, since, until)
-        return render(report, elements, advice=advise(elements, app.config.queues).to_dict())
-    if args.advise:
-        return audit_format_advice(advise(elements, app.config.queues), args.format)
-    report = audit(elements, args.by, since, until)
-    return {"table": audit_format.to_table, "csv": audit_format.to_csv, "json": audit_format.to_json}[
-        args.format](report)
-
-
-def audit_format_advice(advice, fmt: str) -> str:
-    from bridge import advice_format
-
-    return {"table": advice_format.to_table, "csv": advice_format.to_csv, "json": advice_format.to_json}[fmt](advice)
 
 
 def _write(text: str, output: Path | None) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from bridge.preflight import url_problem
 from bridge.queues_config import QueueConfig, load_queues
 from bridge.sbatch_text import UnsafeValueError, slurm_filename
+from bridge.tags import DEFAULT_DEPLOYMENT, DEPLOYMENT_RULE, valid_deployment
 from bridge.toml_table import Table, read_toml
 from bridge.values import INT32_MAX
 
@@ -67,6 +68,19 @@ class ClaimRule:
     misses: int = 3  # consecutive look-ups in which squeue and sacct both answered "not there"
     grace: float = 20.0  # seconds from the first of those misses before the claim goes back to the queue
     stuck_after: float = 300.0  # seconds an outcome may stay unknown before it is reported stuck
+
+
+@dataclass(frozen=True)
+class LostRule:
+    """When `beat-bridge reconcile` calls a submitted split lost ([reconcile]).
+
+    Its array must be missing from squeue *and* sacct on `misses` reconcile runs
+    in a row, spanning at least `grace` seconds: a job slurmctld has forgotten
+    reaches sacct only once slurmdbd has taken the controller's backlog.
+    """
+
+    misses: int = 3
+    grace: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -121,6 +135,8 @@ class BridgeConfig:
     claims: ClaimRule = field(default_factory=ClaimRule)
     spool_retention_hours: float = 168.0  # a settled array's spool directory is removed this long after
     limits: Limits = field(default_factory=Limits)
+    deployment: str = DEFAULT_DEPLOYMENT  # in every submission tag: which arrays are this bridge's (bridge.tags)
+    reconcile: LostRule = field(default_factory=LostRule)  # [reconcile]
 
     def runner_env(self) -> dict[str, str]:
         """Environment for Slurm commands: SLURM_CONF (if set) plus [slurm].env."""
@@ -173,6 +189,8 @@ def load_config(path: str | Path) -> BridgeConfig:
         claims=_claims(top.table("claims")),
         spool_retention_hours=top.number("spool_retention_hours", 168.0),
         limits=_limits(top.table("limits")),
+        deployment=_deployment(top),
+        reconcile=_lost(top.table("reconcile")),
     )
     top.done()
     log.debug("loaded configuration %s (%d queues)", path, len(config.queues))
@@ -257,6 +275,24 @@ def _claims(t: Table | None) -> ClaimRule:
     default = ClaimRule()
     rule = ClaimRule(t.integer("misses", default.misses), t.number("grace", default.grace, 0.0),
                      t.number("stuck_after", default.stuck_after, 0.0))
+    t.done()
+    return rule
+
+
+def _deployment(top: Table) -> str:
+    """deployment: written into every submission tag, so it must keep the tag's shape (bridge.tags)."""
+    name = top.raw("deployment", DEFAULT_DEPLOYMENT)
+    if not valid_deployment(name):
+        raise top.fail("deployment", name, f"{DEPLOYMENT_RULE} (it names this bridge in every job "
+                       "array's name, bb-<deployment>-...; two bridges on one cluster need different ones)")
+    return name
+
+
+def _lost(t: Table | None) -> LostRule:
+    if t is None:
+        return LostRule()
+    default = LostRule()
+    rule = LostRule(t.integer("misses", default.misses, maximum=1000), t.number("grace", default.grace, 0.0))
     t.done()
     return rule
 

@@ -124,6 +124,11 @@ def squeue_argvs(job_ids: Sequence[int | str], chunk: int = 2000) -> list[list[s
     return [squeue_argv(ids[i : i + chunk]) for i in range(0, len(ids), chunk)]
 
 
+def squeue_mine_argv() -> list[str]:
+    """Every job of this Slurm user that slurmctld knows (`--me`, finished ones too), with its name."""
+    return ["squeue", "-h", "-t", "all", "--me", "-O", ",".join(f"{name}:|" for name, _ in SQUEUE_FIELDS)]
+
+
 def squeue_by_name_argv(name: str) -> list[str]:
     """The array ids squeue knows under a job name (a submission tag), finished ones included."""
     return ["squeue", "-h", "-t", "all", "--name", name, "-o", "%F"]

@@ -25,7 +25,7 @@ from bridge.config import SlurmTimeouts
 from bridge.errors import BridgeError, CommandError
 from bridge.runner import CommandResult, Runner
 from bridge.sacct import SlurmRecord, parse_sacct
-from bridge.squeue import SqueueView, by_element, squeue_view
+from bridge.squeue import SqueueView, by_element, parse_squeue, squeue_view
 from bridge.tags import tag_age
 
 log = logging.getLogger(__name__)
@@ -270,6 +270,30 @@ class SlurmClient:
             raise CommandError(result.argv, result.returncode, result.stdout, result.stderr,
                                f"sacct exited {result.returncode}: {result.stderr.strip()}")
         return parse_usage(result.stdout)
+
+    def jobs(self) -> list[SlurmRecord]:
+        """Every job of this Slurm user slurmctld knows (one `squeue -t all --me`), names included.
+
+        Pending ranges are expanded (one record per element, `pending_range`).
+        CommandError, naming the command, when squeue does not answer.
+        """
+        return parse_squeue(self._checked(cmds.squeue_mine_argv(), self.timeouts.status).stdout)
+
+    def accounted(self, since: datetime, until: datetime | None = None) -> list[SlurmRecord]:
+        """Every job of this Slurm user sacct has between `since` and `until` (naive UTC): one `sacct -X`.
+
+        CommandError, naming the command, when sacct does not answer.
+        """
+        argv = cmds.sacct_argv(since, until)
+        return parse_sacct(self._checked(argv, self.timeouts.accounting).stdout)
+
+    def _checked(self, argv: Sequence[str], timeout: float) -> CommandResult:
+        result = self._run(argv, timeout)
+        if not result.ok:
+            raise CommandError(result.argv, result.returncode, result.stdout, result.stderr,
+                               f"{' '.join(argv[:5])} ... exited {result.returncode}: "
+                               f"{result.stderr.strip() or result.stdout.strip() or 'no output'}")
+        return result
 
     # --- cluster facts ------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from bridge import mirrors, outcomes
 from bridge.cache import CacheError
 from bridge.cache import cache_root as resolve_cache_root
-from bridge.history import guarded_set, identity_of, locked, reload, transition
+from bridge.history import guarded_set, identity_of, locked, record, reload, transition
 from bridge.models import LIVE_EXPERIMENT, Block, Experiment, Job, JobSplit, Queue, SplitStatus, Worker, utcnow
 from bridge.sacct import slurm_final
 
@@ -173,6 +173,31 @@ def release_submission(session: Session, tag: str) -> int:
                 guarded_set(session, split, JobSplit.slurm_job_id.is_(None), source="release",
                             submission_tag=None)
     return len(splits)
+
+
+def requeue_lost(session: Session, split: JobSplit | int, array_id: str, reason: str) -> bool:
+    """Queue again a submitted split whose array Slurm has lost (bridge.reconcile); True if it was.
+
+    Guarded on what was judged: still queued or processing, still under
+    `array_id`. Its tag, Slurm ids and facts are cleared in the same guarded
+    update, so it is a candidate again and the next cycle claims it under a new
+    tag; the state history records it (QUEUED -> QUEUED too, which
+    `transition` would not write).
+    """
+    with locked(session):
+        row = reload(session, JobSplit, split)
+        if row is None or row.slurm_job_id != array_id:
+            return False
+        seen = row.status
+        moved = transition(session, row, S.QUEUED, {S.QUEUED, S.PROCESSING}, source="reconcile", reason=reason,
+                           warn=True, submission_tag=None, slurm_job_id=None, slurm_element_id=None,
+                           slurm_state=None, slurm_node=None, slurm_exit_code=None, submit_time=None,
+                           start_time=None, end_time=None, start_date=None, worker_id=None)
+        if moved and seen == S.QUEUED:
+            record(session, row, seen, S.QUEUED, source="reconcile", reason=reason)
+        if moved:
+            log.info("split %s queued again: %s", row.id, reason)
+    return moved
 
 
 def record_split_node(session: Session, split: JobSplit | int, node: str) -> bool:

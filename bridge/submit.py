@@ -104,7 +104,7 @@ def array_chunks(splits: Sequence[JobSplit], max_array_size: int) -> list[list[J
 def submit_array(session: Session, backend: Backend, queue: Queue, splits: list[JobSplit],
                  to_cancel: list[str]) -> Submission | None:
     """Claim, write the element configurations, render, sbatch and record one array."""
-    tag = new_tag()
+    tag = new_tag(deployment=backend.config.deployment)
     claimed = mark_splits_submitting(session, splits, tag)
     if not claimed:
         return None

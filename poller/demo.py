@@ -67,6 +67,7 @@ class DemoRun:
     elements: int = 0  # array elements submitted
     latencies: list[float] = field(default_factory=list)  # sacct End -> on_split_done, seconds
     statuses: dict[str, str] = field(default_factory=dict)  # experiment name -> final status letter
+    report: Path | None = None  # the run's HTML audit report
 
     @property
     def all_done(self) -> bool:
@@ -92,6 +93,7 @@ def run_demo(root: Path, say: Callable[[str], None] = print, timeout: float = 60
         for experiment_id in ids:
             schedule_experiment(session, session.get(Experiment, experiment_id))
     say(f"demo in {root}: experiments {ids} scheduled")
+    since = utc_naive_now() - timedelta(minutes=1)
     started = time.monotonic()
     progress = Progress(say, started)
 
@@ -113,7 +115,27 @@ def run_demo(root: Path, say: Callable[[str], None] = print, timeout: float = 60
     run.wall, run.cycles = time.monotonic() - started, loop.cycles
     run.squeue_calls, run.sacct_calls = loop.squeue_calls, loop.sacct_calls
     summarise(app, run, ids, say)
+    run.report = audit_report(app, root / "audit.html", since)
+    say(f"\naudit report: {run.report}")
     return run
+
+
+def audit_report(app: App, path: Path, since: datetime, settle: float = 20.0) -> Path:
+    """The run's HTML audit (`beat-bridge audit --format html`), once sacct has settled its snapshots."""
+    from bridge.audit_report import ReportRequest, build
+    from bridge.models_audit import AccountingSnapshot
+    from bridge.snapshots import refresh
+
+    deadline = time.monotonic() + settle
+    with app.sessions() as session:
+        while time.monotonic() < deadline:
+            refresh(session, app.client)
+            if session.scalar(select(AccountingSnapshot.id).where(AccountingSnapshot.status == "pending")) is None:
+                break
+            time.sleep(0.5)
+    text, _ = build(app, ReportRequest(since, utc_naive_now() + timedelta(minutes=1), by="block", fmt="html"))
+    path.write_text(text, encoding="utf-8")
+    return path
 
 
 class Progress:

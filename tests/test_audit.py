@@ -18,6 +18,7 @@ from bridge.audit_query import fill_missing, load
 from bridge.db import create_session_factory
 from bridge.models_audit import AccountingSnapshot
 from bridge.queues_config import QueueConfig
+from bridge.when import parse_when
 
 T0 = datetime(2026, 12, 1, 10, 0, 0)
 DAY = (T0 - timedelta(hours=1), T0 + timedelta(days=1))
@@ -207,3 +208,17 @@ def test_elements_without_figures_are_asked_of_sacct_once_per_500_and_nothing_is
     env.fake.then("sacct_usage", SACCT_DOWN)
     kept, failed = fill_missing(bare, env.backend.client, T0)
     assert failed.error and kept == bare
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("now", T0), ("7d", T0 - timedelta(days=7)), ("12h", T0 - timedelta(hours=12)), ("90s", T0 - timedelta(seconds=90)),
+    ("2026-11-20", datetime(2026, 11, 20)), ("2026-11-20T08:30", datetime(2026, 11, 20, 8, 30)),
+    ("2026-11-20T09:30+01:00", datetime(2026, 11, 20, 8, 30)),  # an offset is turned into UTC
+])
+def test_times_on_the_command_line_read_as_utc(text, expected):
+    assert parse_when(text, T0) == expected
+
+
+def test_a_bad_time_names_the_valid_forms():
+    with pytest.raises(ValueError, match="'yesterday' is not a time: expected YYYY-MM-DD"):
+        parse_when("yesterday", T0)

@@ -54,6 +54,7 @@ def test_shipped_example_config_loads() -> None:
 
 def test_minimal_config_gets_defaults_and_relative_paths(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, MINIMAL))
+    assert config.deployment == "main" and (config.reconcile.misses, config.reconcile.grace) == (3, 300.0)
     assert config.cache_root == tmp_path / "cache"
     assert config.spool_dir == tmp_path / "spool"
     assert config.queues_file == tmp_path / "queues.toml"
@@ -157,6 +158,12 @@ def test_queue_template_found_in_package_templates(tmp_path: Path) -> None:
         (MINIMAL + "[database]\nurl = 5\n", ["database.url", "5", "string"]),
         ('cache_root = "a\nb"\n', ["not valid TOML"]),
         ('cache_root = "a\\nb"\nspool_dir = "s"\n', ["cache_root", "control characters"]),
+        (MINIMAL + 'deployment = "Prod-1"\n',
+         ["bridge.toml", "deployment = 'Prod-1'", "1 to 16 characters of a-z and 0-9"]),
+        (MINIMAL + 'deployment = "abcdefghijklmnopq"\n', ["deployment", "1 to 16 characters"]),
+        (MINIMAL + "deployment = 3\n", ["deployment = 3", "a-z and 0-9"]),
+        (MINIMAL + "[reconcile]\nmisses = 0\n", ["reconcile.misses = 0", "an integer from 1 to 1000"]),
+        (MINIMAL + "[reconcile]\ngrace = -1\n", ["reconcile.grace = -1", "a number from 0.0"]),
     ],
 )
 def test_bad_bridge_config(tmp_path: Path, bridge: str, expected: list[str]) -> None:
