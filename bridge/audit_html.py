@@ -164,18 +164,25 @@ def _is_records(value: object) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
 
 
-def _advice(advice: dict) -> str:
-    """The advice dict, generically: "rows" as a table, other lists of dicts as tables, "toml" preformatted."""
-    parts = ['<section id="advice"><h2>Right-sizing advice</h2>']
-    records = list(advice.get("rows") or [])
-    parts.append(_capped_table(records) if records else '<p class="empty">No element to advise on.</p>')
-    for key, value in advice.items():
-        if key in ("rows", "toml") or value in (None, "", [], {}):
+def _extras(report: dict, shown: tuple[str, ...]) -> list[str]:
+    """A report's other non-empty keys: lists of dicts as tables under their name, anything else as text."""
+    parts = []
+    for key, value in report.items():
+        if key in shown or value is None or value == "" or value == [] or value == {}:
             continue
         if _is_records(value):
             parts.append(f"<h3>{escape(str(key))}</h3>{_capped_table(value)}")
         else:
             parts.append(f"<p><strong>{escape(str(key))}</strong>: {_text(value)}</p>")
+    return parts
+
+
+def _advice(advice: dict) -> str:
+    """The advice dict, generically: "rows" as a table, other lists of dicts as tables, "toml" preformatted."""
+    parts = ['<section id="advice"><h2>Right-sizing advice</h2>']
+    records = list(advice.get("rows") or [])
+    parts.append(_capped_table(records) if records else '<p class="empty">No element to advise on.</p>')
+    parts += _extras(advice, ("rows", "toml"))
     if advice.get("toml"):
         parts.append("<p>Suggested queues.toml change (never applied automatically):</p>"
                      f"<pre>{escape(str(advice['toml']))}</pre>")
@@ -183,14 +190,13 @@ def _advice(advice: dict) -> str:
 
 
 def _reconciliation(reconciliation: dict) -> str:
+    """The reconciliation dict, generically: its verdict, divergences counted per kind and listed, the rest."""
     divergences = list(reconciliation.get("divergences") or [])
     clean = bool(reconciliation.get("clean", not divergences))
-    verdict = "clean: the database and Slurm agree" if clean else f"{len(divergences)} divergence(s)"
+    verdict = ("clean: the database and Slurm agree" if clean
+               else f"{len(divergences)} divergence(s)" if divergences else "not clean")
     parts = ['<section id="reconciliation"><h2>Reconciliation</h2>',
              f'<p class="{"clean" if clean else "dirty"}">{escape(verdict)}</p>']
-    checked = reconciliation.get("checked")
-    if checked:
-        parts.append(f"<p>Checked: {_text(checked)}</p>")
     if divergences:
         counts: dict[str, int] = {}
         for d in divergences:
@@ -199,6 +205,7 @@ def _reconciliation(reconciliation: dict) -> str:
         parts.append(_table(["kind", "count"], [{"kind": k, "count": n} for k, n in sorted(counts.items())],
                             numeric={"count"}))
         parts.append(_capped_table(divergences, first=("kind",)))
+    parts += _extras(reconciliation, ("clean", "divergences"))
     return "".join(parts) + "</section>"
 
 

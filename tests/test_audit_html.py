@@ -198,3 +198,15 @@ def test_matplotlib_is_imported_only_when_a_page_is_rendered():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=REPO,
                           env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert (done.returncode, done.stdout.strip()) == (0, "False"), done.stderr
+
+
+def test_a_reconcile_report_renders_whole_its_error_and_watched_splits_included():
+    from bridge.reconcile_facts import Divergence, ReconcileReport
+
+    report = ReconcileReport(deployment="dev", window_start=SINCE, error="sacct: timed out after 60 s",
+                             watching=[Divergence("lost", "missing from Slurm 1 time(s)", split_id=4, slurm_id="7_1")])
+    text, page = page_of([element()], reconciliation=report.to_dict())
+    section = text[text.index('<section id="reconciliation">'):]
+    assert '<p class="dirty">not clean</p>' in section
+    assert "<strong>error</strong>: sacct: timed out after 60 s" in section
+    assert "<h3>watching</h3>" in section and "<td>7_1</td>" in section
