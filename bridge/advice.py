@@ -34,7 +34,7 @@ class UsageRow:
 
     queue: str
     algorithm: str
-    elements: int  # with memory and time figures
+    elements: int  # of the period, in this queue with this algorithm (the p95s are over those with figures)
     p95_rss_mb: float | None
     max_rss_mb: float | None
     memory_limit_mb: int | None
@@ -92,7 +92,7 @@ def _usage_row(queue: str, algorithm: str, elements: list[Element], limits: Queu
     rss = sorted(_mb(e.max_rss_kb) for e in elements if e.max_rss_kb is not None)
     minutes = sorted(e.elapsed_s / 60 for e in elements if e.elapsed_s is not None)
     return UsageRow(
-        queue=queue, algorithm=algorithm, elements=min(len(rss), len(minutes)),
+        queue=queue, algorithm=algorithm, elements=len(elements),
         p95_rss_mb=percentile(rss, 0.95), max_rss_mb=rss[-1] if rss else None,
         memory_limit_mb=limits.memory_limit if limits else None,
         p95_elapsed_min=percentile(minutes, 0.95), max_elapsed_min=minutes[-1] if minutes else None,

@@ -1,7 +1,7 @@
 """Right-sizing advice as text: a table and the suggested queues.toml lines, CSV or JSON (pure).
 
-CSV columns, one row per queue and algorithm: queue, algorithm, elements (with
-memory and time figures), p95_rss_mb, max_rss_mb, memory_limit_mb,
+CSV columns, one row per queue and algorithm: queue, algorithm, elements (the
+p95s are over those with figures), p95_rss_mb, max_rss_mb, memory_limit_mb,
 p95_elapsed_min, max_elapsed_min, time_limit_min, out_of_memory, timed_out.
 JSON: {"rows": [...], "proposals": [{queue, key, current, proposed, would_kill,
 elements, why}], "unknown_queues": [...], "toml": "..."}.

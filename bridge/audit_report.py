@@ -17,6 +17,7 @@ class ReportRequest:
     experiment: int | None = None
     advise: bool = False
     sacct: bool = True  # ask sacct for elements whose snapshot lacks figures
+    reconcile: bool = True  # html: a reconcile check's summary in the page (it reads squeue and sacct)
 
 
 def build(app, request: ReportRequest) -> tuple[str, str | None]:
@@ -33,6 +34,14 @@ def build(app, request: ReportRequest) -> tuple[str, str | None]:
     return _render(app, request, elements), note
 
 
+def _reconciliation(app) -> dict:
+    """`beat-bridge reconcile`'s summary, without --apply (it counts as one of its checks of lost splits)."""
+    from bridge.reconcile_run import check
+
+    with app.write_sessions() as session:
+        return check(session, app.client, app.config).to_dict()
+
+
 def _render(app, request: ReportRequest, elements) -> str:
     from bridge import advice_format, audit_format
     from bridge.advice import advise
@@ -42,7 +51,8 @@ def _render(app, request: ReportRequest, elements) -> str:
         from bridge.audit_html import render
 
         report = audit(elements, request.by, request.since, request.until)
-        return render(report, elements, advice=advise(elements, app.config.queues).to_dict())
+        return render(report, elements, advice=advise(elements, app.config.queues).to_dict(),
+                      reconciliation=_reconciliation(app) if request.reconcile else None)
     if request.advise:
         writers = {"table": advice_format.to_table, "csv": advice_format.to_csv, "json": advice_format.to_json}
         return writers[request.fmt](advise(elements, app.config.queues))

@@ -41,6 +41,9 @@ def add_audit(commands: argparse._SubParsersAction, config_option: Callable, id_
                        "queue's limits, and suggested queues.toml changes (never applied)")
     audit.add_argument("--no-sacct", action="store_true",
                        help="use the snapshots only: no sacct call for elements they lack figures of")
+    audit.add_argument("--no-reconcile", action="store_true",
+                       help="html: leave out the reconciliation summary (by default the page includes what "
+                       "`beat-bridge reconcile` says now, which reads squeue and sacct once)")
     audit.set_defaults(handler=audit_command, quiet=True)
 
 
@@ -54,7 +57,7 @@ def audit_command(args: argparse.Namespace) -> int:
         raise BridgeError(f"--since {args.since} is not before --until {args.until}: the period is empty")
     app = open_app(args.config)
     text, note = build(app, ReportRequest(since, until, args.by, args.format, args.experiment, args.advise,
-                                          sacct=not args.no_sacct))
+                                          sacct=not args.no_sacct, reconcile=not args.no_reconcile))
     _write(text, args.output)
     if note:
         print(note, file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -62,3 +63,10 @@ def test_demo_ends_done_with_the_expected_totals_verified_caches_and_one_run_of_
     assert len(run.arrays) == len(ran) == 8  # 5 + 4 blocks, the shared one once
     assert "(mirror: ran once, in the other experiment)" in printed
     assert Path(run.root / "bridge.sqlite").exists()
+    # the run's HTML audit: its path printed last, every element it submitted in it, each settled by sacct
+    assert run.report is not None and lines[-1] == f"\naudit report: {run.report}", lines[-3:]
+    page = run.report.read_text()
+    data = json.loads(page.split('<script type="application/json" id="audit-data">', 1)[1].split("</script>")[0])
+    total = data["rows"][-1]
+    assert (total["key"], total["elements"], total["missing"]) == ("total", str(run.elements), "0"), total
+    assert 'id="chart-timeline"' in page and "reconcil" in page.lower()
