@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ PERIOD = ("--since", "2026-11-20", "--until", "2026-11-21")
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bridge.cli", *args, "--config", "config/bridge.toml"],
-                          capture_output=True, text=True, timeout=120, cwd=cwd)
+                          capture_output=True, text=True, timeout=120, cwd=cwd, preexec_fn=lambda: os.umask(0o022))
 
 
 def _row(i: int, author: str, queue: str, state: str = "COMPLETED", **over) -> AccountingSnapshot:
@@ -80,6 +81,8 @@ def test_json_of_one_experiment_to_a_file(workdir):
     done = _cli("audit", *PERIOD, "--experiment", "2", "--format", "json", "--output", str(out), cwd=workdir)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"audit report: {out.resolve()}"
+    assert out.stat().st_mode & 0o777 == 0o644  # readable by others, as a new file under umask 022
+    assert [p.name for p in workdir.iterdir() if p.name.startswith(".audit.json")] == []  # no temporary left
     report = json.loads(out.read_text())
     assert [g["key"] for g in report["groups"]] == ["2 exp2"] and report["total"]["elements"] == 4
 
