@@ -100,10 +100,12 @@ def workdir(tmp_path_factory) -> Path:
 
 
 def audit_cli(workdir: Path, *args: str, period: tuple[str, ...] = PERIOD) -> str:
-    """`python -m bridge.cli audit` of this tree over the period (snapshots only, no sacct); its stdout."""
+    """`python -m bridge.cli audit` of this tree over the period (snapshots only: no sacct, no reconcile, so
+    that the page does not depend on what else the cluster runs; test_audit_html renders that section); stdout."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     done = subprocess.run(
-        [sys.executable, "-m", "bridge.cli", "audit", "--config", "config/bridge.toml", *period, "--no-sacct", *args],
+        [sys.executable, "-m", "bridge.cli", "audit", "--config", "config/bridge.toml", *period, "--no-sacct",
+         "--no-reconcile", *args],
         capture_output=True, text=True, timeout=120, cwd=workdir, env=env)
     assert done.returncode == 0, done.stderr
     return done.stdout
