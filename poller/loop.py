@@ -22,7 +22,7 @@ from functools import partial
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge import cycle, snapshots
+from bridge import cycle, heartbeat, snapshots
 from bridge.backend import Backend
 from bridge.config import PollConfig
 from bridge.cycle import CycleReport
@@ -91,6 +91,7 @@ class BridgeLoop:
         self.unknown = UnknownStates()
         self.unknown_states = 0  # splits in an unknown Slurm state past its bound, at the last poll
         self.stuck = 0  # submissions whose sbatch outcome is unknown past [claims] stuck_after, last cycle
+        self.last_cycle_s = 0.0
 
     def stop(self, *_: object) -> None:
         """Finish the current cycle, then return from run()."""
@@ -105,6 +106,8 @@ class BridgeLoop:
                     self.on_cycle(session, report)
                 finished = once or (done is not None and done(session))
             wait = self.interval.next(report.busy, report.error is not None)
+            if not once:  # `beat-bridge status` reads it (bridge.heartbeat): one UPDATE
+                heartbeat.beat(self.sessions, report, self.cycles, self.last_cycle_s, wait)
             if report.error:
                 log.error("cycle %d failed (%s): what it committed stays, the rest is read again from the "
                           "database next cycle%s", self.cycles, report.error,
@@ -156,7 +159,8 @@ class BridgeLoop:
                         ", ".join(report.stuck))
         if report.error is None or report.stuck:  # a cycle that raised never got to look
             self.stuck = len(report.stuck)
-        log.debug("cycle %d in %.3f s: %s", self.cycles, time.monotonic() - started, report)
+        self.last_cycle_s = time.monotonic() - started
+        log.debug("cycle %d in %.3f s: %s", self.cycles, self.last_cycle_s, report)
         return report
 
 
