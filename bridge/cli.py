@@ -11,7 +11,9 @@ from typing import NoReturn
 
 from bridge.cli_audit import add_audit
 from bridge.cli_dev import add_cluster, add_demo, demo_command
+from bridge.cli_experiments import add_experiments
 from bridge.cli_reconcile import add_reconcile
+from bridge.cli_status import add_status
 from bridge.errors import BridgeError
 from bridge.values import INT32_MAX, printable
 
@@ -92,12 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_cluster(commands, _action)
     _add_db(commands)
-    _add_experiments(commands)
+    add_experiments(commands, _action, _config_option, experiment_id)
     _add_queues(commands)
     _add_submit(commands)
     _add_run(commands)
     add_audit(commands, _config_option, experiment_id)
     add_reconcile(commands, _action)
+    add_status(commands, _action, _config_option)
     add_demo(commands)
     return parser
 
@@ -122,7 +125,7 @@ def _action(actions, name: str, handler: Callable, help_text: str) -> argparse.A
     return parser
 
 
-# -- db, experiments, queues, submit ------------------------------------------------------
+# -- db, queues, submit ------------------------------------------------------
 
 
 def _add_db(commands: argparse._SubParsersAction) -> None:
@@ -141,94 +144,6 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     config = load_config(resolve_config_path(args.config))
     upgrade_database(config.path, config.database_url)
     print(f"database schema is current: {make_url(config.database_url).render_as_string(hide_password=True)}")
-    return 0
-
-
-def _add_experiments(commands: argparse._SubParsersAction) -> None:
-    experiments = commands.add_parser("experiments", help="declare, schedule, cancel and list experiments")
-    actions = experiments.add_subparsers(title="actions", metavar="ACTION")
-    add = _action(actions, "add", _experiments_add,
-                  "add experiments from declaration files (JSON or TOML); see bridge/declaration.py for the format")
-    add.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    add.add_argument("--schedule", action="store_true", help="schedule each experiment right away")
-    for name, handler, text in (("schedule", _experiments_schedule, "schedule experiments (from P)"),
-                                ("cancel", _experiments_cancel, "cancel running experiments (from S or R)")):
-        action = _action(actions, name, handler, text)
-        action.add_argument("ids", nargs="+", type=experiment_id, metavar="ID")
-        _config_option(action)
-    listing = _action(actions, "list", _experiments_list, "one line per experiment: id, status, blocks done")
-    for parser in (add, listing):
-        _config_option(parser)
-
-
-def _experiments_add(args: argparse.Namespace) -> int:
-    from bridge.declaration import load_experiment_file
-    from bridge.helpers import schedule_experiment
-
-    app = _app(args)
-    with app.write_sessions() as session:
-        for path in args.files:
-            experiment = load_experiment_file(session, path, app.config.limits)
-            print(f"added experiment {experiment.id} {printable(experiment.fullname)} from {path}")
-            if args.schedule:
-                schedule_experiment(session, experiment)
-                print(f"scheduled experiment {experiment.id}: {experiment.status.value}")
-    return 0
-
-
-def _experiments_schedule(args: argparse.Namespace) -> int:
-    from bridge.helpers import schedule_experiment
-    from bridge.models import ExperimentStatus
-
-    return _each_experiment(args, schedule_experiment, "scheduled", {ExperimentStatus.PENDING}, "a pending (P)",
-                            "scheduled")
-
-
-def _experiments_cancel(args: argparse.Namespace) -> int:
-    from bridge.helpers import cancel_experiment
-    from bridge.models import LIVE_EXPERIMENT
-
-    return _each_experiment(args, cancel_experiment, "cancelling", LIVE_EXPERIMENT,
-                            "a scheduled (S) or running (R)", "cancelled")
-
-
-def _each_experiment(args: argparse.Namespace, action: Callable, verb: str, valid: set, which: str,
-                     past: str) -> int:
-    """Check every id first (it exists, its status allows the action), then act on each: all or nothing refused."""
-    from bridge.models import Experiment
-
-    app = _app(args)
-    with app.write_sessions() as session:
-        experiments = []
-        for experiment_id in args.ids:
-            experiment = session.get(Experiment, experiment_id)
-            if experiment is None:
-                raise BridgeError(f"no experiment with id {experiment_id}: `beat-bridge experiments list` shows them")
-            if experiment.status not in valid:
-                raise BridgeError(f"experiment {experiment_id} is {experiment.status.value} "
-                                  f"({experiment.status.name.lower()}): only {which} experiment can be {past}")
-            experiments.append(experiment)
-        session.rollback()  # the checks' reads end here; each action takes its own lock
-        for experiment in experiments:
-            moved = action(session, experiment)
-            session.refresh(experiment)
-            if moved is False or experiment.status in valid:
-                raise BridgeError(f"experiment {experiment.id} is {experiment.status.value}: it changed meanwhile, "
-                                  f"only {which} experiment can be {past}")
-            print(f"{verb} experiment {experiment.id}: status {experiment.status.value}")
-    return 0
-
-
-def _experiments_list(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from bridge.models import Experiment
-
-    app = _app(args)
-    with app.sessions() as session:
-        for e in session.scalars(select(Experiment).order_by(Experiment.id)):
-            done = sum(1 for b in e.blocks if b.status.value == "C")
-            print(f"{e.id:5} {e.status.value} {done}/{len(e.blocks)} blocks done  {printable(e.fullname)}")
     return 0
 
 

@@ -68,7 +68,7 @@ def record_settled(session: Session, row: JobSplit, job: Job, verdict: str | Non
         array_job_id=int(row.slurm_job_id), element_id=row.slurm_element_id, split_index=row.split_index,
         status=PENDING,
         first_seen=utcnow(), attempts=0, submit=row.submit_time, start=row.start_time, end=row.end_time,
-        state=row.slurm_state, exit_code=row.slurm_exit_code,
+        state=row.slurm_state, exit_code=row.slurm_exit_code, node_list=row.slurm_node,  # sacct's replace them
     ))
 
 
