@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bridge.heartbeat import Heartbeat
-from bridge.models import ACTIVE_SPLIT, LIVE_EXPERIMENT, ClaimLookup, Experiment, ExperimentStatus, JobSplit
+from bridge.models import ACTIVE_SPLIT, ClaimLookup, Experiment, ExperimentStatus, JobSplit
 from bridge.values import printable
 
 STALE_INTERVALS = 3
@@ -49,7 +49,7 @@ def _kind(status: str, tagged: bool, submitted: bool) -> str:
 
 def experiment_counts(session: Session) -> dict[str, int]:
     """Live and cancelling experiments by status name."""
-    wanted = sorted(LIVE_EXPERIMENT | {ExperimentStatus.CANCELLING})
+    wanted = [ExperimentStatus.SCHEDULED, ExperimentStatus.RUNNING, ExperimentStatus.CANCELLING]
     rows = session.execute(select(Experiment.status, func.count()).where(Experiment.status.in_(wanted))
                            .group_by(Experiment.status))
     counts = {s.name.lower(): 0 for s in wanted}

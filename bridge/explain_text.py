@@ -73,14 +73,16 @@ def split_lines(split: Mapping[str, Any]) -> list[str]:
     facts = [f"split {split['index']}: {split['status']} ({split['status_name']})"]
     if split["element_id"]:
         facts.append(f"element {split['element_id']}{' on ' + _p(split['node']) if split['node'] else ''}")
+    elif split["status"] == "N":
+        facts.append("being submitted" if split["tag"] else "not submitted yet")
     if split["slurm_state"]:
-        exit_code = f" exit {split['exit_code']}" if split["exit_code"] else ""
-        facts.append(f"{_p(split['slurm_state'])}{exit_code}")
+        final = split["status"] in ("C", "F", "L") and split["exit_code"]
+        facts.append(f"{_p(split['slurm_state'])}{' exit ' + split['exit_code'] if final else ''}")
     if split["pending_reason"]:
         facts.append(f"pending: {_p(split['pending_reason'])}")
     if split["elapsed_s"] is not None:
         facts.append(f"elapsed {_duration(split['elapsed_s'])}")
-    if split["verdict"] and split["verdict"] not in ("done", "failed"):
+    if _telling(split["verdict"], split["slurm_state"]):
         facts.append(f"verdict {_p(split['verdict'])}")
     if split["mapping_version"]:
         facts.append(f"mapping {split['mapping_version']}")
@@ -94,7 +96,8 @@ def split_lines(split: Mapping[str, Any]) -> list[str]:
         lines.append(f"{INDENT}timed out")
     logs = split["logs"]
     if logs is not None:
-        lines.append(f"{INDENT}logs ({logs['state']}): {_p(logs['stdout'])}  {_p(logs['stderr'])}")
+        stem, out, err = _common_stem(logs["stdout"], logs["stderr"])
+        lines.append(f"{INDENT}logs ({logs['state']}): {_p(stem)}{_p(out)}, {_p(err)}")
     if split["stderr_tail"]:
         lines.append(f"{INDENT}stderr, last {len(split['stderr_tail'])} lines:")
         lines += [f"{INDENT}  | {_p(line)}" for line in split["stderr_tail"]]
@@ -108,6 +111,21 @@ def _multiline(label: str, text: str, keep: int = 5) -> list[str]:
         return [f"{INDENT}{label}: {_p(rows[0] if rows else text)}"]
     cut = f" (last {keep} of {len(rows)} lines)" if len(rows) > keep else ""
     return [f"{INDENT}{label}{cut}:"] + [f"{INDENT}  | {_p(row)}" for row in rows[-keep:]]
+
+
+def _telling(verdict: str | None, state: str | None) -> bool:
+    """Whether the poller's verdict says more than the state ("failed:out_of_memory" does, "failed:failed" not)."""
+    if not verdict or verdict == "done":
+        return False
+    return verdict.partition(":")[2] != (state or "").split()[0].lower() if state else True
+
+
+def _common_stem(first: str, second: str) -> tuple[str, str, str]:
+    """`/s/slurm-1_0.out`, `/s/slurm-1_0.err` -> (`/s/slurm-1_0`, `.out`, `.err`)."""
+    stem, _, out = first.rpartition(".")
+    if stem and second.startswith(stem + "."):
+        return stem, "." + out, second[len(stem):]
+    return "", first, second
 
 
 def _where(why: Mapping[str, Any]) -> str:
