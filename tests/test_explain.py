@@ -5,17 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from bridge.explain import (
-    BlockRow,
-    ExperimentRow,
-    Facts,
-    JobRow,
-    LogFacts,
-    ResultRow,
-    SnapshotRow,
-    SplitRow,
-    explain,
-)
+from bridge.explain import BlockRow, ExperimentRow, Facts, JobRow, LogFacts, ResultRow, SnapshotRow, SplitRow, explain
 from bridge.explain_read import element_logs, tail_lines
 from bridge.explain_text import render
 
