@@ -61,11 +61,12 @@ def describe(beat: Heartbeat, splits: Mapping[str, int], experiments: Mapping[st
              stale_after: float) -> dict[str, Any]:
     """The status as one dict: daemon (running or not, its last cycle), last error, Slurm, work in hand."""
     age = (now - beat.beat_at).total_seconds() if beat.beat_at else None
-    running = age is not None and age <= (beat.next_in_s or 0.0) + stale_after
+    running = age is not None and beat.stopped_at is None and age <= (beat.next_in_s or 0.0) + stale_after
     last_failed = beat.failures > 0
     return {
         "running": running,
         "daemon": {"host": beat.host, "pid": beat.pid, "last_cycle": _iso(beat.beat_at), "age_s": _round(age),
+                   "stopped_at": _iso(beat.stopped_at),
                    "cycle_s": beat.cycle_s, "next_in_s": beat.next_in_s, "cycles": beat.cycles,
                    "stale_after_s": stale_after},
         "last_error": None if beat.last_error is None else {
@@ -84,7 +85,8 @@ def render(status: Mapping[str, Any]) -> list[str]:
     if d["last_cycle"] is None:
         lines = ["no daemon running (never seen on this database)"]
     elif not status["running"]:
-        lines = [f"no daemon running (last seen {d['last_cycle']} UTC, {_ago(d['age_s'])}, "
+        stop = f"stopped cleanly at {d['stopped_at']} UTC, " if d["stopped_at"] else ""
+        lines = [f"no daemon running ({stop}last seen {d['last_cycle']} UTC, {_ago(d['age_s'])}, "
                  f"pid {d['pid']} on {printable(d['host'] or '?')})"]
     else:
         lines = [f"daemon running: pid {d['pid']} on {printable(d['host'] or '?')}, {d['cycles']} cycles; "

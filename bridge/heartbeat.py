@@ -49,6 +49,7 @@ class Heartbeat:
     active: int | None = None
     slurm_calls: int | None = None
     slurm_answered_at: datetime | None = None
+    stopped_at: datetime | None = None
 
 
 FIELDS = tuple(Heartbeat.__dataclass_fields__)
@@ -60,7 +61,7 @@ def values(report: CycleFacts, cycles: int, cycle_s: float, next_in_s: float, no
     row: dict[str, Any] = {
         "host": HOST, "pid": os.getpid(), "beat_at": now, "cycle_s": round(cycle_s, 3),
         "next_in_s": round(next_in_s, 3), "cycles": cycles,
-        "failures": DaemonHeartbeat.failures + 1 if failed else 0,
+        "failures": DaemonHeartbeat.failures + 1 if failed else 0, "stopped_at": None,
     }
     if failed:
         row.update(last_error=report.error[:4000], last_error_at=now)
@@ -83,6 +84,18 @@ def beat(sessions: sessionmaker[Session], report: CycleFacts, cycles: int, cycle
             session.commit()
     except Exception as e:  # the database down or locked: the cycle said so already; the next beat writes
         log.debug("heartbeat not written: %s", e)
+
+
+def stopped(sessions: sessionmaker[Session]) -> None:
+    """A clean stop of this process (`run` after SIGTERM): the row says so, if this process wrote it last."""
+    try:
+        with sessions() as session:
+            session.execute(update(DaemonHeartbeat).where(
+                DaemonHeartbeat.id == HEARTBEAT_ID, DaemonHeartbeat.host == HOST, DaemonHeartbeat.pid == os.getpid(),
+            ).values(stopped_at=utcnow()))
+            session.commit()
+    except Exception as e:  # as in beat(): never the reason a stop fails
+        log.debug("heartbeat's stop not written: %s", e)
 
 
 def read(session: Session) -> Heartbeat:

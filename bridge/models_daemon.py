@@ -37,6 +37,7 @@ class DaemonHeartbeat(Base):
     active: Mapped[int | None] = mapped_column(Integer)  # splits on Slurm the last poll followed
     slurm_calls: Mapped[int | None] = mapped_column(Integer)  # squeue + sacct calls of the last poll that ran
     slurm_answered_at: Mapped[datetime | None] = mapped_column(DateTime)  # the last poll whose Slurm calls answered
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime)  # a clean stop (SIGTERM); the next beat clears it
 
     def __repr__(self) -> str:
         return f"<DaemonHeartbeat {self.host}:{self.pid} at {self.beat_at}>"

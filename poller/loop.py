@@ -115,6 +115,7 @@ class BridgeLoop:
             if finished:
                 return
             self._stop.wait(self._between_cycles(wait, report))
+        heartbeat.stopped(self.sessions)  # stopped by stop() (SIGTERM): `beat-bridge status` says so at once
 
     def _between_cycles(self, wait: float, report: CycleReport) -> float:
         """Read due accounting snapshots (bridge.snapshots) in the wait, not in the cycle; the wait left.

@@ -93,3 +93,7 @@ def test_the_loop_beats_once_per_cycle_and_status_reads_it(tmp_path, capsys):
     assert lines[1] == "Slurm: answered the last cycle's poll (1 calls, 2 active splits)"
     with env.sessions() as session:
         assert split_counts(session)["queued on Slurm"] == 2
+    loop.stop()  # as SIGTERM does: the loop ends after its cycle and says it stopped
+    loop.run()
+    assert main(["status", *config]) == 1
+    assert capsys.readouterr().out.startswith("no daemon running (stopped cleanly at ")

@@ -37,6 +37,7 @@ def upgrade() -> None:
         sa.Column("active", sa.Integer(), nullable=True),
         sa.Column("slurm_calls", sa.Integer(), nullable=True),
         sa.Column("slurm_answered_at", sa.DateTime(), nullable=True),
+        sa.Column("stopped_at", sa.DateTime(), nullable=True),
     )
     op.bulk_insert(heartbeat, [{"id": 1, "cycles": 0, "failures": 0}])
     with op.batch_alter_table("accounting_snapshots") as table:
