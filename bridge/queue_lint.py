@@ -97,7 +97,7 @@ def _memory(queue: QueueConfig, part: Mapping[str, str]) -> list[Finding]:
         # slurm.conf(5) MaxMemPerCPU: Slurm raises the job's CPUs per task to fit, or refuses it
         found.append(Finding(queue.name, "memory_limit", queue.memory_limit,
                              f"over the MaxMemPerCPU of partition {queue.partition!r} ({per_cpu} MB) times "
-                             f"cores_per_slot ({queue.cores_per_slot}): Slurm would give each split more CPUs",
+                             f"cores_per_slot ({queue.cores_per_slot}): Slurm gives each split more CPUs or refuses it",
                              f"at most {per_cpu * queue.cores_per_slot} MB", "max_mem_per_cpu"))
     return found
 
