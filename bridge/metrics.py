@@ -80,8 +80,9 @@ class Metrics:
         self.command_errors = Counter("beat_bridge_slurm_command_errors", "Slurm commands that failed: reason "
                                       "exit (non-zero exit), timeout, or unreachable (could not be run, "
                                       "connection lost)", ["command", "reason"], registry=r)
-        self.arrays = Counter("beat_bridge_submitted_arrays", "Job arrays submitted (or found by their tag "
-                              "after an unknown outcome)", ["queue"], registry=r)
+        self.arrays = Counter("beat_bridge_submitted_arrays", "Job arrays submitted by a cycle (one found by "
+                              "its tag only in a later cycle, after an unknown sbatch outcome, is not counted)",
+                              ["queue"], registry=r)
         self.submitted_splits = Counter("beat_bridge_submitted_splits", "Splits submitted as array elements",
                                         ["queue"], registry=r)
         self.retries = Counter("beat_bridge_sbatch_retries", "sbatch runs repeated after a backoff "
