@@ -98,7 +98,8 @@ def test_a_running_daemon_serves_metrics_that_match_the_database(tmp_path, slurm
     assert (arrays, settled) == (1, 2)
     assert value(last, "beat_bridge_submitted_arrays_total", queue="default") == arrays
     assert value(last, "beat_bridge_submitted_splits_total", queue="default") == settled
-    assert value(last, "beat_bridge_slurm_command_duration_seconds_count", command="sbatch") == 1
+    assert value(last, "beat_bridge_slurm_command_duration_seconds_count", command="sbatch") == (
+        1 + value(last, "beat_bridge_sbatch_retries_total"))  # one array: one sbatch, and any retry of it
     assert gauges(last) == by_state(env) == {}  # the block is over: its split rows are gone
 
     reconciled = subprocess.run([sys.executable, "-m", "bridge.cli", "reconcile", "--json", "--config",
