@@ -207,7 +207,9 @@ def _run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, frame: stopping.append(number))
     app = _app(args)
-    loop = BridgeLoop(app.sessions, app.backend, app.config.poll)
+    metrics = _metrics(app)
+    backend = metrics.instrument(app.backend) if metrics else app.backend
+    loop = BridgeLoop(app.sessions, backend, app.config.poll, metrics=metrics)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, loop.stop)
     if stopping:
@@ -218,7 +220,18 @@ def _run(args: argparse.Namespace) -> int:
     log.info("bridge stopped after %d cycles, %d squeue and %d sacct calls; %d splits in an unknown Slurm "
              "state; %d submissions stuck", loop.cycles, loop.squeue_calls, loop.sacct_calls, loop.unknown_states,
              loop.stuck)
+    if metrics:
+        metrics.close()
     return 0
+
+
+def _metrics(app):
+    """bridge.metrics as [metrics] asks, or None (prometheus_client is imported only then)."""
+    if not app.config.metrics.enabled:
+        return None
+    from bridge.metrics import start_metrics
+
+    return start_metrics(app.config)
 
 
 if __name__ == "__main__":

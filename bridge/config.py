@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.errors import ConfigError
+from bridge.metrics_config import MetricsConfig, load_metrics
 from bridge.preflight import url_problem
 from bridge.queues_config import QueueConfig, load_queues
 from bridge.sbatch_text import UnsafeValueError, slurm_filename
@@ -138,6 +139,7 @@ class BridgeConfig:
     limits: Limits = field(default_factory=Limits)
     deployment: str = DEFAULT_DEPLOYMENT  # in every submission tag: which arrays are this bridge's (bridge.tags)
     reconcile: LostRule = field(default_factory=LostRule)  # [reconcile]
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)  # [metrics] (bridge.metrics_config)
 
     def runner_env(self) -> dict[str, str]:
         """Environment for Slurm commands: SLURM_CONF (if set) plus [slurm].env."""
@@ -195,6 +197,7 @@ def load_config(path: str | Path, queue_errors: dict[str, ConfigError] | None = 
         limits=_limits(top.table("limits")),
         deployment=_deployment(top),
         reconcile=_lost(top.table("reconcile")),
+        metrics=load_metrics(top.table("metrics")),
     )
     top.done()
     log.debug("loaded configuration %s (%d queues)", path, len(config.queues))
