@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.errors import ConfigError
 from bridge.preflight import url_problem
 from bridge.queues_config import QueueConfig, load_queues
 from bridge.sbatch_text import UnsafeValueError, slurm_filename
@@ -156,8 +157,11 @@ def resolve_config_path(arg: str | Path | None, environ: Mapping[str, str] | Non
     return DEFAULT_PATH
 
 
-def load_config(path: str | Path) -> BridgeConfig:
-    """Load bridge.toml and the queues.toml it names; raise ConfigError naming file, key and value."""
+def load_config(path: str | Path, queue_errors: dict[str, ConfigError] | None = None) -> BridgeConfig:
+    """Load bridge.toml and the queues.toml it names; raise ConfigError naming file, key and value.
+
+    With `queue_errors` (`queues check`), a queue that fails to load is kept out and its error put there.
+    """
     path = Path(path).absolute()
     top = Table(path, "", read_toml(path))
     base = path.parent
@@ -176,7 +180,7 @@ def load_config(path: str | Path) -> BridgeConfig:
         spool_dir=_spool_dir(top),
         runner=runner,
         queues_file=queues_file,
-        queues=load_queues(queues_file, (templates_dir,) if templates_dir else ()),
+        queues=load_queues(queues_file, (templates_dir,) if templates_dir else (), queue_errors),
         ssh=ssh,
         poll=_poll(top.table("poll")),
         retry=_retry(top.table("retry")),

@@ -15,6 +15,7 @@ from typing import Any
 from bridge.errors import BridgeError, ConfigError
 from bridge.models import Environment, Queue
 from bridge.render import BRIDGE_OPTIONS, ArraySpec, extra_options, package_templates_dir, render_array_script
+from bridge.sbatch_options import directive_problem
 from bridge.toml_table import Table, read_toml
 from bridge.values import has_control
 
@@ -49,8 +50,12 @@ class QueueConfig:
     environments: tuple[EnvironmentRef, ...] = ()
 
 
-def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = ()) -> dict[str, QueueConfig]:
-    """Load queues.toml: `[queues.<name>]` tables, each mapping a BEAT queue onto a partition."""
+def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = (),
+                errors: dict[str, ConfigError] | None = None) -> dict[str, QueueConfig]:
+    """Load queues.toml: `[queues.<name>]` tables, each mapping a BEAT queue onto a partition.
+
+    With `errors`, a queue that fails is left out and its error put there (`queues check` names them all).
+    """
     path = Path(path).absolute()
     top = Table(path, "", read_toml(path))
     top.seen.add("queues")
@@ -64,9 +69,14 @@ def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = ()) -> dict
                                     f"at most {_LENGTH['queue']} characters")
         t = queues_table.table(name, required=True)
         assert t is not None
-        queues[name] = _queue(name, t, templates_dirs)
+        try:
+            queues[name] = _queue(name, t, templates_dirs)
+        except ConfigError as e:
+            if errors is None:
+                raise
+            errors[name] = e
     queues_table.done()
-    if not queues:
+    if not queues and not errors:
         raise ConfigError(f"{path}: no queue defined (add a [queues.<name>] table)")
     return queues
 
@@ -122,7 +132,9 @@ def _directive(t: Table, i: int, value: Any) -> str:
     if not isinstance(value, str) or has_control(value):
         raise t.fail(f"extra_directives[{i}]", value, "a string without newlines or control characters")
     if not re.match(r"^--[A-Za-z][A-Za-z0-9-]*(=.+)?$", value.strip()):
-        raise t.fail(f"extra_directives[{i}]", value, "a long sbatch option like '--constraint=intel' (no '#SBATCH')")
+        hint = directive_problem(value)  # `-t 10`: the clash rule names what the short form sets
+        raise t.fail(f"extra_directives[{i}]", value, "a long sbatch option like '--constraint=intel' (no '#SBATCH')"
+                     + (f"; {hint}" if hint else ""))
     return value.strip()
 
 
