@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import need
+from required_parts import need
 
 from bridge.config import load_config
 from bridge.notify import watchdog_warning
