@@ -201,22 +201,29 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import signal
 
+    from bridge.notify import Notifier
     from poller.loop import BridgeLoop
 
     stopping: list[int] = []  # a signal during start-up (imports, migrations) stops before the first cycle
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, frame: stopping.append(number))
+    notifier = Notifier.from_environ()  # systemd's Type=notify (deploy/beat-bridge.service); no-op without it
     app = _app(args)
     metrics = _metrics(app)
     backend = metrics.instrument(app.backend) if metrics else app.backend
-    loop = BridgeLoop(app.sessions, backend, app.config.poll, metrics=metrics)
+    loop = BridgeLoop(app.sessions, backend, app.config.poll, metrics=metrics,
+                      on_cycle=lambda session, report: _notify_cycle(notifier, loop, report))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, loop.stop)
     if stopping:
         log.info("stopped by signal %d during start-up", stopping[0])
         return 0
     log.info("bridge running with %s (runner %s)", app.config.path, app.config.runner)
-    loop.run(once=args.once)
+    _notify_ready(notifier, app.config.poll.max_interval)
+    try:
+        loop.run(once=args.once)
+    finally:
+        notifier.stopping(f"stopping after {loop.cycles} cycles")
     log.info("bridge stopped after %d cycles, %d squeue and %d sacct calls; %d splits in an unknown Slurm "
              "state; %d submissions stuck", loop.cycles, loop.squeue_calls, loop.sacct_calls, loop.unknown_states,
              loop.stuck)
@@ -232,6 +239,21 @@ def _metrics(app):
     from bridge.metrics import start_metrics
 
     return start_metrics(app.config)
+
+
+def _notify_cycle(notifier, loop, report) -> None:
+    """After each cycle: STATUS (cycles, active splits, last error) and the watchdog (bridge.notify)."""
+    notifier.cycle(loop.cycles, report.poll.active if report.poll else None, report.error)
+
+
+def _notify_ready(notifier, max_interval: float) -> None:
+    """READY=1 to systemd, and a warning if its watchdog is shorter than idle cycles are apart."""
+    from bridge.notify import watchdog_warning
+
+    notifier.ready("start-up done, first cycle next")
+    warning = watchdog_warning(notifier.watchdog_timeout, max_interval)
+    if warning:
+        log.warning("%s", warning)
 
 
 if __name__ == "__main__":
