@@ -74,6 +74,7 @@ class SplitRow:
     exit_code: str | None = None
     start: datetime | None = None
     end: datetime | None = None
+    mapping_version: str | None = None  # the queue mapping its array rendered with (bridge.queue_versions)
 
 
 @dataclass(frozen=True)
@@ -223,9 +224,10 @@ def _from_live(row: SplitRow, snap: SnapshotRow | None, facts: Facts, now: datet
     running = row.status in (SplitStatus.PROCESSING.value, SplitStatus.CANCELLING.value)
     split.update(split_id=row.id, element_id=row.element_id, tag=row.tag, slurm_state=row.slurm_state,
                  node=row.node, exit_code=row.exit_code, pending_reason=reason,
-                 elapsed_s=_elapsed(row.start, row.end or (now if running else None)))
+                 elapsed_s=_elapsed(row.start, row.end or (now if running else None)),
+                 mapping_version=row.mapping_version)
     if snap is not None:
-        split.update(verdict=snap.verdict, mapping_version=snap.mapping_version,
+        split.update(verdict=snap.verdict, mapping_version=snap.mapping_version or row.mapping_version,
                      elapsed_s=snap.elapsed_s if snap.elapsed_s is not None else split["elapsed_s"])
     return split
 

@@ -91,7 +91,7 @@ def _job_name(job: Job) -> str:
 def split_row(split: JobSplit, block_id: int) -> SplitRow:
     return SplitRow(split.id, block_id, split.split_index, split.status.value, split.submission_tag,
                     split.slurm_element_id, split.slurm_state, split.slurm_node, split.slurm_exit_code,
-                    split.start_time, split.end_time)
+                    split.start_time, split.end_time, split.mapping_version)
 
 
 def snapshot_row(s: AccountingSnapshot) -> SnapshotRow:

@@ -92,6 +92,12 @@ class Queue(Base):
     time_limit: Mapped[int] = mapped_column(Integer)  # minutes
     cores_per_slot: Mapped[int] = mapped_column(Integer, default=1)
     max_slots_per_user: Mapped[int] = mapped_column(Integer, default=1)
+    # what else the script renders from queues.toml (bridge.queues.QueueSettings), and its fingerprint
+    account: Mapped[str | None] = mapped_column(String(100))
+    qos: Mapped[str | None] = mapped_column(String(100))
+    extra_directives: Mapped[list[str] | None] = mapped_column(JSON)
+    template: Mapped[str | None] = mapped_column(String(255))  # a name in the templates directories
+    version: Mapped[str | None] = mapped_column(String(16))  # bridge.queues.mapping_version; a QueueVersion key
     environments: Mapped[list[Environment]] = relationship(secondary=queue_environments)
 
     def __repr__(self) -> str:
@@ -222,6 +228,8 @@ class Job(Base):
     end_date: Mapped[datetime | None] = mapped_column(DateTime)
     split_errors: Mapped[int] = mapped_column(Integer, default=0)
     mirror: Mapped[bool] = mapped_column(Boolean, default=False)
+    # the queue's mapping version of its first array: every later array renders with it (bridge.queue_versions)
+    mapping_version: Mapped[str | None] = mapped_column(String(16))
 
     block: Mapped[Block] = relationship(back_populates="job")
     splits: Mapped[list[JobSplit]] = relationship(
@@ -281,6 +289,7 @@ class JobSplit(Base):
     submit_time: Mapped[datetime | None] = mapped_column(DateTime)
     start_time: Mapped[datetime | None] = mapped_column(DateTime)
     end_time: Mapped[datetime | None] = mapped_column(DateTime)
+    mapping_version: Mapped[str | None] = mapped_column(String(16))  # the queue settings its array rendered
 
     job: Mapped[Job] = relationship(back_populates="splits")
     worker: Mapped[Worker | None] = relationship()
@@ -338,6 +347,7 @@ class ClaimLookup(Base):
 # The audit table lives in its own module (it shares only Base); imported here so the metadata holds it.
 from bridge.models_audit import AccountingSnapshot, SnapshotStatus  # noqa: E402
 from bridge.models_daemon import DaemonHeartbeat  # noqa: E402
+from bridge.models_queues import QueueVersion  # noqa: E402
 from bridge.models_reconcile import ReconcileMiss  # noqa: E402
 
-__all__ += ["AccountingSnapshot", "SnapshotStatus", "ReconcileMiss", "DaemonHeartbeat"]
+__all__ += ["AccountingSnapshot", "SnapshotStatus", "ReconcileMiss", "DaemonHeartbeat", "QueueVersion"]

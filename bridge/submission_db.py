@@ -106,11 +106,12 @@ def get_configuration_for_split(split: JobSplit, cache_root: str | None = None) 
 
 
 def mark_splits_submitting(
-    session: Session, splits: Sequence[JobSplit | int], tag: str
+    session: Session, splits: Sequence[JobSplit | int], tag: str, *, mapping_version: str | None = None
 ) -> list[JobSplit]:
     """Claim queued, unclaimed splits of live experiments with `tag`, before sbatch.
 
-    One guarded UPDATE for all of them; returns those this call claimed.
+    One guarded UPDATE for all of them, which also records the queue mapping
+    version the array renders with; returns those this call claimed.
     """
     ids = [pk for pk in map(identity_of, splits) if pk is not None]
     with locked(session):
@@ -121,7 +122,8 @@ def mark_splits_submitting(
                 JobSplit.id.in_(ids), JobSplit.status == S.QUEUED,
                 JobSplit.submission_tag.is_(None), JobSplit.slurm_job_id.is_(None),
                 JobSplit.job_id.in_(live_jobs))
-            .values(submission_tag=tag).execution_options(synchronize_session=False))
+            .values(submission_tag=tag, mapping_version=mapping_version)
+            .execution_options(synchronize_session=False))
         claimed = list(session.scalars(
             select(JobSplit).where(JobSplit.submission_tag == tag, JobSplit.id.in_(ids))
             .order_by(JobSplit.job_id, JobSplit.split_index)))

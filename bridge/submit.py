@@ -29,6 +29,8 @@ from bridge.backend import Backend
 from bridge.errors import BridgeError, CommandError
 from bridge.models import JobSplit, Queue
 from bridge.outcomes import on_split_fail
+from bridge.queue_settings import QueueSettings
+from bridge.queue_versions import settings_for_job
 from bridge.retry import backoff_delays
 from bridge.sbatch_scripts import spool as spool_files
 from bridge.slurm_client import OutcomeUnknown, SubmissionRefused
@@ -105,12 +107,13 @@ def submit_array(session: Session, backend: Backend, queue: Queue, splits: list[
                  to_cancel: list[str]) -> Submission | None:
     """Claim, write the element configurations, render, sbatch and record one array."""
     tag = new_tag(deployment=backend.config.deployment)
-    claimed = mark_splits_submitting(session, splits, tag)
+    version, settings = settings_for_job(session, splits[0].job_id, queue)  # fixed by the job's first array
+    claimed = mark_splits_submitting(session, splits, tag, mapping_version=version)
     if not claimed:
         return None
     offset = _offset(claimed[0], backend.client.max_array_size())
     try:
-        script = _script(session, backend, queue, claimed, tag, offset, to_cancel)
+        script = _script(session, backend, settings, claimed, tag, offset, to_cancel)
         if script is None:
             return None
         job_id = sbatch_once(backend, tag, script)
@@ -135,13 +138,13 @@ def submit_array(session: Session, backend: Backend, queue: Queue, splits: list[
         release_submission(session, tag)
         return None
     recorded = record_submission(session, tag, job_id, offset=offset)
-    log.info("array %s (%s) submitted to %s: %d splits of job %s", job_id, tag, queue.partition,
-             len(recorded), claimed[0].job_id)
+    log.info("array %s (%s) submitted to %s: %d splits of job %s (queue %s version %s)", job_id, tag,
+             settings.partition, len(recorded), claimed[0].job_id, queue.name, version)
     return Submission(tag, job_id, tuple(s.id for s in recorded), queue.name)
 
 
-def _script(session: Session, backend: Backend, queue: Queue, claimed: list[JobSplit], tag: str, offset: int,
-            to_cancel: list[str]) -> str | None:
+def _script(session: Session, backend: Backend, settings: QueueSettings, claimed: list[JobSplit], tag: str,
+            offset: int, to_cancel: list[str]) -> str | None:
     """Write the spool files and render the script; None when the job's own data broke it (its strike).
 
     Disk and template errors propagate (the caller tells them apart); an error
@@ -151,7 +154,7 @@ def _script(session: Session, backend: Backend, queue: Queue, claimed: list[JobS
     job = claimed[0].job_id
     try:
         spool = write_spool(backend, tag, claimed, offset)
-        script = render_script(backend, queue, claimed, tag, spool, offset)
+        script = render_script(backend, settings, claimed, tag, spool, offset)
     except Exception as e:
         if not strikes.is_job_data_error(e):
             raise
@@ -180,10 +183,14 @@ def write_spool(backend: Backend, tag: str, splits: Sequence[JobSplit], offset: 
     return spool
 
 
-def render_script(backend: Backend, queue: Queue, splits: Sequence[JobSplit], tag: str, spool: Path,
+def render_script(backend: Backend, queue: QueueSettings, splits: Sequence[JobSplit], tag: str, spool: Path,
                   offset: int) -> str:
-    """The array's sbatch script: the queue's limits and the admins' extras for its partition."""
-    extra = backend.config.queues.get(queue.name)
+    """The array's sbatch script, from the queue settings of the job's mapping version alone.
+
+    Never from queues.toml as loaded at start-up: the synced row (or the
+    version the job's first array used) is the only source, so what ran is
+    what its version says.
+    """
     block = splits[0].job.block
     indices = tuple(s.split_index - offset for s in splits)
     spec = render.ArraySpec(
@@ -194,12 +201,11 @@ def render_script(backend: Backend, queue: Queue, splits: Sequence[JobSplit], ta
         error=f"{render.slurm_filename(str(spool))}/slurm-%A_%a.err",
         python=backend.python, element_runner=ELEMENT_RUNNER, spool_dir=str(spool),
         comment=f"beat experiment={block.experiment.name} block={block.name} job={splits[0].job_id}",
-        account=extra.account if extra else None, qos=extra.qos if extra else None,
-        extra_directives=tuple(extra.extra_directives) if extra else (),
+        account=queue.account, qos=queue.qos, extra_directives=queue.extra_directives,
     )
     templates_dir = backend.config.templates_dir
-    template = extra.template if extra and extra.template else None
-    return render.render_array_script(spec, template=template, search_path=[templates_dir] if templates_dir else [])
+    return render.render_array_script(spec, template=queue.template_ref(),
+                                      search_path=[templates_dir] if templates_dir else [])
 
 
 def sbatch_once(backend: Backend, tag: str, script: str) -> int:

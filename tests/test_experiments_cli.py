@@ -12,11 +12,13 @@ import json
 import pytest
 from fakes import SQUEUE_DOWN, data_file
 from replay_env import JOB, answer, block, declare, element_done, make_replay_env, poll, status_of, submit
+from sqlalchemy import select
 
 from bridge import spool_retention
 from bridge.app import App
 from bridge.cli import main
 from bridge.cli_experiments import WAIT_DONE, WAIT_NOT_DONE, WAIT_TIMEOUT, show, wait_for
+from bridge.models import Queue
 from bridge.sbatch_scripts import spool as spool_files
 
 
@@ -31,6 +33,11 @@ def shown(env, capsys, experiment_id: int, as_json: bool = False):
     return json.loads(out) if as_json else out.splitlines()
 
 
+def queue_version(env, name: str) -> str:
+    with env.sessions() as session:
+        return session.scalar(select(Queue.version).where(Queue.name == name))
+
+
 def cli(env, *args: str) -> int:
     return main([*args, "--config", str(env.root / "bridge.toml")])
 
@@ -40,8 +47,9 @@ def test_queued_elements_show_slurms_pending_reason_from_one_squeue_call(env, ca
     submit(env)
     env.fake.then("squeue", data_file("squeue_reasons.txt", JOB))
     lines = shown(env, capsys, experiment)
-    assert f"    split 0: N (queued), element {JOB}_0, pending: BeginTime" in lines
-    assert f"    split 1: N (queued), element {JOB}_1, pending: BeginTime" in lines
+    version = queue_version(env, "default")  # the mapping version the array rendered with
+    assert f"    split 0: N (queued), element {JOB}_0, pending: BeginTime, mapping {version}" in lines
+    assert f"    split 1: N (queued), element {JOB}_1, pending: BeginTime, mapping {version}" in lines
     (argv,) = env.fake.of("squeue")
     assert argv[:5] == ("squeue", "-h", "-r", "-t", "PENDING") and argv[argv.index("-j") + 1] == str(JOB)
 
@@ -54,7 +62,7 @@ def test_slurm_unreadable_is_said_in_one_line_and_the_rest_is_shown(env, capsys)
     assert [line for line in lines if line.startswith("Slurm not read")] == [
         "Slurm not read (pending reasons unknown): squeue exited 1: squeue: error: slurm_load_jobs error: "
         "Socket timed out on send/recv operation"]
-    assert f"    split 1: N (queued), element {JOB}_1" in lines
+    assert f"    split 1: N (queued), element {JOB}_1, mapping {queue_version(env, 'default')}" in lines
 
 
 def test_a_failed_block_is_explained_from_its_snapshots_then_its_removed_logs(env, capsys):
