@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +25,24 @@ CHECK_DESCRIPTION = (
 )
 
 
+DIFF_DESCRIPTION = (
+    "Compare the three places a queue mapping lives and print one line per difference: queues.toml (the file), "
+    "the database's Queue rows (what the submitter renders from, written by `queues sync`) and the cluster "
+    "(does each partition exist, `scontrol show partition`). Compared per queue: partition, memory_limit, "
+    "time_limit, cores_per_slot, max_slots_per_user, account, qos, extra_directives, template and "
+    "environments. Exit 0 when all three agree, 1 on any difference or when the cluster cannot be read."
+)
+
+SYNC_DESCRIPTION = (
+    "Make the database's queues say what queues.toml says (add, update, remove), then record the Slurm nodes. "
+    "BEAT's rule: a queue that live experiments use (a block not final, of an experiment not final) is "
+    "neither removed nor narrowed (another partition; a smaller memory_limit, time_limit, cores_per_slot or "
+    "max_slots_per_user; an environment removed): the sync is refused, nothing changes, and the blocks are "
+    "listed, unless --force. Either way jobs already submitted keep the mapping version of their first array "
+    "(its partition, limits and extras); new jobs take the new one. --dry-run prints the changes, writes nothing."
+)
+
+
 def add_queues(commands: argparse._SubParsersAction, _action: Action, config_option: Callable) -> None:
     queues = commands.add_parser("queues", help="the admins' queue -> partition mapping (queues.toml)")
     actions = queues.add_subparsers(title="actions", metavar="ACTION")
@@ -34,9 +53,21 @@ def add_queues(commands: argparse._SubParsersAction, _action: Action, config_opt
     check.add_argument("--json", action="store_true",
                        help='print one JSON object: {"file", "queues", "clean", "findings": [{queue, key, value, '
                        'problem, allowed, rule}], "error"}')
+    diff = _action(actions, "diff", queues_diff,
+                   "compare queues.toml, the database's queues and the cluster's partitions; exit 1 on any "
+                   "difference")
+    diff.description = DIFF_DESCRIPTION
+    diff.add_argument("--json", action="store_true",
+                      help='print one JSON object: {"file", "differences": [{queue, key, file, database, '
+                      'problem}], "cluster_error"}')
     sync = _action(actions, "sync", queues_sync,
-                   "load the queues into the database and the Slurm nodes into Worker rows")
-    for parser in (check, sync):
+                   "write queues.toml's queues into the database (refusing to remove or narrow a queue live "
+                   "experiments use) and the Slurm nodes into Worker rows")
+    sync.description = SYNC_DESCRIPTION
+    sync.add_argument("--dry-run", action="store_true", help="print what sync would change; change nothing")
+    sync.add_argument("--force", action="store_true",
+                      help="remove or narrow queues live experiments use anyway, printing what it affects")
+    for parser in (check, diff, sync):
         config_option(parser)
 
 
@@ -72,14 +103,69 @@ def _print_json(path: Path, count: int, findings: list[dict], error: str | None)
                       "findings": findings, "error": error}, indent=2, default=str))
 
 
-def queues_sync(args: argparse.Namespace) -> int:
+def queues_diff(args: argparse.Namespace) -> int:
     from bridge.app import open_app
-    from bridge.queues import read_cluster, sync_queues, sync_workers
+    from bridge.queue_sync import diff_queues
+    from bridge.queues import database_states, file_states
 
     app = open_app(args.config)
-    view = read_cluster(app.client)
+    partitions, error = _partition_names(app.client)
+    with app.sessions() as session:
+        database = database_states(session)
+    file = file_states(app.config.queues, _templates_dirs(app.config))
+    found = diff_queues(file, database, partitions)
+    if args.json:
+        print(json.dumps({"file": str(app.config.queues_file), "differences": [d.as_dict() for d in found],
+                          "cluster_error": error}, indent=2))
+    else:
+        for difference in found:
+            print(f"{app.config.queues_file}: {difference.line()}")
+        if error:
+            print(f"cluster not read (partitions not compared): {error}")
+        if not found:
+            print(f"{app.config.queues_file}: {len(file)} queues, the database agrees"
+                  + ("" if error else ", every partition exists"))
+    return 1 if found or error else 0
+
+
+def queues_sync(args: argparse.Namespace) -> int:
+    from bridge.app import open_app
+    from bridge.queues import SyncRefused, read_cluster, sync_queues, sync_workers
+
+    app = open_app(args.config)
+    view = None if args.dry_run else read_cluster(app.client)
     with app.write_sessions() as session:
-        sync_queues(session, app.config.queues)
-        sync_workers(session, view.nodes)
-    print(f"synced {len(app.config.queues)} queues and {len(view.nodes)} workers")
+        try:
+            plan = sync_queues(session, app.config.queues, templates_dirs=_templates_dirs(app.config),
+                               force=args.force, dry_run=args.dry_run)
+        except SyncRefused as e:
+            print(f"{app.config.queues_file}: {e}", file=sys.stderr)
+            return 1
+        if view is not None:
+            sync_workers(session, view.nodes)
+    for change in plan:
+        print(("would " if args.dry_run else "") + change.line()
+              + (" [refused without --force]" if args.dry_run and change.refused else
+                 " [forced]" if change.refused else ""))
+        for use in change.affected if change.refused else ():
+            print(f"    {use.text()}")
+    if args.dry_run:
+        print(f"dry run: {len(plan)} queue change(s), nothing written"
+              + (f"; {sum(c.refused for c in plan)} refused without --force" if any(c.refused for c in plan)
+                 else ""))
+    else:
+        assert view is not None
+        print(f"synced {len(app.config.queues)} queues ({len(plan)} changed) and {len(view.nodes)} workers")
     return 0
+
+
+def _templates_dirs(config) -> tuple[Path, ...]:
+    return (config.templates_dir,) if config.templates_dir else ()
+
+
+def _partition_names(client) -> tuple[set[str] | None, str | None]:
+    """The cluster's partition names, or None and why they could not be read."""
+    try:
+        return {p["PartitionName"] for p in client.partitions() if "PartitionName" in p}, None
+    except BridgeError as e:
+        return None, str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

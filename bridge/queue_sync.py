@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 
-from bridge.queue_settings import QueueSettings
+from bridge.queue_settings import QueueSettings, mapping_version
 
 LIMITS = ("memory_limit", "time_limit", "cores_per_slot", "max_slots_per_user")
 
@@ -56,6 +56,7 @@ class QueueChange:
     changes: tuple[str, ...] = ()  # "memory_limit: 300 -> 600"
     narrowing: tuple[str, ...] = ()
     affected: tuple[Use, ...] = ()
+    version: str | None = None  # the mapping version new jobs get (None: removed)
 
     @property
     def refused(self) -> bool:
@@ -63,7 +64,7 @@ class QueueChange:
         return bool(self.narrowing and self.affected)
 
     def line(self) -> str:
-        text = f"{self.queue}: {self.action}"
+        text = f"{self.queue}: {self.action}" + (f" as version {self.version}" if self.version else "")
         if self.changes:
             text += f" ({'; '.join(self.changes)})"
         if self.refused:
@@ -73,7 +74,7 @@ class QueueChange:
     def as_dict(self) -> dict:
         return {"queue": self.queue, "action": self.action, "changes": list(self.changes),
                 "narrowing": list(self.narrowing), "refused": self.refused,
-                "affected": [asdict(u) for u in self.affected]}
+                "affected": [asdict(u) for u in self.affected], "version": self.version}
 
 
 def narrowing(old: QueueState, new: QueueState | None) -> list[str]:
@@ -110,14 +111,15 @@ def plan_sync(file: Mapping[str, QueueState], database: Mapping[str, QueueState]
         old, new = database.get(name), file.get(name)
         if old is None:
             assert new is not None
-            plan.append(QueueChange(name, "add", tuple(_items(new))))
+            plan.append(QueueChange(name, "add", tuple(_items(new)), version=mapping_version(new.settings)))
             continue
         changes = changed_fields(old, new) if new is not None else []
         if new is not None and not changes:
             continue
         narrows = tuple(narrowing(old, new))
         plan.append(QueueChange(name, "remove" if new is None else "update", tuple(changes), narrows,
-                                tuple(uses.get(name, ())) if narrows else ()))
+                                tuple(uses.get(name, ())) if narrows else (),
+                                mapping_version(new.settings) if new is not None else None))
     return plan
 
 
@@ -151,14 +153,22 @@ def diff_queues(file: Mapping[str, QueueState], database: Mapping[str, QueueStat
                                     "in the database, not in the file (sync removes it)"))
         else:
             found += [_field(name, key, a, b) for key, a, b in _pairs(new, old) if a != b]
-        for side, state in (("file", new), ("database", old)):
-            if partitions is not None and state is not None and state.settings.partition not in partitions:
-                found.append(Difference(
-                    name, "partition", _show(new.settings.partition) if new else None,
-                    _show(old.settings.partition) if old else None,
-                    f"{state.settings.partition!r} ({side}) is not a partition of the cluster "
-                    f"(it has: {', '.join(sorted(partitions)) or 'none'})"))
+        if partitions is not None:
+            found += _missing_partitions(name, new, old, partitions)
     return found
+
+
+def _missing_partitions(name: str, new: QueueState | None, old: QueueState | None,
+                        partitions: Collection[str]) -> list[Difference]:
+    """A partition the cluster lacks, once per name (file and database may name the same)."""
+    sides: dict[str, list[str]] = {}
+    for side, state in (("file", new), ("database", old)):
+        if state is not None and state.settings.partition not in partitions:
+            sides.setdefault(state.settings.partition, []).append(side)
+    shown = (_show(new.settings.partition) if new else None, _show(old.settings.partition) if old else None)
+    return [Difference(name, "partition", *shown, f"{partition!r} ({' and '.join(where)}) is not a partition "
+                       f"of the cluster (it has: {', '.join(sorted(partitions)) or 'none'})")
+            for partition, where in sides.items()]
 
 
 def _pairs(new: QueueState, old: QueueState) -> list[tuple[str, object, object]]:
