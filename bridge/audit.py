@@ -29,7 +29,7 @@ from functools import lru_cache
 from statistics import median
 from typing import NamedTuple
 
-DIMENSIONS = ("experiment", "block", "author", "queue", "partition", "algorithm", "node")
+DIMENSIONS = ("experiment", "block", "author", "queue", "mapping", "partition", "algorithm", "node")
 COMPLETED = "COMPLETED"
 
 
@@ -61,6 +61,7 @@ class Element(NamedTuple):
     start: datetime | None
     end: datetime | None
     wait_s: float | None  # Start - Submit, seconds (never below 0); None if it never started
+    mapping_version: str | None = None  # the queue mapping its array rendered with (bridge.queue_settings)
 
     @property
     def core_seconds(self) -> float | None:
@@ -82,6 +83,8 @@ def group_key(element: Element, by: str) -> str:
         return f"{element.experiment_id} {element.experiment_name}"
     if by == "block":
         return f"{element.experiment_id} {element.experiment_name}/{element.block_name}"
+    if by == "mapping":  # which version of the admins' mapping ran it: an edit's before and after
+        return f"{element.queue or '-'} {element.mapping_version or '-'}"
     value = {"author": element.author, "queue": element.queue, "partition": element.partition,
              "algorithm": element.algorithm, "node": element.node}.get(by, "")
     return value or "-"

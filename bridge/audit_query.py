@@ -55,7 +55,7 @@ def load(session: Session, since: datetime, until: datetime, experiment_id: int 
     """
     dialect = session.get_bind().dialect.name
     columns = [f'"{c}"' for c in _NAMES] + [f'"{c}"' if times else "NULL" for c in _TIMES]
-    sql = (f"SELECT {', '.join(columns)}, {_WAIT.get(dialect, _WAIT['postgresql'])} "
+    sql = (f"SELECT {', '.join(columns)}, {_WAIT.get(dialect, _WAIT['postgresql'])}, mapping_version "
            f"FROM {S.__tablename__} WHERE {_PERIOD}"
            + (" AND experiment_id = :experiment" if experiment_id is not None else "") + " ORDER BY id")
     query = text(sql).bindparams(bindparam("since", type_=DateTime), bindparam("until", type_=DateTime))
@@ -67,7 +67,7 @@ def load(session: Session, since: datetime, until: datetime, experiment_id: int 
         if times:
             for i in range(first_time, first_time + len(_TIMES)):
                 values[i] = _when(values[i])
-        values[-1] = _wait(values[-1])
+        values[-2] = _wait(values[-2])
         elements.append(Element._make(values))
     return elements
 

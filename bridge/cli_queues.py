@@ -143,14 +143,16 @@ def queues_sync(args: argparse.Namespace) -> int:
             return 1
         if view is not None:
             sync_workers(session, view.nodes)
+    if args.dry_run:
+        print("dry run: what `queues sync` would change (nothing is written)")
     for change in plan:
-        print(("would " if args.dry_run else "") + change.line()
+        print(change.line()
               + (" [refused without --force]" if args.dry_run and change.refused else
                  " [forced]" if change.refused else ""))
         for use in change.affected if change.refused else ():
             print(f"    {use.text()}")
     if args.dry_run:
-        print(f"dry run: {len(plan)} queue change(s), nothing written"
+        print(f"dry run: {len(plan)} queue change(s)"
               + (f"; {sum(c.refused for c in plan)} refused without --force" if any(c.refused for c in plan)
                  else ""))
     else:

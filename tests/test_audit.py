@@ -73,7 +73,7 @@ def test_each_dimension_groups_by_its_own_name_largest_first(by, keys):
 
 
 def test_an_unknown_dimension_names_the_valid_ones():
-    with pytest.raises(ValueError, match="experiment, block, author, queue, partition, algorithm, node"):
+    with pytest.raises(ValueError, match="experiment, block, author, queue, mapping, partition, algorithm, node"):
         audit([], "user", *DAY)
 
 

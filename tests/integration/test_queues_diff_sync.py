@@ -38,7 +38,7 @@ def test_diff_then_a_refused_sync_then_a_forced_one(tmp_path, slurm_cluster, cap
     assert f"{queues_file}: long: queue: in the database, not in the file (sync removes it)" in out
 
     code, out, _ = run(capsys, "queues", "sync", "--dry-run", "--config", config)
-    assert code == 0 and "[refused without --force]" in out and "nothing written" in out
+    assert code == 0 and "[refused without --force]" in out and "nothing is written" in out
     code, _, err = run(capsys, "queues", "sync", "--config", config)
     assert code == 1 and "sync refused, nothing changed" in err and "experiment 1 (alice/exp) block 'a'" in err
     assert run(capsys, "queues", "diff", "--json", "--config", config)[0] == 1  # still differs: nothing written
