@@ -13,6 +13,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bridge.errors import BridgeError, ConfigError
+from bridge.failure_policy import FailurePolicy, check_targets, read_failure_policy
 from bridge.models import Environment, Queue
 from bridge.render import BRIDGE_OPTIONS, ArraySpec, extra_options, package_templates_dir, render_array_script
 from bridge.sbatch_options import directive_problem
@@ -48,6 +49,7 @@ class QueueConfig:
     extra_directives: tuple[str, ...] = ()
     template: Path | None = None
     environments: tuple[EnvironmentRef, ...] = ()
+    failures: FailurePolicy = FailurePolicy()  # on_node_fail, on_out_of_memory, on_timeout (bridge.failure_policy)
 
 
 def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = (),
@@ -76,6 +78,11 @@ def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = (),
                 raise
             errors[name] = e
     queues_table.done()
+    for name, error in check_targets(path, {n: q.failures for n, q in queues.items()}, set(queues_table.data)).items():
+        if errors is None:
+            raise error
+        errors[name] = error
+        del queues[name]
     if not queues and not errors:
         raise ConfigError(f"{path}: no queue defined (add a [queues.<name>] table)")
     return queues
@@ -94,6 +101,7 @@ def _queue(name: str, t: Table, templates_dirs: tuple[Path, ...]) -> QueueConfig
         extra_directives=tuple(_directive(t, i, v) for i, v in enumerate(t.items("extra_directives"))),
         template=_template(t, templates_dirs),
         environments=tuple(_environment(t, i, v) for i, v in enumerate(t.items("environments"))),
+        failures=read_failure_policy(t),
     )
     t.done()
     taken = BRIDGE_OPTIONS | {o for o, v in (("account", queue.account), ("qos", queue.qos)) if v}

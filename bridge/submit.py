@@ -29,6 +29,7 @@ from bridge.backend import Backend
 from bridge.errors import BridgeError, CommandError
 from bridge.models import JobSplit, Queue
 from bridge.outcomes import on_split_fail
+from bridge.resubmission import with_exclude
 from bridge.retry import backoff_delays
 from bridge.sbatch_scripts import spool as spool_files
 from bridge.slurm_client import OutcomeUnknown, SubmissionRefused
@@ -85,7 +86,8 @@ def submit_candidates(session: Session, backend: Backend) -> tuple[list[Submissi
     to_cancel: list[str] = []
     for queue in session.scalars(select(Queue).order_by(Queue.id)).all():
         candidates = retrieve_candidate_splits_for_queue(session, queue)
-        for _, splits in groupby(candidates, key=lambda s: s.job_id):
+        # one array per job and excluded nodes (--exclude is the array's): candidates come sorted by job
+        for _, splits in groupby(candidates, key=lambda s: (s.job_id, s.exclude_nodes or "")):
             for chunk in array_chunks(list(splits), backend.client.max_array_size()):  # read once, when needed
                 submission = submit_array(session, backend, queue, chunk, to_cancel)
                 if submission is not None:
@@ -195,7 +197,7 @@ def render_script(backend: Backend, queue: Queue, splits: Sequence[JobSplit], ta
         python=backend.python, element_runner=ELEMENT_RUNNER, spool_dir=str(spool),
         comment=f"beat experiment={block.experiment.name} block={block.name} job={splits[0].job_id}",
         account=extra.account if extra else None, qos=extra.qos if extra else None,
-        extra_directives=tuple(extra.extra_directives) if extra else (),
+        extra_directives=with_exclude(extra.extra_directives if extra else (), splits[0].exclude_nodes),
     )
     templates_dir = backend.config.templates_dir
     template = extra.template if extra and extra.template else None
