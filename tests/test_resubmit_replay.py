@@ -11,12 +11,17 @@ The live cluster proves the memory kill and the node failure for real
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from fakes import DATA, Answer, render
 from replay_env import block, cycle, declare, element_done, make_replay_env, poll, splits, status_of, submit
 from sqlalchemy import select
 
 from bridge.devcluster.sandbox import queue_toml
+from bridge.explain import explain
+from bridge.explain_read import gather
+from bridge.explain_text import split_lines
 from bridge.helpers import cancel_experiment
 from bridge.models import AccountingSnapshot, Block, Queue, Result, StateHistory
 from bridge.sbatch_scripts import spool as spool_files
@@ -55,6 +60,14 @@ def memory_killed(env, sub, index: int = 0) -> Answer:
     return squeue(sub, (index, "FAILED", "n1", 9))
 
 
+def shown_split(env, experiment: int) -> str:
+    """The split's line in `experiments show` (no Slurm asked)."""
+    with env.sessions() as session:
+        shown = explain(gather(session, None, env.config.spool_dir, experiment), datetime.now())
+    (block,) = shown["blocks"]
+    return split_lines(block["splits"][0])[0]
+
+
 def history(env) -> list[tuple[str | None, str, str]]:
     with env.sessions() as session:
         return [(h.from_status, h.to_status, h.source) for h in session.scalars(
@@ -85,6 +98,8 @@ def test_a_memory_killed_split_runs_again_on_the_larger_queue_and_beat_sees_one_
     assert "#SBATCH --partition=long" in script and "#SBATCH --mem=600" in script and "--exclude" not in script
     env.fake.then("squeue", squeue(second, (0, "RUNNING", "n2", 0)))
     assert poll(env).events == []  # the second start fires nothing: on_split_started came with the first
+    shown = shown_split(env, experiment)
+    assert shown.startswith("split 0: P (processing), element 4300_0 on n2, attempt 2 in queue big"), shown
     element_done(env, second, 0)
     env.fake.then("squeue", squeue(second, (0, "COMPLETED", "n2", 0)))
     assert poll(env).events == [(first.split_ids[0], "done")]
