@@ -12,6 +12,7 @@ from typing import NoReturn
 from bridge.cli_audit import add_audit
 from bridge.cli_dev import add_cluster, add_demo, demo_command
 from bridge.cli_reconcile import add_reconcile
+from bridge.cli_schema import add_schema
 from bridge.errors import BridgeError
 from bridge.values import INT32_MAX, printable
 
@@ -98,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(commands)
     add_audit(commands, _config_option, experiment_id)
     add_reconcile(commands, _action)
+    add_schema(commands, _action)
     add_demo(commands)
     return parser
 

@@ -46,9 +46,10 @@ QUEUE_FIELDS = (
     Field("environments", "list", [], "the execution environments this queue accepts ('name-version' or "
           "{name, version}); none listed: any", item=Field("", "name-version", fields=ENVIRONMENT_FIELDS)),
 )
-QUEUES_FIELD = Field("queues", "map", description="BEAT queues by name, each mapped onto a Slurm partition",
-                     key_pattern=_NAME, max_length=_LENGTH["queue"], item=Field("", "table", fields=QUEUE_FIELDS),
-                     expected=f"a queue name matching {_NAME.pattern}, at most {_LENGTH['queue']} characters")
+QUEUES_FIELD = Field(
+    "queues", "map", description="BEAT queues by name, each mapped onto a Slurm partition", minimum=1,
+    key_pattern=_NAME, max_length=_LENGTH["queue"], item=Field("", "table", fields=QUEUE_FIELDS),
+    expected=f"a queue name matching {_NAME.pattern}, at most {_LENGTH['queue']} characters")
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = ()) -> dict
         assert t is not None
         queues[name] = _queue(name, t, templates_dirs)
     queues_table.done()
-    if not queues:
+    if len(queues) < (QUEUES_FIELD.minimum or 0):
         raise ConfigError(f"{path}: no queue defined (add a [queues.<name>] table)")
     return queues
 
