@@ -11,22 +11,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
+from required_parts import need  # noqa: F401  (re-exported: `from conftest import need` still works)
 
-REQUIRE = os.environ.get("BRIDGE_REQUIRE_SLURM") == "1"
 POSTGRES_ADMIN_URL = os.environ.get(
     "BRIDGE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-
-
-def need(part: str, why: str) -> NoReturn:
-    """Skip for lack of a real part, or fail when BRIDGE_REQUIRE_SLURM=1 says it must be there."""
-    message = f"{part} is not available: {why}"
-    if REQUIRE:
-        pytest.fail(f"{message} (BRIDGE_REQUIRE_SLURM=1 requires it)", pytrace=False)
-    pytest.skip(message)
 
 
 # --- databases -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import need
+from required_parts import need
 
 from bridge.audit_html import CHART_IDS
 from bridge.config import load_config

@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import need
 from fakes import Answer
 from replay_env import JOB, block, cycle, declare, make_replay_env, splits, status_of
+from required_parts import need
 
 
 @pytest.fixture

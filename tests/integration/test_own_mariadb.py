@@ -7,7 +7,7 @@ import socket
 import time
 from pathlib import Path
 
-from conftest import need
+from required_parts import need
 
 from bridge.devcluster import procs
 from bridge.devcluster.conf import ClusterSpec
