@@ -11,6 +11,7 @@ from typing import NoReturn
 
 from bridge.cli_audit import add_audit
 from bridge.cli_dev import add_cluster, add_demo, demo_command
+from bridge.cli_queues import add_queues
 from bridge.cli_reconcile import add_reconcile
 from bridge.cli_schema import add_schema
 from bridge.errors import BridgeError
@@ -94,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster(commands, _action)
     _add_db(commands)
     _add_experiments(commands)
-    _add_queues(commands)
+    add_queues(commands, _action, _config_option)
     _add_submit(commands)
     _add_run(commands)
     add_audit(commands, _config_option, experiment_id)
@@ -231,41 +232,6 @@ def _experiments_list(args: argparse.Namespace) -> int:
         for e in session.scalars(select(Experiment).order_by(Experiment.id)):
             done = sum(1 for b in e.blocks if b.status.value == "C")
             print(f"{e.id:5} {e.status.value} {done}/{len(e.blocks)} blocks done  {printable(e.fullname)}")
-    return 0
-
-
-def _add_queues(commands: argparse._SubParsersAction) -> None:
-    queues = commands.add_parser("queues", help="the admins' queue -> partition mapping (queues.toml)")
-    actions = queues.add_subparsers(title="actions", metavar="ACTION")
-    check = _action(actions, "check", _queues_check,
-                    "compare queues.toml with the live cluster's partitions and nodes; exit 1 on any problem")
-    sync = _action(actions, "sync", _queues_sync,
-                   "load the queues into the database and the Slurm nodes into Worker rows")
-    for parser in (check, sync):
-        _config_option(parser)
-
-
-def _queues_check(args: argparse.Namespace) -> int:
-    from bridge.queues import check_queues, read_cluster
-
-    app = _app(args)
-    problems = check_queues(app.config.queues, read_cluster(app.client))
-    for problem in problems:
-        print(f"{app.config.queues_file}: {problem}")
-    if not problems:
-        print(f"{app.config.queues_file}: {len(app.config.queues)} queues fit the cluster")
-    return 1 if problems else 0
-
-
-def _queues_sync(args: argparse.Namespace) -> int:
-    from bridge.queues import read_cluster, sync_queues, sync_workers
-
-    app = _app(args)
-    view = read_cluster(app.client)
-    with app.write_sessions() as session:
-        sync_queues(session, app.config.queues)
-        sync_workers(session, view.nodes)
-    print(f"synced {len(app.config.queues)} queues and {len(view.nodes)} workers")
     return 0
 
 

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.errors import ConfigError
 from bridge.preflight import url_problem
 from bridge.queues_config import QueueConfig, load_queues
 from bridge.sbatch_text import UnsafeValueError, slurm_filename
@@ -247,8 +248,11 @@ BRIDGE_FIELDS = (
 )
 
 
-def load_config(path: str | Path) -> BridgeConfig:
-    """Load bridge.toml and the queues.toml it names; raise ConfigError naming file, key and value."""
+def load_config(path: str | Path, queue_errors: dict[str, ConfigError] | None = None) -> BridgeConfig:
+    """Load bridge.toml and the queues.toml it names; raise ConfigError naming file, key and value.
+
+    With `queue_errors` (`queues check`), a queue that fails to load is kept out and its error put there.
+    """
     path = Path(path).absolute()
     top = Table(path, "", read_toml(path))
     v = read_fields(top, BRIDGE_FIELDS)
@@ -266,7 +270,7 @@ def load_config(path: str | Path) -> BridgeConfig:
         spool_dir=_spool_dir(top, v["spool_dir"]),
         runner=v["runner"],
         queues_file=queues_file,
-        queues=load_queues(queues_file, (templates_dir,) if templates_dir else ()),
+        queues=load_queues(queues_file, (templates_dir,) if templates_dir else (), queue_errors),
         ssh=SshConfig(**v["ssh"]) if v["ssh"] else None,
         poll=_poll(top, v["poll"]),
         retry=_retry(top, v["retry"]),

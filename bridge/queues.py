@@ -1,8 +1,7 @@
-"""The admins' queue mapping against the live cluster: check it, and load it into the database.
+"""The admins' queue mapping and the cluster's nodes, loaded into the database.
 
-`check_queues` is pure: it compares queues.toml with what `scontrol show
-partition` and `sinfo -N` report, so `beat-bridge queues check` can say every
-problem at once instead of letting sbatch refuse arrays one by one.
+Checking the mapping against the cluster (`beat-bridge queues check`) is
+bridge.queue_lint and its siblings.
 """
 
 from __future__ import annotations
@@ -32,40 +31,6 @@ class ClusterView:
 def read_cluster(client: SlurmClient) -> ClusterView:
     """Partitions and nodes of the cluster behind the client (two commands)."""
     return ClusterView(tuple(client.partitions()), tuple(client.nodes()))
-
-
-def check_queues(queues: Mapping[str, QueueConfig], cluster: ClusterView) -> list[str]:
-    """Every mismatch between the queue mapping and the cluster, one sentence each."""
-    by_name = {p["PartitionName"]: p for p in cluster.partitions}
-    problems = []
-    for queue in queues.values():
-        where = f"queues.{queue.name}"
-        part = by_name.get(queue.partition)
-        if part is None:
-            problems.append(f"{where}.partition: no partition {queue.partition!r} on the cluster; "
-                            f"valid: {', '.join(sorted(by_name)) or 'none'}")
-            continue
-        problems += _limits(where, queue, part, [n for n in cluster.nodes if queue.partition in n.partitions])
-    return problems
-
-
-def _limits(where: str, queue: QueueConfig, part: Mapping[str, str], nodes: Sequence[cmds.NodeInfo]) -> list[str]:
-    problems = []
-    max_time = cmds.parse_slurm_duration(part.get("MaxTime", "UNLIMITED"))
-    if max_time is not None and queue.time_limit > max_time:
-        problems.append(f"{where}.time_limit: {queue.time_limit} min is over the MaxTime of partition "
-                        f"{queue.partition!r} ({max_time} min)")
-    if not nodes:
-        return problems + [f"{where}: partition {queue.partition!r} has no nodes"]
-    memory = max(n.memory_mb for n in nodes)
-    if queue.memory_limit > memory:
-        problems.append(f"{where}.memory_limit: {queue.memory_limit} MB is more than any node of "
-                        f"{queue.partition!r} has ({memory} MB)")
-    cpus = max(n.cpus for n in nodes)
-    if queue.cores_per_slot > cpus:
-        problems.append(f"{where}.cores_per_slot: {queue.cores_per_slot} is more than any node of "
-                        f"{queue.partition!r} has ({cpus} CPUs)")
-    return problems
 
 
 def mapping_version(queue: Queue) -> str:

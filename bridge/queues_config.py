@@ -16,6 +16,7 @@ from typing import Any
 from bridge.errors import BridgeError, ConfigError
 from bridge.models import Environment, Queue
 from bridge.render import BRIDGE_OPTIONS, ArraySpec, extra_options, package_templates_dir, render_array_script
+from bridge.sbatch_options import directive_problem
 from bridge.toml_table import Field, Table, read_fields, read_toml
 from bridge.values import has_control
 
@@ -28,8 +29,13 @@ ENVIRONMENT_FIELDS = (
     Field("name", "text", description="the environment's name, as BEAT knows it", max_length=_LENGTH["env_name"]),
     Field("version", "text", description="its version", max_length=_LENGTH["env_version"]),
 )
-DIRECTIVE = Field("", "text", pattern=_DIRECTIVE, expected="a long sbatch option like '--constraint=intel' "
+# kind "directive": text matching the pattern that sets no option the bridge sets (bridge.sbatch_options.clash);
+# bridge.schema writes both into the schema.
+DIRECTIVE = Field("", "directive", pattern=_DIRECTIVE, expected="a long sbatch option like '--constraint=intel' "
                   "(no '#SBATCH')")
+# Queue keys the bridge passes as the sbatch option of the same name when the queue sets them: an extra
+# directive may not set that option then (the loader below, and bridge.schema's if/then on these keys).
+SETS_OPTION = ("account", "qos")
 QUEUE_FIELDS = (
     Field("partition", "text", description="the Slurm partition its splits run on (sbatch --partition)",
           pattern=_NAME, max_length=_LENGTH["partition"]),
@@ -77,8 +83,12 @@ class QueueConfig:
     environments: tuple[EnvironmentRef, ...] = ()
 
 
-def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = ()) -> dict[str, QueueConfig]:
-    """Load queues.toml: `[queues.<name>]` tables, each mapping a BEAT queue onto a partition."""
+def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = (),
+                errors: dict[str, ConfigError] | None = None) -> dict[str, QueueConfig]:
+    """Load queues.toml: `[queues.<name>]` tables, each mapping a BEAT queue onto a partition.
+
+    With `errors`, a queue that fails is left out and its error put there (`queues check` names them all).
+    """
     path = Path(path).absolute()
     top = Table(path, "", read_toml(path))
     top.seen.add("queues")
@@ -91,9 +101,14 @@ def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = ()) -> dict
             raise queues_table.fail(name, name, QUEUES_FIELD.expected)
         t = queues_table.table(name, required=True)
         assert t is not None
-        queues[name] = _queue(name, t, templates_dirs)
+        try:
+            queues[name] = _queue(name, t, templates_dirs)
+        except ConfigError as e:
+            if errors is None:
+                raise
+            errors[name] = e
     queues_table.done()
-    if len(queues) < (QUEUES_FIELD.minimum or 0):
+    if len(queues) < (QUEUES_FIELD.minimum or 0) and not errors:  # refused queues are in errors
         raise ConfigError(f"{path}: no queue defined (add a [queues.<name>] table)")
     return queues
 
@@ -107,7 +122,7 @@ def _queue(name: str, t: Table, templates_dirs: tuple[Path, ...]) -> QueueConfig
         template=_template(t, v["template"], templates_dirs),
         environments=tuple(_environment(t, i, e) for i, e in enumerate(v["environments"])),
     )
-    taken = BRIDGE_OPTIONS | {o for o, v in (("account", queue.account), ("qos", queue.qos)) if v}
+    taken = BRIDGE_OPTIONS | {key for key in SETS_OPTION if v[key] is not None}
     try:
         extra_options(queue.extra_directives, taken)
     except BridgeError as e:
@@ -143,7 +158,8 @@ def _directive(t: Table, i: int, value: Any) -> str:
     if not isinstance(value, str) or has_control(value):
         raise t.fail(f"extra_directives[{i}]", value, "a string without newlines or control characters")
     if not _DIRECTIVE.match(value):
-        raise t.fail(f"extra_directives[{i}]", value, DIRECTIVE.expected)
+        hint = directive_problem(value)  # `-t 10`: the clash rule names what the short form sets
+        raise t.fail(f"extra_directives[{i}]", value, DIRECTIVE.expected + (f"; {hint}" if hint else ""))
     return value.strip()
 
 

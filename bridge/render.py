@@ -32,6 +32,7 @@ from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bridge.errors import BridgeError
+from bridge.sbatch_options import BRIDGE_OPTIONS, clash, directive_problem
 from bridge.sbatch_text import (  # re-exported: the quoting rules render applies
     SLURM_TEXT_MAX,
     UnsafeValueError,
@@ -44,16 +45,12 @@ from bridge.sbatch_text import (  # re-exported: the quoting rules render applie
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SLURM_TEXT_MAX", "UnsafeValueError", "bounded_comment", "check_value", "sbatch_quote", "sbatch_unquote",
-           "slurm_filename"]
+__all__ = ["BRIDGE_OPTIONS", "SLURM_TEXT_MAX", "UnsafeValueError", "bounded_comment", "check_value", "sbatch_quote",
+           "sbatch_unquote", "slurm_filename"]
 
 DEFAULT_TEMPLATE = "array.sbatch.j2"
 _OPTION = re.compile(r"^--([A-Za-z][A-Za-z0-9-]*)(?:=(.*))?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# The options every array gets from the bridge (account and qos only when the queue sets them).
-BRIDGE_OPTIONS = frozenset(
-    {"array", "comment", "cpus-per-task", "error", "job-name", "mem", "no-requeue", "output", "partition", "time"}
-)
 QUOTING_FILTERS = ("shquote", "sbatchquote", "raw")
 _QUOTE_HINT = "end it with | shquote (shell), | sbatchquote (#SBATCH value) or | raw (a value the bridge built)"
 
@@ -126,7 +123,9 @@ def parse_directive(text: str) -> tuple[str, str | None]:
     check_value("extra directive", text)
     match = _OPTION.match(text.strip())
     if not match:
-        raise UnsafeValueError(f"extra directive {text!r} is not a long sbatch option like --name=value")
+        hint = directive_problem(text)
+        raise UnsafeValueError(f"extra directive {text!r} is not a long sbatch option like --name=value"
+                               + (f": {hint}" if hint else ""))
     name, raw = match.groups()
     if raw is None:
         return name, None
@@ -137,13 +136,17 @@ def parse_directive(text: str) -> tuple[str, str | None]:
 
 
 def extra_options(directives: Iterable[str], taken: Iterable[str] = BRIDGE_OPTIONS) -> dict[str, str | None]:
-    """An admin's extra directives as options; one that sets an option the bridge sets is an error."""
+    """An admin's extra directives as options; one that sets an option the bridge sets, under any
+    spelling sbatch reads as it (bridge.sbatch_options), is an error."""
     taken = set(taken)
     options: dict[str, str | None] = {}
     for text in directives:
         name, value = parse_directive(text)
-        if name in taken or name in options:
+        if name in options:
             raise UnsafeValueError(f"extra directive {text!r} conflicts with another --{name}")
+        why = clash(name, taken)
+        if why is not None:
+            raise UnsafeValueError(f"extra directive {text!r} conflicts with {why}")
         options[name] = value
     return options
 

@@ -21,6 +21,7 @@ import unicodedata
 from collections.abc import Callable
 from typing import Any
 
+from bridge.sbatch_options import BRIDGE_OPTIONS, clashing_names
 from bridge.toml_table import MISSING, Field
 from bridge.values import (
     _INVISIBLE,  # the categories has_control refuses: one definition
@@ -102,6 +103,23 @@ def _map(f: Field, kinds: Kinds) -> dict[str, Any]:
     return out
 
 
+def sets_option(names: frozenset[str]) -> str:
+    """A pattern that an extra directive setting one of the long options `names` matches (`--name`, `--name=...`)."""
+    assert all(re.fullmatch(r"[A-Za-z0-9-]+", n) for n in names)  # nothing to escape (`\\-` is an error in ECMAScript)
+    return r"^\s*--(?:" + "|".join(sorted(names)) + r")(?:=|\s*$)"
+
+
+def _directive(f: Field, kinds: Kinds) -> dict[str, Any]:
+    """One long option (the field's pattern) that sets no option the bridge sets on every array.
+
+    bridge.sbatch_options.clash is the loader's rule; the names it refuses are a finite set
+    (clashing_names), written out here. The queue's own account/qos: see queues_schema.
+    """
+    out = text(f.max_length, f.pattern)
+    out["not"] = {"pattern": sets_option(clashing_names()), "$comment": "an option the bridge sets, or a prefix of one"}
+    return out
+
+
 Kind = Callable[[Field, "Kinds"], dict[str, Any]]
 Kinds = dict[str, Kind]
 TOML_KINDS: Kinds = {
@@ -116,6 +134,7 @@ TOML_KINDS: Kinds = {
     "list": lambda f, k: {"type": "array", "items": field(f.item, k)},
     "map": _map,
     "name-version": _name_version,
+    "directive": _directive,
 }
 
 
@@ -153,10 +172,20 @@ def document(title: str, description: str, fields: tuple[Field, ...], kinds: Kin
 
 
 def queues_schema() -> dict[str, Any]:
-    from bridge.queues_config import QUEUES_FIELD
+    from bridge.queues_config import QUEUES_FIELD, SETS_OPTION
 
-    return document("queues.toml", "beat-slurm-bridge: BEAT queues and the Slurm partition and limits each maps "
-                    "to (`beat-bridge queues check` compares them with the cluster)", (QUEUES_FIELD,))
+    schema = document("queues.toml", "beat-slurm-bridge: BEAT queues and the Slurm partition and limits each maps "
+                      "to (`beat-bridge queues check` compares them with the cluster)", (QUEUES_FIELD,))
+    queue = schema["properties"]["queues"]["additionalProperties"]
+    queue.setdefault("allOf", []).extend(_set_by_queue(key) for key in SETS_OPTION)
+    return schema
+
+
+def _set_by_queue(key: str) -> dict[str, Any]:
+    """A queue that sets `account` (or `qos`) makes the bridge pass --account: no extra directive may set it too."""
+    names = clashing_names(BRIDGE_OPTIONS | {key}) - clashing_names()
+    return {"if": {"required": [key]}, "then": {"properties": {"extra_directives": {"items": {
+        "not": {"pattern": sets_option(names)}, "$comment": f"the bridge sets --{key} from the queue's {key}"}}}}}
 
 
 def bridge_schema() -> dict[str, Any]:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
 from bridge import slurm as cmds
+from bridge import slurm_checks as checks
 from bridge.accounting import USAGE_FIELDS, UsageTable, parse_usage
 from bridge.config import SlurmTimeouts
 from bridge.errors import BridgeError, CommandError
@@ -325,6 +326,31 @@ class SlurmClient:
             raise CommandError(result.argv, result.returncode, result.stdout, result.stderr,
                                f"sbatch --version printed no version: {result.stdout.strip()!r}")
         return match.group(1)
+
+    # --- checks of the queue mapping (`queues check`, bridge.slurm_checks) -----------------
+
+    def user_name(self) -> str:
+        """The user Slurm commands run as (`id -un` on the runner's host): whose associations count."""
+        return self._run(checks.user_name_argv(), self.timeouts.info).check().stdout.strip()
+
+    def accounting_facts(self, user: str, cluster: str) -> checks.AccountingFacts:
+        """Accounts, QOS, the user's default account and associations: three `sacctmgr show`.
+
+        CommandError (naming the command) when slurmdbd cannot be read.
+        """
+        texts = {what: self._checked(argv, self.timeouts.info).stdout
+                 for what, argv in checks.accounting_argvs(user, cluster).items()}
+        return checks.accounting_facts(user, cluster, texts)
+
+    def test_only(self, script: str) -> str | None:
+        """`sbatch --test-only` of the script on stdin: None when Slurm would take it, else its refusal."""
+        result = self._run(checks.sbatch_test_only_argv(), self.timeouts.info, stdin=script)
+        return checks.refusal_of_test_only(result.returncode, result.stdout, result.stderr)
+
+    def shell_syntax(self, script: str) -> str | None:
+        """`bash -n` of the script on stdin, on the runner's host (where sbatch runs): None, or bash's error."""
+        result = self._run(checks.bash_syntax_argv(), self.timeouts.info, stdin=script)
+        return checks.bash_syntax_error(result.returncode, result.stderr)
 
 
 def utc_naive_now() -> datetime:

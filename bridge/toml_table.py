@@ -121,7 +121,8 @@ class Field:
     kind: text, token, path, choice, integer, number, flag (read by the getter of that name), table (its
     `fields`; read_fields gives a dict, or None when absent), list (the raw list; `item` describes
     one element for the schema and the loader's own element check), map (keys matching
-    `key_pattern`, each value read as `item`). A `default` of MISSING makes the key required;
+    `key_pattern`, each value read as `item`); name-version and directive are list items only, which
+    bridge.queues_config checks itself and bridge.schema writes. A `default` of MISSING makes the key required;
     `required_when` = (sibling key, value) makes it required when that sibling has that value.
     `expected` words a pattern's failure ("a name matching <pattern>" when empty).
     """

@@ -30,6 +30,7 @@ from bridge.declaration_fields import BLOCK_FIELDS, TOP_FIELDS, DeclarationError
 from bridge.errors import ConfigError
 from bridge.examples.demo_experiments import declarations
 from bridge.queues_config import QUEUE_FIELDS, QUEUES_FIELD
+from bridge.sbatch_options import BRIDGE_OPTIONS, SHORT_FORMS, clash, clashing_names
 from bridge.schema import SCHEMAS
 from bridge.toml_table import MISSING, Field, parse_toml
 from bridge.values import JsonError, load_json
@@ -67,6 +68,8 @@ BEYOND_A_SCHEMA = {
     **{f"bridge/url-{name}.toml": "the database URL: parsed, its driver imported, its file or server reached"
        for name in ("bad-port", "closed-port", "directory", "empty-scheme", "memory-bare", "memory",
                     "missing-driver", "not-a-database", "not-a-url", "parent-is-file", "unknown-dialect")},
+    "queues/directive-repeated.toml": "two directives that set one option: a schema compares whole items "
+    "(uniqueItems), not the option names inside them",
     **{f"queues/template-{name}.toml": "the template file: found inside the templates directories, rendered"
        for name in ("directory", "dotdot", "etc-passwd", "filter-after-quote", "include-unquoted", "sandbox",
                     "syntax", "undefined", "unquoted-in-branch", "unquoted")},
@@ -274,10 +277,37 @@ def test_every_queues_toml_mutation_is_refused_by_loader_and_schema(toml_base) -
     cases += [("no queue", {"queues": {}}), ("environment without version", _with(
         queues, ("queues", "default"), "environments", ["python"])), ("a '#SBATCH' directive", _with(
             queues, ("queues", "default"), "extra_directives", ["#SBATCH --nice=1"]))]
+    # The clash rule (bridge.sbatch_options): each spelling of an option the bridge sets, and the queue's own
+    # account and qos (the base queue sets both).
+    cases += [(f"extra directive {d!r}", _with(queues, ("queues", "default"), "extra_directives", ["--nice=1", d]))
+              for d in ("-t 10", "--time=10", "--part=debug", "--mem-per-cpu=100", "--requeue", "--wait",
+                        "--parsable", " --cpus=2 ", "--acc=other", "--qos=high")]
     for what, data in cases:
         assert _loader_refuses(root / "mutated.toml", toml_text(data)) and _loader_refuses(
             config, config.read_text()), f"the loader accepts {what}"
         assert errors("queues", data), f"the schema accepts {what}"
+
+
+def _directive_refused(data: dict[str, Any], directive: str) -> bool:
+    data["queues"]["q"]["extra_directives"] = [directive]
+    return bool(errors("queues", data))
+
+
+@pytest.mark.parametrize("sets", [(), ("account",), ("qos",), ("account", "qos")])
+def test_the_schema_refuses_a_directive_exactly_when_the_clash_rule_does(sets: tuple[str, ...]) -> None:
+    """Every name the rule refuses (and each one letter longer, and sbatch's long options named by its short
+    forms), spelt three ways, on a queue with and without account/qos: the schema agrees with `clash`."""
+    names = clashing_names(BRIDGE_OPTIONS | {"account", "qos"})
+    names |= {n + more for n in names for more in ("x", "-x")} | set(SHORT_FORMS.values())
+    names |= {"nice", "constraint", "exclusive", "mem-bind", "gres", "time-min", "wait-all-nodes", "account", "qos"}
+    queue = {"partition": "cpu", "memory_limit": 1, "time_limit": 1, "cores_per_slot": 1, "max_slots_per_user": 1,
+             **{key: "lab" for key in sets}}
+    data = {"queues": {"q": queue}}
+    disagree = [(text, refused) for name in sorted(names) for text in (f"--{name}", f"--{name}=1", f" --{name}=a b ")
+                if (refused := clash(name, BRIDGE_OPTIONS | set(sets)) is not None)
+                != _directive_refused(data, text)]
+    assert disagree == []
+    assert _directive_refused(data, "--time=5") and not _directive_refused(data, "--nice=5")  # the test can tell
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""`beat-bridge queues check` and `queues sync` against the live cluster, run as a user would."""
+"""`beat-bridge queues sync` against the live cluster, run as a user would (`queues check`: test_queues_lint.py)."""
 
 from __future__ import annotations
 
@@ -8,22 +8,6 @@ from pathlib import Path
 
 from bridge_env import QUEUES
 from sqlalchemy import create_engine, text
-
-BAD_QUEUES = QUEUES + """
-[queues.gpu]
-partition = "gpu"
-memory_limit = 100
-time_limit = 5
-cores_per_slot = 1
-max_slots_per_user = 1
-
-[queues.quick]
-partition = "debug"
-memory_limit = 9000
-time_limit = 30
-cores_per_slot = 16
-max_slots_per_user = 1
-"""
 
 
 def _config(root: Path, queues: str, slurm_cluster) -> Path:
@@ -36,24 +20,6 @@ def _config(root: Path, queues: str, slurm_cluster) -> Path:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "bridge.cli", *args], capture_output=True, text=True, timeout=120)
-
-
-def test_check_passes_for_a_mapping_that_fits(tmp_path, slurm_cluster):
-    result = _cli("queues", "check", "--config", str(_config(tmp_path, QUEUES, slurm_cluster)))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 queues fit the cluster" in result.stdout
-
-
-def test_check_reports_every_problem_with_file_and_key_and_fails(tmp_path, slurm_cluster):
-    result = _cli("queues", "check", "--config", str(_config(tmp_path, BAD_QUEUES, slurm_cluster)))
-    assert result.returncode == 1
-    lines = result.stdout.splitlines()
-    queues_file = str(tmp_path / "queues.toml")
-    assert all(line.startswith(queues_file + ": queues.") for line in lines), lines
-    problems = "\n".join(lines)
-    assert "queues.gpu.partition: no partition 'gpu' on the cluster; valid: cpu, debug, long" in problems
-    assert "queues.quick.time_limit: 30 min is over the MaxTime of partition 'debug' (5 min)" in problems
-    assert "queues.quick.memory_limit: 9000 MB" in problems and "queues.quick.cores_per_slot: 16" in problems
 
 
 def test_sync_loads_queues_and_the_cluster_nodes(tmp_path, slurm_cluster):
