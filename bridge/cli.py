@@ -11,9 +11,11 @@ from typing import NoReturn
 
 from bridge.cli_audit import add_audit
 from bridge.cli_dev import add_cluster, add_demo, demo_command
+from bridge.cli_experiments import add_experiments
 from bridge.cli_queues import add_queues
 from bridge.cli_reconcile import add_reconcile
 from bridge.cli_schema import add_schema
+from bridge.cli_status import add_status
 from bridge.errors import BridgeError
 from bridge.values import INT32_MAX, printable
 
@@ -94,13 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     add_cluster(commands, _action)
     _add_db(commands)
-    _add_experiments(commands)
+    add_experiments(commands, _action, _config_option, experiment_id)
     add_queues(commands, _action, _config_option)
     _add_submit(commands)
     _add_run(commands)
     add_audit(commands, _config_option, experiment_id)
     add_reconcile(commands, _action)
     add_schema(commands, _action)
+    add_status(commands, _action, _config_option)
     add_demo(commands)
     return parser
 
@@ -125,7 +128,7 @@ def _action(actions, name: str, handler: Callable, help_text: str) -> argparse.A
     return parser
 
 
-# -- db, experiments, queues, submit ------------------------------------------------------
+# -- db, queues, submit ------------------------------------------------------
 
 
 def _add_db(commands: argparse._SubParsersAction) -> None:
@@ -144,94 +147,6 @@ def _db_upgrade(args: argparse.Namespace) -> int:
     config = load_config(resolve_config_path(args.config))
     upgrade_database(config.path, config.database_url)
     print(f"database schema is current: {make_url(config.database_url).render_as_string(hide_password=True)}")
-    return 0
-
-
-def _add_experiments(commands: argparse._SubParsersAction) -> None:
-    experiments = commands.add_parser("experiments", help="declare, schedule, cancel and list experiments")
-    actions = experiments.add_subparsers(title="actions", metavar="ACTION")
-    add = _action(actions, "add", _experiments_add,
-                  "add experiments from declaration files (JSON or TOML); see bridge/declaration.py for the format")
-    add.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    add.add_argument("--schedule", action="store_true", help="schedule each experiment right away")
-    for name, handler, text in (("schedule", _experiments_schedule, "schedule experiments (from P)"),
-                                ("cancel", _experiments_cancel, "cancel running experiments (from S or R)")):
-        action = _action(actions, name, handler, text)
-        action.add_argument("ids", nargs="+", type=experiment_id, metavar="ID")
-        _config_option(action)
-    listing = _action(actions, "list", _experiments_list, "one line per experiment: id, status, blocks done")
-    for parser in (add, listing):
-        _config_option(parser)
-
-
-def _experiments_add(args: argparse.Namespace) -> int:
-    from bridge.declaration import load_experiment_file
-    from bridge.helpers import schedule_experiment
-
-    app = _app(args)
-    with app.write_sessions() as session:
-        for path in args.files:
-            experiment = load_experiment_file(session, path, app.config.limits)
-            print(f"added experiment {experiment.id} {printable(experiment.fullname)} from {path}")
-            if args.schedule:
-                schedule_experiment(session, experiment)
-                print(f"scheduled experiment {experiment.id}: {experiment.status.value}")
-    return 0
-
-
-def _experiments_schedule(args: argparse.Namespace) -> int:
-    from bridge.helpers import schedule_experiment
-    from bridge.models import ExperimentStatus
-
-    return _each_experiment(args, schedule_experiment, "scheduled", {ExperimentStatus.PENDING}, "a pending (P)",
-                            "scheduled")
-
-
-def _experiments_cancel(args: argparse.Namespace) -> int:
-    from bridge.helpers import cancel_experiment
-    from bridge.models import LIVE_EXPERIMENT
-
-    return _each_experiment(args, cancel_experiment, "cancelling", LIVE_EXPERIMENT,
-                            "a scheduled (S) or running (R)", "cancelled")
-
-
-def _each_experiment(args: argparse.Namespace, action: Callable, verb: str, valid: set, which: str,
-                     past: str) -> int:
-    """Check every id first (it exists, its status allows the action), then act on each: all or nothing refused."""
-    from bridge.models import Experiment
-
-    app = _app(args)
-    with app.write_sessions() as session:
-        experiments = []
-        for experiment_id in args.ids:
-            experiment = session.get(Experiment, experiment_id)
-            if experiment is None:
-                raise BridgeError(f"no experiment with id {experiment_id}: `beat-bridge experiments list` shows them")
-            if experiment.status not in valid:
-                raise BridgeError(f"experiment {experiment_id} is {experiment.status.value} "
-                                  f"({experiment.status.name.lower()}): only {which} experiment can be {past}")
-            experiments.append(experiment)
-        session.rollback()  # the checks' reads end here; each action takes its own lock
-        for experiment in experiments:
-            moved = action(session, experiment)
-            session.refresh(experiment)
-            if moved is False or experiment.status in valid:
-                raise BridgeError(f"experiment {experiment.id} is {experiment.status.value}: it changed meanwhile, "
-                                  f"only {which} experiment can be {past}")
-            print(f"{verb} experiment {experiment.id}: status {experiment.status.value}")
-    return 0
-
-
-def _experiments_list(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
-
-    from bridge.models import Experiment
-
-    app = _app(args)
-    with app.sessions() as session:
-        for e in session.scalars(select(Experiment).order_by(Experiment.id)):
-            done = sum(1 for b in e.blocks if b.status.value == "C")
-            print(f"{e.id:5} {e.status.value} {done}/{len(e.blocks)} blocks done  {printable(e.fullname)}")
     return 0
 
 
@@ -288,24 +203,59 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import signal
 
+    from bridge.notify import Notifier
     from poller.loop import BridgeLoop
 
     stopping: list[int] = []  # a signal during start-up (imports, migrations) stops before the first cycle
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, frame: stopping.append(number))
+    notifier = Notifier.from_environ()  # systemd's Type=notify (deploy/beat-bridge.service); no-op without it
     app = _app(args)
-    loop = BridgeLoop(app.sessions, app.backend, app.config.poll)
+    metrics = _metrics(app)
+    backend = metrics.instrument(app.backend) if metrics else app.backend
+    loop = BridgeLoop(app.sessions, backend, app.config.poll, metrics=metrics,
+                      on_cycle=lambda session, report: _notify_cycle(notifier, loop, report))
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, loop.stop)
     if stopping:
         log.info("stopped by signal %d during start-up", stopping[0])
         return 0
     log.info("bridge running with %s (runner %s)", app.config.path, app.config.runner)
-    loop.run(once=args.once)
+    _notify_ready(notifier, app.config.poll.max_interval)
+    try:
+        loop.run(once=args.once)
+    finally:
+        notifier.stopping(f"stopping after {loop.cycles} cycles")
     log.info("bridge stopped after %d cycles, %d squeue and %d sacct calls; %d splits in an unknown Slurm "
              "state; %d submissions stuck", loop.cycles, loop.squeue_calls, loop.sacct_calls, loop.unknown_states,
              loop.stuck)
+    if metrics:
+        metrics.close()
     return 0
+
+
+def _metrics(app):
+    """bridge.metrics as [metrics] asks, or None (prometheus_client is imported only then)."""
+    if not app.config.metrics.enabled:
+        return None
+    from bridge.metrics import start_metrics
+
+    return start_metrics(app.config)
+
+
+def _notify_cycle(notifier, loop, report) -> None:
+    """After each cycle: STATUS (cycles, active splits, last error) and the watchdog (bridge.notify)."""
+    notifier.cycle(loop.cycles, report.poll.active if report.poll else None, report.error)
+
+
+def _notify_ready(notifier, max_interval: float) -> None:
+    """READY=1 to systemd, and a warning if its watchdog is shorter than idle cycles are apart."""
+    from bridge.notify import watchdog_warning
+
+    notifier.ready("start-up done, first cycle next")
+    warning = watchdog_warning(notifier.watchdog_timeout, max_interval)
+    if warning:
+        log.warning("%s", warning)
 
 
 if __name__ == "__main__":

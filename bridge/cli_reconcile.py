@@ -67,6 +67,10 @@ def reconcile_command(args: argparse.Namespace) -> int:
             report = check(session, app.client, app.config, since=args.since)
             if report.error is None and args.apply:
                 apply(session, app.client, report)
+        if app.config.metrics.textfile is not None:  # its gauges for node_exporter (bridge.metrics)
+            from bridge.metrics import write_reconcile
+
+            write_reconcile(app.config, report)
     except BridgeError as e:  # the configuration, the database file: an error, never "divergent" (exit 1)
         print(f"beat-bridge reconcile: error: {e}", file=sys.stderr)
         return ERROR

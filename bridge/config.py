@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.errors import ConfigError
+from bridge.metrics_config import METRICS_FIELDS, MetricsConfig, load_metrics
 from bridge.preflight import url_problem
 from bridge.queues_config import QueueConfig, load_queues
 from bridge.sbatch_text import UnsafeValueError, slurm_filename
@@ -138,6 +139,7 @@ class BridgeConfig:
     limits: Limits = field(default_factory=Limits)
     deployment: str = DEFAULT_DEPLOYMENT  # in every submission tag: which arrays are this bridge's (bridge.tags)
     reconcile: LostRule = field(default_factory=LostRule)  # [reconcile]
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)  # [metrics] (bridge.metrics_config)
 
     def runner_env(self) -> dict[str, str]:
         """Environment for Slurm commands: SLURM_CONF (if set) plus [slurm].env."""
@@ -245,6 +247,8 @@ BRIDGE_FIELDS = (
           "two bridges on one cluster need different ones)"),
     Field("reconcile", "table", None, "when `beat-bridge reconcile` calls a submitted split lost",
           fields=LOST_FIELDS),
+    Field("metrics", "table", None, "where `beat-bridge run` publishes Prometheus metrics (both off by default)",
+          fields=METRICS_FIELDS),
 )
 
 
@@ -285,6 +289,7 @@ def load_config(path: str | Path, queue_errors: dict[str, ConfigError] | None = 
         limits=Limits(**(v["limits"] or {})),
         deployment=v["deployment"],
         reconcile=LostRule(**(v["reconcile"] or {})),
+        metrics=load_metrics(top, v["metrics"]),
     )
     log.debug("loaded configuration %s (%d queues)", path, len(config.queues))
     return config

@@ -337,6 +337,7 @@ class ClaimLookup(Base):
 
 # The audit table lives in its own module (it shares only Base); imported here so the metadata holds it.
 from bridge.models_audit import AccountingSnapshot, SnapshotStatus  # noqa: E402
+from bridge.models_daemon import DaemonHeartbeat  # noqa: E402
 from bridge.models_reconcile import ReconcileMiss  # noqa: E402
 
-__all__ += ["AccountingSnapshot", "SnapshotStatus", "ReconcileMiss"]
+__all__ += ["AccountingSnapshot", "SnapshotStatus", "ReconcileMiss", "DaemonHeartbeat"]

@@ -47,6 +47,7 @@ class AccountingSnapshot(Base):
     submission_tag: Mapped[str | None] = mapped_column(String(100))
     array_job_id: Mapped[int] = mapped_column(Integer)
     element_id: Mapped[str] = mapped_column(String(60), index=True)  # "4242_3"
+    split_index: Mapped[int | None] = mapped_column(Integer)  # its Result's key with the block (None before 0006)
     # the snapshot's own state
     status: Mapped[str] = mapped_column(String(12), default=SnapshotStatus.PENDING.value, index=True)
     first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -124,6 +124,25 @@ def squeue_argvs(job_ids: Sequence[int | str], chunk: int = 2000) -> list[list[s
     return [squeue_argv(ids[i : i + chunk]) for i in range(0, len(ids), chunk)]
 
 
+def squeue_reasons_argv(job_ids: Iterable[int | str]) -> list[str]:
+    """The pending elements of the arrays with Slurm's reason, one line each (`-r`: ranges expanded)."""
+    return ["squeue", "-h", "-r", "-t", "PENDING", "-j", ",".join(str(i) for i in job_ids),
+            "-O", "JobArrayID:|,Reason:|"]
+
+
+def parse_squeue_reasons(text: str) -> dict[str, str]:
+    """`123_4|Priority|` lines -> {"123_4": "Priority"}; other lines are logged and skipped."""
+    reasons: dict[str, str] = {}
+    for line in text.splitlines():
+        element, sep, rest = line.partition("|")
+        reason = rest.split("|")[0].strip()
+        if sep and re.fullmatch(r"\d+_\d+", element.strip()) and reason:
+            reasons[element.strip()] = reason
+        elif line.strip():
+            log.warning("squeue reasons: skipping unreadable line %r", line)
+    return reasons
+
+
 def squeue_mine_argv() -> list[str]:
     """Every job of this Slurm user that slurmctld knows (`--me`, finished ones too), with its name."""
     return ["squeue", "-h", "-t", "all", "--me", "-O", ",".join(f"{name}:|" for name, _ in SQUEUE_FIELDS)]

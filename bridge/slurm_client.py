@@ -272,6 +272,22 @@ class SlurmClient:
                                f"sacct exited {result.returncode}: {result.stderr.strip()}")
         return parse_usage(result.stdout)
 
+    def pending_reasons(self, array_ids: Sequence[int]) -> dict[str, str]:
+        """Why each pending element of the arrays waits (`Priority`, `Resources`, ...): ONE squeue call.
+
+        {} when squeue has forgotten every array; CommandError, naming the command, when it does not answer.
+        """
+        if not array_ids:
+            return {}
+        argv = cmds.squeue_reasons_argv(sorted(set(array_ids)))
+        result = self._run(argv, self.timeouts.status)
+        if result.ok:
+            return cmds.parse_squeue_reasons(result.stdout)
+        if cmds.NO_SUCH_JOB in result.stderr.lower():
+            return {}
+        raise CommandError(result.argv, result.returncode, result.stdout, result.stderr,
+                           f"squeue exited {result.returncode}: {result.stderr.strip() or 'no output'}")
+
     def jobs(self) -> list[SlurmRecord]:
         """Every job of this Slurm user slurmctld knows (one `squeue -t all --me`), names included.
 

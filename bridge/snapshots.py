@@ -65,9 +65,10 @@ def record_settled(session: Session, row: JobSplit, job: Job, verdict: str | Non
         queue_name=block.queue.name if block.queue else None,
         mapping_version=mapping_version(block.queue) if block.queue else None, algorithm=_algorithm(block),
         partition=block.queue.partition if block.queue else None, submission_tag=row.submission_tag,
-        array_job_id=int(row.slurm_job_id), element_id=row.slurm_element_id, status=PENDING,
+        array_job_id=int(row.slurm_job_id), element_id=row.slurm_element_id, split_index=row.split_index,
+        status=PENDING,
         first_seen=utcnow(), attempts=0, submit=row.submit_time, start=row.start_time, end=row.end_time,
-        state=row.slurm_state, exit_code=row.slurm_exit_code,
+        state=row.slurm_state, exit_code=row.slurm_exit_code, node_list=row.slurm_node,  # sacct's replace them
     ))
 
 

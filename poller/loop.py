@@ -18,17 +18,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge import cycle, snapshots
+from bridge import cycle, heartbeat, snapshots
 from bridge.backend import Backend
 from bridge.config import PollConfig
 from bridge.cycle import CycleReport
 from bridge.errors import BridgeError, PollError
 from poller.poll import PollReport, poll_once
 from poller.unknown import UnknownStates
+
+if TYPE_CHECKING:  # imported by `run` only when [metrics] is configured
+    from bridge.metrics import Metrics
 
 __all__ = ["BridgeLoop", "CycleReport", "Interval", "run_cycle"]
 
@@ -82,7 +86,8 @@ class BridgeLoop:
     """Cycles until stopped (SIGTERM/SIGINT call stop()) or until `done` says so."""
 
     def __init__(self, sessions: sessionmaker[Session], backend: Backend, poll: PollConfig,
-                 on_cycle: Callable[[Session, CycleReport], None] | None = None) -> None:
+                 on_cycle: Callable[[Session, CycleReport], None] | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.sessions, self.backend = sessions, backend
         self.interval = Interval(poll)
         self.on_cycle = on_cycle
@@ -91,6 +96,9 @@ class BridgeLoop:
         self.unknown = UnknownStates()
         self.unknown_states = 0  # splits in an unknown Slurm state past its bound, at the last poll
         self.stuck = 0  # submissions whose sbatch outcome is unknown past [claims] stuck_after, last cycle
+        self.last_cycle_seconds = 0.0
+        self.snapshot_sacct_calls = 0
+        self.metrics = metrics  # bridge.metrics, when [metrics] is configured
 
     def stop(self, *_: object) -> None:
         """Finish the current cycle, then return from run()."""
@@ -103,8 +111,12 @@ class BridgeLoop:
                 report = self._cycle(session, once)
                 if self.on_cycle:
                     self.on_cycle(session, report)
+                if self.metrics is not None:  # bridge.metrics: this cycle's figures, then the textfile; never raises
+                    self.metrics.after_cycle(session, self, report)
                 finished = once or (done is not None and done(session))
             wait = self.interval.next(report.busy, report.error is not None)
+            if not once:  # `beat-bridge status` reads it (bridge.heartbeat): one UPDATE
+                heartbeat.beat(self.sessions, report, self.cycles, self.last_cycle_seconds, wait)
             if report.error:
                 log.error("cycle %d failed (%s): what it committed stays, the rest is read again from the "
                           "database next cycle%s", self.cycles, report.error,
@@ -112,6 +124,7 @@ class BridgeLoop:
             if finished:
                 return
             self._stop.wait(self._between_cycles(wait, report))
+        heartbeat.stopped(self.sessions)  # stopped by stop() (SIGTERM): `beat-bridge status` says so at once
 
     def _between_cycles(self, wait: float, report: CycleReport) -> float:
         """Read due accounting snapshots (bridge.snapshots) in the wait, not in the cycle; the wait left.
@@ -123,7 +136,7 @@ class BridgeLoop:
         started = time.monotonic()
         with self.sessions() as session:
             try:
-                snapshots.refresh(session, self.backend.client)
+                self.snapshot_sacct_calls += snapshots.refresh(session, self.backend.client).sacct_calls
             except Exception as e:  # never the daemon's end: the snapshots stay pending, read later
                 log.warning("accounting snapshots not read this time: %s", e)
                 discard(session)
@@ -151,12 +164,15 @@ class BridgeLoop:
             self.sacct_calls += report.poll.sacct_calls
             self.unknown_states = len(report.poll.unknown)
         self.failures += report.error is not None
+        if report.accounting is not None:  # run --once reads the snapshots inside its one cycle
+            self.snapshot_sacct_calls += report.accounting.sacct_calls
         if report.stuck and len(report.stuck) != self.stuck:
             log.warning("%d submissions stuck (sbatch's outcome unknown): %s", len(report.stuck),
                         ", ".join(report.stuck))
         if report.error is None or report.stuck:  # a cycle that raised never got to look
             self.stuck = len(report.stuck)
-        log.debug("cycle %d in %.3f s: %s", self.cycles, time.monotonic() - started, report)
+        self.last_cycle_seconds = time.monotonic() - started
+        log.debug("cycle %d in %.3f s: %s", self.cycles, self.last_cycle_seconds, report)
         return report
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every set-up step on a fresh Debian 12 machine, as root, idempotent and quick when done:
 # Python venv with the package; with BRIDGE_SETUP_TEST_PARTS=1 also what the tests need:
-# openssh-server, Debian's chromium and chromedriver (the HTML report's browser test),
+# openssh-server, Debian's chromium and chromedriver (the HTML report's browser test), systemd-analyze,
 # and PostgreSQL where none answers on 127.0.0.1:5432.
 # The Slurm packages and daemons are `beat-bridge cluster up`'s job.
 set -euo pipefail
@@ -32,6 +32,9 @@ fi
 
 # The SSH runner's tests start their own OpenSSH server on loopback.
 [ -x /usr/sbin/sshd ] || apt_install openssh-server
+
+# deploy/beat-bridge.service is checked with `systemd-analyze verify` (Debian's systemd package; it starts nothing).
+command -v systemd-analyze >/dev/null || apt_install systemd
 
 # The HTML audit report is loaded in a real headless browser: Debian's, driven by Selenium through
 # Debian's chromedriver (nothing downloads a browser of its own here).
