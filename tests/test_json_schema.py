@@ -62,6 +62,7 @@ BEYOND_A_SCHEMA = {
     "declarations/parameters-nested-100.json": "nesting depth of [limits] max_parameters_depth",
     "declarations/size-float.json": "4.0: JSON Schema's data model counts a number without fraction as an integer",
     "bridge/timeout-nan.toml": "NaN compares false with every bound (taplo refuses it, Python's jsonschema not)",
+    "bridge/metrics-textfile-no-directory.toml": "the filesystem: the textfile's directory must exist",
     "bridge/spool-is-file.toml": "the filesystem",
     "bridge/spool-parent-is-file.toml": "the filesystem",
     "bridge/spool-unwritable.toml": "the filesystem",
@@ -291,6 +292,29 @@ def test_every_queues_toml_mutation_is_refused_by_loader_and_schema(toml_base) -
 def _directive_refused(data: dict[str, Any], directive: str) -> bool:
     data["queues"]["q"]["extra_directives"] = [directive]
     return bool(errors("queues", data))
+
+
+# (value, accepted): what the loader took before [metrics] became a Field table, and takes now.
+_LISTENS = (("127.0.0.1:9464", True), ("[::1]:9464", True), ("metrics.example.org:65535", True), ("h:1", True),
+            ("h:00080", True), ("h:0", False), ("h:00000", False), ("h:65536", False), ("h:99999", False),
+            ("h:000080", False), ("localhost", False), (":9464", False), ("[::1]", False), ("-h:80", False),
+            ("h:80 ", False))
+_TEXTFILES = (("bridge.prom", True), ("sub/bridge.prom", True), ("..prom", True), ("bridge.prom/", True),
+              (".prom", False), ("sub/.prom", False), ("bridge.txt", False), ("bridge.prom.txt", False),
+              ("bridge.PROM", False))
+
+
+@pytest.mark.parametrize(("key", "value", "accepted"),
+                         [*(("listen", *v) for v in _LISTENS), *(("textfile", *v) for v in _TEXTFILES)])
+def test_the_schema_accepts_a_metrics_value_exactly_when_the_loader_does(toml_base, key: str, value: str,
+                                                                         accepted: bool) -> None:
+    """[metrics]: the port range and the .prom name are patterns, so the schema and the loader agree on each
+    (the textfile's directory, which exists here, is the loader's alone: a corpus case beyond a schema)."""
+    root, bridge, _ = toml_base
+    (root / "sub").mkdir(exist_ok=True)
+    data = _with(bridge, ("metrics",), key, value)
+    assert _loader_refuses(root / "bridge-metrics.toml", toml_text(data)) is not accepted
+    assert (errors("bridge", data) == []) is accepted
 
 
 @pytest.mark.parametrize("sets", [(), ("account",), ("qos",), ("account", "qos")])
