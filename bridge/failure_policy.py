@@ -21,14 +21,27 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from bridge.errors import ConfigError
-from bridge.toml_table import Table
+from bridge.toml_table import Field
 
 MAX_RETRIES = 10
 # the poller's failure reason (poller.states) -> the queues.toml key that configures it
 KEYS = {"node_fail": "on_node_fail", "out_of_memory": "on_out_of_memory", "timed_out": "on_timeout"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")  # a queue name, as bridge.queues_config
+ON_FAILURE_FIELDS = (
+    Field("retries", "integer", 1, "resubmissions of one split for this failure, on whichever queue",
+          minimum=1, maximum=MAX_RETRIES),
+    Field("resubmit_to", "text", None, "the queue of the next attempt (default: this queue); `queues check` "
+          "wants it larger", pattern=_NAME),
+    Field("exclude_node", "flag", False, "keep the next attempt off the node this one failed on (sbatch --exclude)"),
+)
+# queue keys, added to bridge.queues_config.QUEUE_FIELDS (and so to queues.toml's JSON Schema)
+_WHAT = {"node_fail": "NODE_FAIL (its node failed)", "out_of_memory": "a memory kill (OUT_OF_MEMORY, or FAILED "
+         "with slurmstepd's kill line)", "timed_out": "TIMEOUT (its time limit)"}
+FAILURE_FIELDS = tuple(Field(key, "table", None, f"resubmit a split that Slurm ended with {_WHAT[reason]}",
+                             fields=ON_FAILURE_FIELDS) for reason, key in KEYS.items())
 
 
 @dataclass(frozen=True)
@@ -53,19 +66,10 @@ class FailurePolicy:
         return bool(self.rules)
 
 
-def read_failure_policy(t: Table) -> FailurePolicy:
-    """The queue table's on_node_fail / on_out_of_memory / on_timeout; errors name the file and key."""
-    rules = []
-    for reason, key in KEYS.items():
-        sub = t.table(key)
-        if sub is None:
-            continue
-        rule = OnFailure(retries=sub.integer("retries", 1, maximum=MAX_RETRIES),
-                         resubmit_to=sub.text("resubmit_to", None, pattern=_NAME),
-                         exclude_node=sub.flag("exclude_node", False))
-        sub.done()
-        rules.append((reason, rule))
-    return FailurePolicy(tuple(rules))
+def failure_policy(values: Mapping[str, Any]) -> FailurePolicy:
+    """The policy from a queue table's values as read by FAILURE_FIELDS (None: that table is absent)."""
+    return FailurePolicy(tuple((reason, OnFailure(**values[key])) for reason, key in KEYS.items()
+                               if values.get(key) is not None))
 
 
 def check_targets(file: object, policies: Mapping[str, FailurePolicy], names: set[str]) -> dict[str, ConfigError]:
