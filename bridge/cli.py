@@ -14,6 +14,7 @@ from bridge.cli_dev import add_cluster, add_demo, demo_command
 from bridge.cli_experiments import add_experiments
 from bridge.cli_queues import add_queues
 from bridge.cli_reconcile import add_reconcile
+from bridge.cli_schema import add_schema
 from bridge.cli_status import add_status
 from bridge.errors import BridgeError
 from bridge.values import INT32_MAX, printable
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(commands)
     add_audit(commands, _config_option, experiment_id)
     add_reconcile(commands, _action)
+    add_schema(commands, _action)
     add_status(commands, _action, _config_option)
     add_demo(commands)
     return parser

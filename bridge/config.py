@@ -4,7 +4,8 @@ Admins edit these files, so every error names the file, the dotted key, the bad
 value and what would have been accepted; unknown keys are errors (a typo must not
 silently fall back to a default). Relative paths are relative to the file that
 holds them, never to the current directory. queues.toml is read by
-bridge.queues_config, each table by bridge.toml_table.
+bridge.queues_config, each table by bridge.toml_table from the `Field` tables
+below, from which bridge.schema also writes bridge.toml's JSON Schema.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bridge.errors import ConfigError
-from bridge.metrics_config import MetricsConfig, load_metrics
+from bridge.metrics_config import METRICS_FIELDS, MetricsConfig, load_metrics
 from bridge.preflight import url_problem
 from bridge.queues_config import QueueConfig, load_queues
 from bridge.sbatch_text import UnsafeValueError, slurm_filename
-from bridge.tags import DEFAULT_DEPLOYMENT, DEPLOYMENT_RULE, valid_deployment
-from bridge.toml_table import Table, read_toml
-from bridge.values import INT32_MAX
+from bridge.tags import DEFAULT_DEPLOYMENT, DEPLOYMENT, DEPLOYMENT_RULE
+from bridge.toml_table import Field, Table, read_fields, read_toml
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +159,99 @@ def resolve_config_path(arg: str | Path | None, environ: Mapping[str, str] | Non
     return DEFAULT_PATH
 
 
+def _seconds(name: str, default: float, description: str, minimum: float = 0.0, maximum: float = 86400.0) -> Field:
+    return Field(name, "number", default, f"{description} (seconds)", minimum=minimum, maximum=maximum)
+
+
+SSH_FIELDS = (
+    Field("host", "text", description="the login node the SSH runner runs Slurm commands on"),
+    Field("port", "integer", 22, "its SSH port", maximum=65535),
+    Field("user", "text", None, "user name on the login node (default: the current user)"),
+    Field("key_file", "path", None, "private key file (relative to bridge.toml; default: the SSH agent's keys)"),
+    Field("known_hosts", "path", None, "known_hosts file the login node's host key must be in"),
+    Field("allow_unknown_hosts", "flag", False, "accept a host key that is not in known_hosts (tests only)"),
+    _seconds("connect_timeout", 10.0, "how long connecting may take", minimum=0.1),
+)
+TIMEOUT_FIELDS = (
+    _seconds("submit", SlurmTimeouts.submit, "sbatch; a timed-out one is looked up by its tag", 0.1),
+    _seconds("find", SlurmTimeouts.find, "squeue/sacct --name: is a submission tag on the cluster?", 0.1),
+    _seconds("status", SlurmTimeouts.status, "the poll's squeue, and sacct for what squeue forgot", 0.1),
+    _seconds("cancel", SlurmTimeouts.cancel, "scancel", 0.1),
+    _seconds("accounting", SlurmTimeouts.accounting, "sacct for audits and reports", 0.1),
+    _seconds("info", SlurmTimeouts.info, "partitions, nodes, version, MaxArraySize", 0.1),
+)
+SLURM_FIELDS = (
+    Field("conf", "path", None, "slurm.conf, exported as SLURM_CONF to every Slurm command"),
+    Field("timeouts", "table", None, "seconds each kind of Slurm call may take", fields=TIMEOUT_FIELDS),
+    Field("env", "map", None, "environment variables for every Slurm command", key_pattern=_ENV_NAME,
+          item=Field("", "text"), expected="an environment variable name"),
+)
+CLAIM_FIELDS = (
+    Field("misses", "integer", ClaimRule.misses, "look-ups in a row where squeue and sacct both answered "
+          "'not there' before a claim with an unknown sbatch outcome is released"),
+    _seconds("grace", ClaimRule.grace, "those look-ups span at least this long"),
+    _seconds("stuck_after", ClaimRule.stuck_after, "an outcome still unknown after this long is reported stuck"),
+)
+LOST_FIELDS = (
+    Field("misses", "integer", LostRule.misses, "reconcile runs in a row that missed a split's array before "
+          "it is lost", maximum=1000),
+    _seconds("grace", LostRule.grace, "those runs span at least this long"),
+)
+POLL_FIELDS = (
+    _seconds("min_interval", PollConfig.min_interval, "poll interval while states change", 0.1, 3600),
+    _seconds("max_interval", PollConfig.max_interval, "poll interval when idle, at least min_interval", 0.1, 3600),
+)
+RETRY_FIELDS = (
+    Field("attempts", "integer", RetryPolicy.attempts, "tries of a Slurm call that failed transiently", maximum=100),
+    _seconds("base_delay", RetryPolicy.base_delay, "first delay, doubled per attempt, with jitter", maximum=3600),
+    _seconds("max_delay", RetryPolicy.max_delay, "longest delay, at least base_delay", maximum=3600),
+)
+_LIMIT_WORDS = {
+    "max_blocks": "blocks per experiment", "max_required_slots": "splits per job (a block's required_slots)",
+    "max_splits_per_slot": "required_slots <= this x the queue's max_slots_per_user",
+    "max_dataset_size": "data units of a dataset input", "max_parameters_bytes": "a block's parameters, as JSON",
+    "max_parameters_depth": "nesting of a block's parameters",
+}
+LIMIT_FIELDS = tuple(Field(name, "integer", getattr(Limits, name), words) for name, words in _LIMIT_WORDS.items())
+DATABASE_FIELDS = (
+    Field("url", "text", None, "SQLAlchemy URL: sqlite:///FILE (relative to bridge.toml; default "
+          "bridge.sqlite beside it) or postgresql+psycopg://user@host/db"),
+)
+_SPOOL_RULE = ("a path without a backslash (in --output/--error, Slurm reads a backslash as 'expand no %A_%a': "
+               "every element would share one log)")
+BRIDGE_FIELDS = (
+    Field("database", "table", None, "the bridge's database", fields=DATABASE_FIELDS),
+    Field("templates_dir", "path", None, "an existing directory of admin templates, searched before the shipped "
+          "ones (relative to bridge.toml)"),
+    Field("runner", "choice", "local", "where Slurm commands run: here, over SSH on a login node, or pyslurm",
+          choices=RUNNERS),
+    Field("ssh", "table", None, "how the SSH runner reaches the login node", fields=SSH_FIELDS,
+          required_when=("runner", "ssh")),
+    Field("slurm", "table", None, "how Slurm commands are run", fields=SLURM_FIELDS),
+    Field("queues", "path", None, "the queue -> partition mapping (default queues.toml beside bridge.toml)"),
+    Field("cache_root", "path", description="BEAT's cache (shared with the nodes; relative to bridge.toml)"),
+    Field("spool_dir", "path", description="per-split configuration, results and element logs (shared with "
+          "the nodes)", pattern=re.compile(r"^[^\\]*$"), expected=_SPOOL_RULE),
+    Field("poll", "table", None, "bounds of the poller's adaptive interval", fields=POLL_FIELDS),
+    Field("retry", "table", None, "backoff for transient Slurm errors", fields=RETRY_FIELDS),
+    Field("split_errors", "integer", 3, "missing input index: retries before the block fails", maximum=1000),
+    Field("cache_errors", "integer", 5, "incomplete cache after COMPLETED: retries before the split fails",
+          maximum=1000),
+    Field("claims", "table", None, "when a claim whose sbatch outcome is unknown is released", fields=CLAIM_FIELDS),
+    Field("spool_retention_hours", "number", 168.0, "a settled array's spool directory is removed this long after "
+          "(hours)"),
+    Field("limits", "table", None, "what one experiment declaration may ask for", fields=LIMIT_FIELDS),
+    Field("deployment", "token", DEFAULT_DEPLOYMENT, "names this bridge in every job array's name, "
+          "bb-<deployment>-...; two bridges on one cluster need different ones", pattern=DEPLOYMENT,
+          expected=f"{DEPLOYMENT_RULE} (it names this bridge in every job array's name, bb-<deployment>-...; "
+          "two bridges on one cluster need different ones)"),
+    Field("reconcile", "table", None, "when `beat-bridge reconcile` calls a submitted split lost",
+          fields=LOST_FIELDS),
+    Field("metrics", "table", None, "where `beat-bridge run` publishes Prometheus metrics (both off by default)",
+          fields=METRICS_FIELDS),
+)
+
+
 def load_config(path: str | Path, queue_errors: dict[str, ConfigError] | None = None) -> BridgeConfig:
     """Load bridge.toml and the queues.toml it names; raise ConfigError naming file, key and value.
 
@@ -166,170 +259,82 @@ def load_config(path: str | Path, queue_errors: dict[str, ConfigError] | None = 
     """
     path = Path(path).absolute()
     top = Table(path, "", read_toml(path))
+    v = read_fields(top, BRIDGE_FIELDS)
     base = path.parent
-    database_url = _database_url(top.table("database"), base)
-    templates_dir = top.path("templates_dir", None)
+    database_url = _database_url(top, (v["database"] or {}).get("url"), base)
+    templates_dir = v["templates_dir"]
     if templates_dir is not None and not templates_dir.is_dir():
         raise top.fail("templates_dir", str(templates_dir), "an existing directory")
-    runner = top.choice("runner", RUNNERS, "local")
-    ssh = _ssh(top.table("ssh", required=runner == "ssh"))
-    slurm_conf, slurm_env, timeouts = _slurm(top.table("slurm"))
-    queues_file = top.path("queues", base / "queues.toml")
+    slurm = v["slurm"] or {}
+    queues_file = v["queues"] or base / "queues.toml"
     config = BridgeConfig(
         path=path,
         database_url=database_url,
-        cache_root=top.path("cache_root"),
-        spool_dir=_spool_dir(top),
-        runner=runner,
+        cache_root=v["cache_root"],
+        spool_dir=_spool_dir(top, v["spool_dir"]),
+        runner=v["runner"],
         queues_file=queues_file,
         queues=load_queues(queues_file, (templates_dir,) if templates_dir else (), queue_errors),
-        ssh=ssh,
-        poll=_poll(top.table("poll")),
-        retry=_retry(top.table("retry")),
-        split_errors=top.integer("split_errors", 3, maximum=1000),
-        cache_errors=top.integer("cache_errors", 5, maximum=1000),
+        ssh=SshConfig(**v["ssh"]) if v["ssh"] else None,
+        poll=_poll(top, v["poll"]),
+        retry=_retry(top, v["retry"]),
+        split_errors=v["split_errors"],
+        cache_errors=v["cache_errors"],
         templates_dir=templates_dir,
-        slurm_conf=slurm_conf,
-        slurm_env=slurm_env,
-        timeouts=timeouts,
-        claims=_claims(top.table("claims")),
-        spool_retention_hours=top.number("spool_retention_hours", 168.0),
-        limits=_limits(top.table("limits")),
-        deployment=_deployment(top),
-        reconcile=_lost(top.table("reconcile")),
-        metrics=load_metrics(top.table("metrics")),
+        slurm_conf=slurm.get("conf"),
+        slurm_env=slurm.get("env") or {},
+        timeouts=SlurmTimeouts(**(slurm.get("timeouts") or {})),
+        claims=ClaimRule(**(v["claims"] or {})),
+        spool_retention_hours=v["spool_retention_hours"],
+        limits=Limits(**(v["limits"] or {})),
+        deployment=v["deployment"],
+        reconcile=LostRule(**(v["reconcile"] or {})),
+        metrics=load_metrics(top, v["metrics"]),
     )
-    top.done()
     log.debug("loaded configuration %s (%d queues)", path, len(config.queues))
     return config
 
 
-def _database_url(t: Table | None, base: Path) -> str:
+def _database_url(top: Table, url: str | None, base: Path) -> str:
     """The database URL; a relative SQLite file path is made relative to the config file."""
-    if t is None:
+    if url is None:
         return f"sqlite:///{base / 'bridge.sqlite'}"
-    url = t.text("url", f"sqlite:///{base / 'bridge.sqlite'}")
     prefix = "sqlite:///"
     rest = url[len(prefix):] if url.startswith(prefix) else None
     if rest and not rest.startswith("/") and not rest.startswith(":memory:"):
         url = prefix + str((base / rest).resolve())
     problem = url_problem(url)
     if problem:
-        raise t.fail("url", url, problem)
-    t.done()
+        raise Table(top.file, "database", {}).fail("url", url, problem)
     return url
 
 
-def _ssh(t: Table | None) -> SshConfig | None:
-    if t is None:
-        return None
-    ssh = SshConfig(
-        host=t.text("host"),
-        port=t.integer("port", 22),
-        user=t.text("user", None),
-        key_file=t.path("key_file", None),
-        known_hosts=t.path("known_hosts", None),
-        allow_unknown_hosts=t.flag("allow_unknown_hosts", False),
-        connect_timeout=t.number("connect_timeout", 10.0, minimum=0.1),
-    )
-    if ssh.port > 65535:
-        raise t.fail("port", ssh.port, "an integer from 1 to 65535")
-    t.done()
-    return ssh
+def _spool_dir(top: Table, spool: Path) -> Path:
+    """spool_dir: it is written into every array's --output/--error pattern (bridge.sbatch_text.slurm_filename).
 
-
-def _slurm(t: Table | None) -> tuple[Path | None, dict[str, str], SlurmTimeouts]:
-    if t is None:
-        return None, {}, SlurmTimeouts()
-    conf = t.path("conf", None)
-    timeouts = _timeouts(t.table("timeouts"))
-    env_table = t.table("env")
-    env: dict[str, str] = {}
-    if env_table is not None:
-        for name in env_table.data:
-            if not _ENV_NAME.match(name):
-                raise env_table.fail(name, name, "an environment variable name")
-            env[name] = env_table.text(name)
-        env_table.done()
-    t.done()
-    return conf, env, timeouts
-
-
-def _timeouts(t: Table | None) -> SlurmTimeouts:
-    if t is None:
-        return SlurmTimeouts()
-    default = SlurmTimeouts()
-    timeouts = SlurmTimeouts(**{name: t.number(name, getattr(default, name), 0.1)
-                                for name in SlurmTimeouts.__dataclass_fields__})
-    t.done()
-    return timeouts
-
-
-def _spool_dir(top: Table) -> Path:
-    """spool_dir: it is written into every array's --output/--error pattern (bridge.sbatch_text.slurm_filename)."""
-    spool = top.path("spool_dir")
+    The field's pattern refuses a backslash in the value; this refuses one the resolved path got from
+    bridge.toml's own directory.
+    """
     try:
         slurm_filename(str(spool))  # the one rule of what a pattern's directory may hold
     except UnsafeValueError:
-        raise top.fail("spool_dir", str(spool), "a path without a backslash (in --output/--error, "
-                       "Slurm reads a backslash as 'expand no %A_%a': every element would share one log)") from None
+        raise top.fail("spool_dir", str(spool), _SPOOL_RULE) from None
     return spool
 
 
-def _claims(t: Table | None) -> ClaimRule:
-    if t is None:
-        return ClaimRule()
-    default = ClaimRule()
-    rule = ClaimRule(t.integer("misses", default.misses), t.number("grace", default.grace, 0.0),
-                     t.number("stuck_after", default.stuck_after, 0.0))
-    t.done()
-    return rule
-
-
-def _deployment(top: Table) -> str:
-    """deployment: written into every submission tag, so it must keep the tag's shape (bridge.tags)."""
-    name = top.raw("deployment", DEFAULT_DEPLOYMENT)
-    if not valid_deployment(name):
-        raise top.fail("deployment", name, f"{DEPLOYMENT_RULE} (it names this bridge in every job "
-                       "array's name, bb-<deployment>-...; two bridges on one cluster need different ones)")
-    return name
-
-
-def _lost(t: Table | None) -> LostRule:
-    if t is None:
-        return LostRule()
-    default = LostRule()
-    rule = LostRule(t.integer("misses", default.misses, maximum=1000), t.number("grace", default.grace, 0.0))
-    t.done()
-    return rule
-
-
-def _poll(t: Table | None) -> PollConfig:
-    if t is None:
-        return PollConfig()
-    poll = PollConfig(t.number("min_interval", 1.0, 0.1, 3600), t.number("max_interval", 10.0, 0.1, 3600))
+def _poll(top: Table, values: dict | None) -> PollConfig:
+    """[poll]; max_interval >= min_interval is a rule between two keys, which a JSON Schema cannot state."""
+    poll = PollConfig(**(values or {}))
     if poll.max_interval < poll.min_interval:
-        raise t.fail("max_interval", poll.max_interval, f"a number >= poll.min_interval ({poll.min_interval})")
-    t.done()
+        raise Table(top.file, "poll", {}).fail(
+            "max_interval", poll.max_interval, f"a number >= poll.min_interval ({poll.min_interval})")
     return poll
 
 
-def _retry(t: Table | None) -> RetryPolicy:
-    if t is None:
-        return RetryPolicy()
-    retry = RetryPolicy(t.integer("attempts", 5, maximum=100), t.number("base_delay", 1.0, maximum=3600),
-                        t.number("max_delay", 30.0, maximum=3600))
+def _retry(top: Table, values: dict | None) -> RetryPolicy:
+    """[retry]; max_delay >= base_delay is a rule between two keys, which a JSON Schema cannot state."""
+    retry = RetryPolicy(**(values or {}))
     if retry.max_delay < retry.base_delay:
-        raise t.fail("max_delay", retry.max_delay, f"a number >= retry.base_delay ({retry.base_delay})")
-    t.done()
+        raise Table(top.file, "retry", {}).fail(
+            "max_delay", retry.max_delay, f"a number >= retry.base_delay ({retry.base_delay})")
     return retry
-
-
-def _limits(t: Table | None) -> Limits:
-    if t is None:
-        return Limits()
-    default = Limits()
-    limits = Limits(**{name: t.integer(name, getattr(default, name), maximum=INT32_MAX)
-                       for name in Limits.__dataclass_fields__})
-    t.done()
-    return limits

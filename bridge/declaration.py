@@ -53,9 +53,8 @@ from bridge.toml_table import parse_toml
 from bridge.values import JsonError, load_json
 
 __all__ = ["DeclarationError", "load_experiment", "load_experiment_file"]
-TOP_KEYS = {"name", "author", "blocks"}
-BLOCK_KEYS = {"algorithm", "parameters", "queue", "environment", "required_slots", "inputs",
-              "outputs", "dependencies"}
+TOP_KEYS = set(fields.TOP)
+BLOCK_KEYS = set(fields.BLOCK)
 
 
 @dataclass
@@ -122,8 +121,8 @@ def _check_top(session: Session, declaration: Any, limits: Limits) -> tuple[str,
     if "name" not in declaration or "author" not in declaration:
         raise DeclarationError(f"'{'name' if 'name' not in declaration else 'author'}' is missing: "
                                "a declaration has a name, an author and blocks")
-    name = fields.check_top_name("name", declaration["name"], fields.EXPERIMENT_NAME)
-    author = fields.check_top_name("author", declaration["author"], fields.AUTHOR)
+    name = fields.check_top_name("name", declaration["name"], fields.TOP["name"].max_length)
+    author = fields.check_top_name("author", declaration["author"], fields.TOP["author"].max_length)
     specs = declaration.get("blocks")
     if not isinstance(specs, Mapping) or not specs:
         raise DeclarationError("'blocks' must be a non-empty mapping of block name to block")
@@ -145,12 +144,12 @@ def _check_block(session: Session, name: str, spec: Any, limits: Limits) -> _Blo
     unknown = set(spec) - BLOCK_KEYS
     if unknown:
         raise fail(name, sorted(unknown)[0], f"unknown field; expected {sorted(BLOCK_KEYS)}")
-    fields.check_algorithm(name, spec.get("algorithm"))
-    fields.check_parameters(name, spec.get("parameters", {}), limits)
-    fields.check_outputs(name, spec.get("outputs"))
-    queue = _queue(session, name, spec.get("queue"))
-    fields.check_slots(name, spec.get("required_slots", 1), queue, limits)
-    environment = _environment(session, name, spec.get("environment"))
+    fields.check_algorithm(name, fields.value(spec, "algorithm"))
+    fields.check_parameters(name, fields.value(spec, "parameters"), limits)
+    fields.check_outputs(name, fields.value(spec, "outputs"))
+    queue = _queue(session, name, fields.value(spec, "queue"))
+    fields.check_slots(name, fields.value(spec, "required_slots"), queue, limits)
+    environment = _environment(session, name, fields.value(spec, "environment"))
     if queue.environments and environment not in queue.environments:
         offered = f"{environment.name} ({environment.version}) is not offered by queue {queue.name}"
         raise fail(name, "environment", offered)
@@ -184,7 +183,7 @@ def _environment(session: Session, block: str, value: Any) -> Environment:
 
 def _link_inputs(block: _Block, blocks: Mapping[str, _Block], limits: Limits) -> None:
     """Check inputs and dependencies; record the upstream blocks of `block`."""
-    inputs = block.spec.get("inputs", {})
+    inputs = fields.value(block.spec, "inputs")
     if not isinstance(inputs, Mapping):
         raise fail(block.name, "inputs", "must be a mapping of input name to source")
     for iname, source in inputs.items():
@@ -204,7 +203,7 @@ def _link_inputs(block: _Block, blocks: Mapping[str, _Block], limits: Limits) ->
             block.upstream.add(upstream.name)
         else:
             raise fail(block.name, where, "expected {dataset, size} or {block, output}")
-    dependencies = block.spec.get("dependencies", [])
+    dependencies = fields.value(block.spec, "dependencies")
     if not isinstance(dependencies, list):
         raise fail(block.name, "dependencies", "must be a list of block names")
     for dependency in dependencies:
@@ -232,7 +231,7 @@ def _topological(blocks: Mapping[str, _Block]) -> list[str]:
 
 def _hash_outputs(block: _Block, blocks: Mapping[str, _Block]) -> None:
     """Compute the input and output hashes of `block` (its upstream blocks already done)."""
-    for iname, source in block.spec.get("inputs", {}).items():
+    for iname, source in fields.value(block.spec, "inputs").items():
         if "dataset" in source:
             hash_ = dataset_hash(source["dataset"], source["size"])
             block.inputs[iname] = {"dataset": source["dataset"], "size": source["size"]}
@@ -244,17 +243,17 @@ def _hash_outputs(block: _Block, blocks: Mapping[str, _Block]) -> None:
     input_hashes = {iname: entry["hash"] for iname, entry in block.inputs.items()}
     for oname in block.spec["outputs"]:
         block.hashes[oname] = output_hash(
-            block.spec["algorithm"], block.spec.get("parameters", {}), env, input_hashes, oname)
+            block.spec["algorithm"], fields.value(block.spec, "parameters"), env, input_hashes, oname)
 
 
 def _block_row(session: Session, experiment: Experiment, block: _Block, position: int) -> Block:
     """The Block row of a validated block, with its (shared) cached files."""
     command = {
         "experiment": experiment.name, "author": experiment.author, "block": block.name,
-        "algorithm": block.spec["algorithm"], "parameters": block.spec.get("parameters", {}),
+        "algorithm": block.spec["algorithm"], "parameters": fields.value(block.spec, "parameters"),
         "queue": block.queue.name, "partition": block.queue.partition,
         "environment": {"name": block.environment.name, "version": block.environment.version},
-        "nb_slots": block.spec.get("required_slots", 1),
+        "nb_slots": fields.value(block.spec, "required_slots"),
         "inputs": block.inputs,
         "outputs": {o: {"hash": h, "path": cache_path(h)} for o, h in block.hashes.items()},
     }
@@ -265,7 +264,7 @@ def _block_row(session: Session, experiment: Experiment, block: _Block, position
     row = Block(
         experiment=experiment, name=block.name, command=json.dumps(command, sort_keys=True),
         queue=block.queue, environment=block.environment, outputs=outputs,
-        required_slots=block.spec.get("required_slots", 1), execution_order=position,
+        required_slots=fields.value(block.spec, "required_slots"), execution_order=position,
         status=BlockStatus.PENDING,
     )
     session.add(row)

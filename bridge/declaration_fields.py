@@ -6,6 +6,11 @@ database column and refused with control or invisible characters (they reach
 terminals, logs and `#SBATCH` comments); integers by what the database stores
 and by the bridge's [limits]; parameters must be plain JSON (finite numbers, no
 TOML dates) of bounded size and nesting.
+
+The keys are declared once, in TOP_FIELDS and BLOCK_FIELDS (which are required,
+their defaults, bounds and descriptions): the loader takes its key sets,
+defaults and bounds from them, and bridge.schema_declaration writes the JSON
+Schema of a declaration from the same tables.
 """
 
 from __future__ import annotations
@@ -18,9 +23,12 @@ from typing import Any
 from bridge.config import Limits
 from bridge.errors import BridgeError
 from bridge.models import Block, Environment, Experiment, Queue
+from bridge.toml_table import MISSING, Field
 from bridge.values import INT32_MAX, integer_problem, json_problem, name_problem
 
-ALGORITHM = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*", re.ASCII)
+_WORD = "[A-Za-z_][A-Za-z0-9_]*"  # spelt out (not \w): JSON Schema editors read \w as Unicode or ASCII
+ALGORITHM = re.compile(rf"{_WORD}(\.{_WORD})*:{_WORD}")
+ALGORITHM_LENGTH = 500
 NAME_LENGTH = 200  # block, input, output, dataset and dependency names
 EXPERIMENT_NAME = Experiment.__table__.c.name.type.length
 AUTHOR = Experiment.__table__.c.author.type.length
@@ -28,6 +36,47 @@ BLOCK_NAME = Block.__table__.c.name.type.length
 QUEUE_NAME = Queue.__table__.c.name.type.length
 ENV_NAME = Environment.__table__.c.name.type.length
 ENV_VERSION = Environment.__table__.c.version.type.length
+
+# Kinds beyond bridge.toml_table's: algorithm, json (a mapping of plain JSON values), environment ('name-version',
+# a unique 'name', or {name, version}), slots (1 to the [limits] bound), inputs, outputs (non-empty, distinct
+# names), names (a list of names), blocks. A text field here is a name: non-blank, no control characters.
+BLOCK_FIELDS = (
+    Field("algorithm", "algorithm", description="the function a split runs: 'package.module:function'",
+          pattern=ALGORITHM, max_length=ALGORITHM_LENGTH),
+    Field("parameters", "json", {}, "passed to the algorithm: a mapping of plain JSON values"),
+    Field("queue", "text", description="a queue of queues.toml (`beat-bridge queues sync`)", max_length=QUEUE_NAME),
+    Field("environment", "environment", description="'name-version', a unique 'name', or {name, version}",
+          max_length=ENV_NAME + ENV_VERSION + 1,
+          fields=(Field("name", "text", max_length=ENV_NAME), Field("version", "text", max_length=ENV_VERSION))),
+    Field("required_slots", "slots", 1, "splits of this block, at most bridge.toml [limits] max_required_slots "
+          "and max_splits_per_slot x the queue's max_slots_per_user"),
+    Field("inputs", "inputs", {}, "input name -> {dataset, size} (size data units) or {block, output}",
+          max_length=NAME_LENGTH),
+    Field("outputs", "outputs", description="the block's output names: at least one, distinct",
+          max_length=NAME_LENGTH),
+    Field("dependencies", "names", [], "blocks that must be done first, beyond those its inputs name",
+          max_length=NAME_LENGTH),
+)
+TOP_FIELDS = (
+    Field("name", "text", description="the experiment's name, unique per author", max_length=EXPERIMENT_NAME),
+    Field("author", "text", description="the user it runs for (counts for the queues' max_slots_per_user)",
+          max_length=AUTHOR),
+    Field("blocks", "blocks", description="block name -> block (at least one, at most bridge.toml [limits] "
+          "max_blocks)", max_length=BLOCK_NAME, fields=BLOCK_FIELDS),
+)
+TOP = {f.name: f for f in TOP_FIELDS}
+BLOCK = {f.name: f for f in BLOCK_FIELDS}
+
+
+def value(spec: Mapping[str, Any], name: str) -> Any:
+    """A block's field: its value, else its default from BLOCK_FIELDS (None for a required one: its check refuses).
+
+    A default {} or [] is copied: one declaration's must not be another's.
+    """
+    if name in spec:
+        return spec[name]
+    default = BLOCK[name].default
+    return None if default is MISSING else type(default)(default) if isinstance(default, (dict, list)) else default
 
 
 class DeclarationError(BridgeError):
@@ -56,15 +105,16 @@ def check_top_name(key: str, value: Any, max_length: int) -> str:
 
 
 def check_block_name(name: str) -> str:
-    problem = name_problem(name, BLOCK_NAME)
+    problem = name_problem(name, TOP["blocks"].max_length)
     if problem:
         raise DeclarationError(f"block name {problem}")
     return name
 
 
 def check_algorithm(block: str, value: Any) -> str:
-    if not isinstance(value, str) or not ALGORITHM.fullmatch(value) or len(value) > 500:
-        raise fail(block, "algorithm", "expected 'package.module:function' (ASCII, at most 500 characters)")
+    if not isinstance(value, str) or not ALGORITHM.fullmatch(value) or len(value) > ALGORITHM_LENGTH:
+        raise fail(block, "algorithm", f"expected 'package.module:function' (ASCII, at most {ALGORITHM_LENGTH} "
+                   "characters)")
     return value
 
 

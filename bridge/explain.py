@@ -74,6 +74,8 @@ class SplitRow:
     exit_code: str | None = None
     start: datetime | None = None
     end: datetime | None = None
+    attempt: int = 1  # > 1: resubmitted after a failure (bridge.resubmission)
+    queue: str | None = None  # the queue a resubmission sent it to, when not its block's
     mapping_version: str | None = None  # the queue mapping its array rendered with (bridge.queue_versions)
 
 
@@ -215,7 +217,7 @@ def _empty(index: int, status: str, source: str) -> dict[str, Any]:
             "source": source, "element_id": None, "tag": None, "slurm_state": None, "node": None,
             "pending_reason": None, "exit_code": None, "elapsed_s": None, "verdict": None,
             "mapping_version": None, "user_error": None, "system_error": None, "timed_out": False,
-            "logs": None, "stderr_tail": []}
+            "logs": None, "stderr_tail": [], "attempt": 1, "queue": None}
 
 
 def _from_live(row: SplitRow, snap: SnapshotRow | None, facts: Facts, now: datetime) -> dict[str, Any]:
@@ -224,8 +226,8 @@ def _from_live(row: SplitRow, snap: SnapshotRow | None, facts: Facts, now: datet
     running = row.status in (SplitStatus.PROCESSING.value, SplitStatus.CANCELLING.value)
     split.update(split_id=row.id, element_id=row.element_id, tag=row.tag, slurm_state=row.slurm_state,
                  node=row.node, exit_code=row.exit_code, pending_reason=reason,
-                 elapsed_s=_elapsed(row.start, row.end or (now if running else None)),
-                 mapping_version=row.mapping_version)
+                 elapsed_s=_elapsed(row.start, row.end or (now if running else None)), attempt=row.attempt,
+                 queue=row.queue, mapping_version=row.mapping_version)
     if snap is not None:
         split.update(verdict=snap.verdict, mapping_version=snap.mapping_version or row.mapping_version,
                      elapsed_s=snap.elapsed_s if snap.elapsed_s is not None else split["elapsed_s"])

@@ -16,12 +16,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from bridge.errors import BridgeError, CommandError
 from bridge.explain import BlockRow, ExperimentRow, Facts, JobRow, LogFacts, ResultRow, SnapshotRow, SplitRow
 from bridge.job_rows import mirrors_of
-from bridge.models import AccountingSnapshot, Block, Experiment, Job, JobSplit, Result, SplitStatus
+from bridge.models import AccountingSnapshot, Block, Experiment, Job, JobSplit, Queue, Result, SplitStatus
 from bridge.slurm_client import SlurmClient
 
 TAIL_BYTES = 65536
@@ -91,7 +91,15 @@ def _job_name(job: Job) -> str:
 def split_row(split: JobSplit, block_id: int) -> SplitRow:
     return SplitRow(split.id, block_id, split.split_index, split.status.value, split.submission_tag,
                     split.slurm_element_id, split.slurm_state, split.slurm_node, split.slurm_exit_code,
-                    split.start_time, split.end_time, split.mapping_version)
+                    split.start_time, split.end_time, split.attempt,
+                    _queue_name(split), split.mapping_version)
+
+
+def _queue_name(split: JobSplit) -> str | None:
+    """The queue a resubmission gave the split (JobSplit.queue_id), by name; None: its block's."""
+    session = object_session(split)
+    queue = session.get(Queue, split.queue_id) if split.queue_id is not None and session is not None else None
+    return queue.name if queue is not None else None
 
 
 def snapshot_row(s: AccountingSnapshot) -> SnapshotRow:

@@ -75,6 +75,8 @@ def split_lines(split: Mapping[str, Any]) -> list[str]:
         facts.append(f"element {split['element_id']}{' on ' + _p(split['node']) if split['node'] else ''}")
     elif split["status"] == "N":
         facts.append("being submitted" if split["tag"] else "not submitted yet")
+    if split.get("attempt", 1) > 1:
+        facts.append(f"attempt {split['attempt']}" + (f" in queue {_p(split['queue'])}" if split.get("queue") else ""))
     if split["slurm_state"]:
         final = split["status"] in ("C", "F", "L") and split["exit_code"]
         facts.append(f"{_p(split['slurm_state'])}{' exit ' + split['exit_code'] if final else ''}")

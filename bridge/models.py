@@ -290,6 +290,12 @@ class JobSplit(Base):
     start_time: Mapped[datetime | None] = mapped_column(DateTime)
     end_time: Mapped[datetime | None] = mapped_column(DateTime)
     mapping_version: Mapped[str | None] = mapped_column(String(16))  # the queue settings its array rendered
+    # Failure-aware resubmission (bridge.resubmission): the attempt running or next, the queue of the
+    # next attempt when not the block's, and the nodes it must avoid (sbatch --exclude, comma list).
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    queue_id: Mapped[int | None] = mapped_column(
+        ForeignKey("queues.id", ondelete="SET NULL", name="fk_job_splits_queue_id"))
+    exclude_nodes: Mapped[str | None] = mapped_column(String(200))
 
     job: Mapped[Job] = relationship(back_populates="splits")
     worker: Mapped[Worker | None] = relationship()

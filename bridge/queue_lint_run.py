@@ -17,6 +17,7 @@ from pathlib import Path
 from bridge.errors import BridgeError, CommandError, ConfigError
 from bridge.queue_lint import Finding, access_findings, load_finding, partition_findings
 from bridge.queue_lint_accounts import account_findings, effective_account, effective_qos
+from bridge.queue_lint_failures import failure_findings
 from bridge.queues_config import QueueConfig, sample_spec
 from bridge.render import DEFAULT_TEMPLATE, render_array_script
 from bridge.slurm_checks import AccountingFacts
@@ -39,6 +40,7 @@ def lint_mapping(queues: Mapping[str, QueueConfig], load_errors: Mapping[str, Co
         found += access_findings(queue, partitions.get(queue.partition), effective_account(queue, facts),
                                  effective_qos(queue, facts), whose)
         found += script_findings(queue, client, templates_dirs)
+        found += failure_findings(queue, queues)
     order = {name: i for i, name in enumerate([*queues, *load_errors])}
     return sorted(found, key=lambda f: order.get(f.queue, len(order)))
 

@@ -35,10 +35,15 @@ def settings_for_job(session: Session, job_id: int, queue: Queue) -> tuple[str, 
     """The version and settings the job's arrays render with: fixed by its first array, kept after.
 
     The first array fixes the queue row's current settings on the job (in one
-    locked transaction that also stores them); later arrays read them back.
+    locked transaction that also stores them); later arrays read them back. A
+    split resubmitted to another queue (bridge.resubmission) renders with that
+    queue's current settings: the job's version is its block's queue's.
     """
     current = from_row(queue)
     job = session.get(Job, job_id)
+    if job is not None and job.block.queue_id != queue.id:  # a resubmission to another queue: that queue's now
+        with locked(session):
+            return store_version(session, queue.name, current), current
     if job is not None and job.mapping_version is None:
         with locked(session):
             version = store_version(session, queue.name, current)

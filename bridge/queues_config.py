@@ -1,7 +1,8 @@
 """queues.toml: each BEAT queue and the Slurm partition and limits it maps to.
 
 Loaded once into frozen dataclasses (see bridge.config); errors name the file,
-the key, the bad value and what would have been accepted.
+the key, the bad value and what would have been accepted. The keys are declared
+once, in QUEUES_FIELD, which bridge.schema also turns into queues.toml's JSON Schema.
 """
 
 from __future__ import annotations
@@ -13,16 +14,50 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bridge.errors import BridgeError, ConfigError
+from bridge.failure_policy import FAILURE_FIELDS, FailurePolicy, check_targets, failure_policy
 from bridge.models import Environment, Queue
 from bridge.render import BRIDGE_OPTIONS, ArraySpec, extra_options, package_templates_dir, render_array_script
 from bridge.sbatch_options import directive_problem
-from bridge.toml_table import Table, read_toml
+from bridge.toml_table import Field, Table, read_fields, read_toml
 from bridge.values import has_control
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+_DIRECTIVE = re.compile(r"^\s*--[A-Za-z][A-Za-z0-9-]*(=.*\S)?\s*$")  # surrounding blanks are stripped
 _LENGTH = {"queue": Queue.__table__.c.name.type.length, "partition": Queue.__table__.c.partition.type.length,
            "env_name": Environment.__table__.c.name.type.length,
            "env_version": Environment.__table__.c.version.type.length}
+ENVIRONMENT_FIELDS = (
+    Field("name", "text", description="the environment's name, as BEAT knows it", max_length=_LENGTH["env_name"]),
+    Field("version", "text", description="its version", max_length=_LENGTH["env_version"]),
+)
+# kind "directive": text matching the pattern that sets no option the bridge sets (bridge.sbatch_options.clash);
+# bridge.schema writes both into the schema.
+DIRECTIVE = Field("", "directive", pattern=_DIRECTIVE, expected="a long sbatch option like '--constraint=intel' "
+                  "(no '#SBATCH')")
+# Queue keys the bridge passes as the sbatch option of the same name when the queue sets them: an extra
+# directive may not set that option then (the loader below, and bridge.schema's if/then on these keys).
+SETS_OPTION = ("account", "qos")
+QUEUE_FIELDS = (
+    Field("partition", "text", description="the Slurm partition its splits run on (sbatch --partition)",
+          pattern=_NAME, max_length=_LENGTH["partition"]),
+    Field("memory_limit", "integer", description="MB per split (sbatch --mem)"),
+    Field("time_limit", "integer", description="minutes per split (sbatch --time)"),
+    Field("cores_per_slot", "integer", description="CPUs per split (sbatch --cpus-per-task)"),
+    Field("max_slots_per_user", "integer", description="splits of one job running at once (the array's %N)"),
+    Field("account", "text", None, "Slurm account charged (sbatch --account)", pattern=_NAME),
+    Field("qos", "text", None, "Slurm QOS (sbatch --qos)", pattern=_NAME),
+    Field("extra_directives", "list", [], "more #SBATCH options, each one long option that the bridge does "
+          "not set itself", item=DIRECTIVE),
+    Field("template", "text", None, "a per-queue sbatch template: a file name inside bridge.toml's templates_dir "
+          "or the shipped templates"),
+    Field("environments", "list", [], "the execution environments this queue accepts ('name-version' or "
+          "{name, version}); none listed: any", item=Field("", "name-version", fields=ENVIRONMENT_FIELDS)),
+    *FAILURE_FIELDS,
+)
+QUEUES_FIELD = Field(
+    "queues", "map", description="BEAT queues by name, each mapped onto a Slurm partition", minimum=1,
+    key_pattern=_NAME, max_length=_LENGTH["queue"], item=Field("", "table", fields=QUEUE_FIELDS),
+    expected=f"a queue name matching {_NAME.pattern}, at most {_LENGTH['queue']} characters")
 
 
 @dataclass(frozen=True)
@@ -48,6 +83,7 @@ class QueueConfig:
     extra_directives: tuple[str, ...] = ()
     template: Path | None = None
     environments: tuple[EnvironmentRef, ...] = ()
+    failures: FailurePolicy = FailurePolicy()  # on_node_fail, on_out_of_memory, on_timeout (bridge.failure_policy)
 
 
 def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = (),
@@ -64,9 +100,8 @@ def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = (),
     assert queues_table is not None
     queues = {}
     for name in queues_table.data:
-        if not _NAME.match(name) or len(name) > _LENGTH["queue"]:
-            raise queues_table.fail(name, name, f"a queue name matching {_NAME.pattern}, "
-                                    f"at most {_LENGTH['queue']} characters")
+        if not _NAME.fullmatch(name) or len(name) > _LENGTH["queue"]:
+            raise queues_table.fail(name, name, QUEUES_FIELD.expected)
         t = queues_table.table(name, required=True)
         assert t is not None
         try:
@@ -76,27 +111,27 @@ def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = (),
                 raise
             errors[name] = e
     queues_table.done()
-    if not queues and not errors:
+    for name, error in check_targets(path, {n: q.failures for n, q in queues.items()}, set(queues_table.data)).items():
+        if errors is None:
+            raise error
+        errors[name] = error
+        del queues[name]
+    if len(queues) < (QUEUES_FIELD.minimum or 0) and not errors:  # refused queues are in errors
         raise ConfigError(f"{path}: no queue defined (add a [queues.<name>] table)")
     return queues
 
 
 def _queue(name: str, t: Table, templates_dirs: tuple[Path, ...]) -> QueueConfig:
+    v = read_fields(t, QUEUE_FIELDS)
     queue = QueueConfig(
-        name=name,
-        partition=t.text("partition", pattern=_NAME, max_length=_LENGTH["partition"]),
-        memory_limit=t.integer("memory_limit"),
-        time_limit=t.integer("time_limit"),
-        cores_per_slot=t.integer("cores_per_slot"),
-        max_slots_per_user=t.integer("max_slots_per_user"),
-        account=t.text("account", None, pattern=_NAME),
-        qos=t.text("qos", None, pattern=_NAME),
-        extra_directives=tuple(_directive(t, i, v) for i, v in enumerate(t.items("extra_directives"))),
-        template=_template(t, templates_dirs),
-        environments=tuple(_environment(t, i, v) for i, v in enumerate(t.items("environments"))),
+        name=name, partition=v["partition"], memory_limit=v["memory_limit"], time_limit=v["time_limit"],
+        cores_per_slot=v["cores_per_slot"], max_slots_per_user=v["max_slots_per_user"], account=v["account"],
+        qos=v["qos"], extra_directives=tuple(_directive(t, i, d) for i, d in enumerate(v["extra_directives"])),
+        template=_template(t, v["template"], templates_dirs),
+        environments=tuple(_environment(t, i, e) for i, e in enumerate(v["environments"])),
+        failures=failure_policy(v),
     )
-    t.done()
-    taken = BRIDGE_OPTIONS | {o for o, v in (("account", queue.account), ("qos", queue.qos)) if v}
+    taken = BRIDGE_OPTIONS | {key for key in SETS_OPTION if v[key] is not None}
     try:
         extra_options(queue.extra_directives, taken)
     except BridgeError as e:
@@ -131,19 +166,17 @@ def _directive(t: Table, i: int, value: Any) -> str:
     """An admin's extra `#SBATCH` line: one long option, never a second line."""
     if not isinstance(value, str) or has_control(value):
         raise t.fail(f"extra_directives[{i}]", value, "a string without newlines or control characters")
-    if not re.match(r"^--[A-Za-z][A-Za-z0-9-]*(=.+)?$", value.strip()):
+    if not _DIRECTIVE.match(value):
         hint = directive_problem(value)  # `-t 10`: the clash rule names what the short form sets
-        raise t.fail(f"extra_directives[{i}]", value, "a long sbatch option like '--constraint=intel' (no '#SBATCH')"
-                     + (f"; {hint}" if hint else ""))
+        raise t.fail(f"extra_directives[{i}]", value, DIRECTIVE.expected + (f"; {hint}" if hint else ""))
     return value.strip()
 
 
-def _template(t: Table, templates_dirs: tuple[Path, ...]) -> Path | None:
+def _template(t: Table, name: str | None, templates_dirs: tuple[Path, ...]) -> Path | None:
     """A per-queue template: a file name inside the templates directories (bridge.toml's templates_dir, the shipped).
 
     Confined: no absolute path, no '..', and a symbolic link must not lead out of its directory.
     """
-    name = t.text("template", None)
     if name is None:
         return None
     dirs = [*templates_dirs, package_templates_dir()]
@@ -168,9 +201,5 @@ def _environment(t: Table, i: int, value: Any) -> EnvironmentRef:
         if sep and name.strip() and version.strip() and not has_control(value):
             return EnvironmentRef(name, version)
     elif isinstance(value, dict):
-        sub = Table(t.file, f"{t.key(key)}", value)
-        env = EnvironmentRef(sub.text("name", max_length=_LENGTH["env_name"]),
-                             sub.text("version", max_length=_LENGTH["env_version"]))
-        sub.done()
-        return env
+        return EnvironmentRef(**read_fields(Table(t.file, f"{t.key(key)}", value), ENVIRONMENT_FIELDS))
     raise t.fail(key, value, "'name-version' or a table {name = ..., version = ...}")

@@ -8,7 +8,8 @@ another way to give `--mem` (sbatch 22.05: "--mem, --mem-per-cpu, and
 `--partition=x` (a unique prefix of a long option is that option). The
 loader (bridge.queues_config) refuses such a directive when queues.toml is read,
 the renderer (bridge.render) again when a script is rendered, and
-`beat-bridge queues check` names it: all three through `clash` here.
+`beat-bridge queues check` names it: all three through `clash` here. The JSON
+Schema of queues.toml (bridge.schema) refuses the same names, from `clashing_names`.
 """
 
 from __future__ import annotations
@@ -49,12 +50,27 @@ def clash(name: str, taken: Iterable[str]) -> str | None:
     same = SAME_SETTING.get(name)
     if same in taken:
         return f"--{same} (--{name} sets the same thing)"
-    spelled = taken | {other for other, target in SAME_SETTING.items() if target in taken}
-    prefixed = sorted(option for option in spelled if option.startswith(name))
+    prefixed = sorted(option for option in _spellings(taken) if option.startswith(name))
     if prefixed:  # no sbatch option that the bridge leaves free is a prefix of one it sets (sbatch --help)
         return (f"{' or '.join('--' + p for p in prefixed)} (sbatch reads a unique prefix of a long option as "
                 "that option)")
     return None
+
+
+def clashing_names(taken: Iterable[str] = BRIDGE_OPTIONS) -> frozenset[str]:
+    """Every long option name `clash` refuses for `taken`: each spelling of a taken option, and its prefixes.
+
+    The three tests of `clash` (the name, another spelling, a prefix) all come down to "a prefix of a
+    spelling", so the set is finite: bridge.schema writes it into queues.toml's JSON Schema, where no
+    function can run.
+    """
+    return frozenset(option[:end] for option in _spellings(set(taken) | SUBMISSION_OPTIONS)
+                     for end in range(1, len(option) + 1))
+
+
+def _spellings(taken: set[str]) -> set[str]:
+    """The taken options and the other spellings of the same setting (SAME_SETTING)."""
+    return taken | {other for other, target in SAME_SETTING.items() if target in taken}
 
 
 def short_form(text: str) -> tuple[str, str] | None:

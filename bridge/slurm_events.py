@@ -20,9 +20,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bridge.failure_policy import OnFailure
 from bridge.history import guarded_set, locked
 from bridge.models import ACTIVE_SPLIT, Job, JobSplit, SplitStatus
 from bridge.outcomes import cancel_split, complete_split, fail_split, load_split, start_split
+from bridge.resubmission import start_again, try_resubmit
 from bridge.snapshots import record_settled
 from bridge.submission_db import set_slurm_facts
 
@@ -62,6 +64,8 @@ class Action:
     label: str = ""  # what happened, for reports: "failed:timed_out"
     problem: str = ""  # CACHE_PENDING: what is missing
     cache_limit: int = 0  # CACHE_PENDING: checks before the split fails
+    reason: str | None = None  # FAILED: Slurm's reason (poller.states): node_fail, out_of_memory, ...
+    rules: Mapping[str, OnFailure] | None = None  # FAILED: the queues' rules for it (bridge.resubmission)
 
 
 @dataclass
@@ -93,11 +97,20 @@ def apply_slurm_state(session: Session, split_id: int, facts: SlurmFacts, action
 
 
 def _start(session: Session, row: JobSplit, job: Job, node: str | None) -> bool:
-    """on_split_started and the node, once; also for an element first seen already finished."""
+    """on_split_started and the node, once; also for an element first seen already finished.
+
+    A later attempt of a resubmitted split (bridge.resubmission) starts without on_split_started:
+    its job, block and experiment started with the first.
+    """
     if row.status != S.QUEUED:
         return False
-    moved = start_split(session, row, job)
-    if node and node != "None assigned":
+    node = node if node and node != "None assigned" else None
+    if row.attempt > 1:
+        start_again(session, row, node)
+        moved = False
+    else:
+        moved = start_split(session, row, job)
+    if node:
         set_slurm_facts(session, row, node=node)
     return moved
 
@@ -124,5 +137,13 @@ def _outcome(session: Session, row: JobSplit, job: Job, action: Action, started:
             f"element {row.slurm_element_id} completed, but {action.problem} after {errors} checks")
         fail_split(session, row, job, result)
         return Settled("failed:cache")
+    if action.rules and try_resubmit(session, row, job, action.reason, action.rules, _system_error(action.result)):
+        return Settled(f"resubmitted:{action.reason}")
     fail_split(session, row, job, action.result)
     return Settled(action.label or "failed")
+
+
+def _system_error(result: Mapping[str, Any] | str | None) -> str:
+    if isinstance(result, str) or result is None:
+        return result or ""
+    return str(result.get("system_error") or "")

@@ -56,7 +56,9 @@ def record_settled(session: Session, row: JobSplit, job: Job, verdict: str | Non
     cgroups a memory kill is FAILED 0:9 in sacct, and only the element's stderr, read then, tells."""
     if row.status not in FINAL_SPLIT or not row.slurm_element_id or not row.slurm_job_id:
         return
-    block = job.block
+    block = job.block or session.get(Block, job.block_id)  # the job may be deleted in this transaction
+    if block is None:
+        return
     experiment = block.experiment
     session.add(AccountingSnapshot(
         split_id=row.id, split_status=row.status.value, verdict=verdict[:40] if verdict else None,

@@ -43,6 +43,8 @@ def on_slurm_clause() -> Any:
 def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) -> list[JobSplit]:
     """Queued, unclaimed splits of the queue, oldest runnable first, per-author limited.
 
+    A split's queue is its block's, or the one a resubmission gave it (JobSplit.queue_id).
+
     An author may have at most the queue's ``max_slots_per_user`` splits on
     Slurm (claimed, pending or running) at once. Read-only; does not commit.
     """
@@ -50,15 +52,16 @@ def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) ->
     q = session.get(Queue, qid)
     if q is None:
         return []
+    on_queue = func.coalesce(JobSplit.queue_id, Block.queue_id) == qid  # a resubmitted split's own queue first
     used = dict(session.execute(
         select(Experiment.author, func.count(JobSplit.id))
         .join(JobSplit.job).join(Job.block).join(Block.experiment)
-        .where(Block.queue_id == qid, on_slurm_clause()).group_by(Experiment.author)
+        .where(on_queue, on_slurm_clause()).group_by(Experiment.author)
     ).all())
     rows = session.execute(
         select(JobSplit, Experiment.author).join(JobSplit.job).join(Job.block)
         .join(Block.experiment)
-        .where(Block.queue_id == qid, JobSplit.status == S.QUEUED,
+        .where(on_queue, JobSplit.status == S.QUEUED,
                JobSplit.submission_tag.is_(None), JobSplit.slurm_job_id.is_(None),
                Job.runnable_date.is_not(None), Job.mirror.is_(False),
                Experiment.status.in_(LIVE_EXPERIMENT))

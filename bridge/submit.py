@@ -31,6 +31,7 @@ from bridge.models import JobSplit, Queue
 from bridge.outcomes import on_split_fail
 from bridge.queue_settings import QueueSettings
 from bridge.queue_versions import settings_for_job
+from bridge.resubmission import with_exclude
 from bridge.retry import backoff_delays
 from bridge.sbatch_scripts import spool as spool_files
 from bridge.slurm_client import OutcomeUnknown, SubmissionRefused
@@ -87,7 +88,8 @@ def submit_candidates(session: Session, backend: Backend) -> tuple[list[Submissi
     to_cancel: list[str] = []
     for queue in session.scalars(select(Queue).order_by(Queue.id)).all():
         candidates = retrieve_candidate_splits_for_queue(session, queue)
-        for _, splits in groupby(candidates, key=lambda s: s.job_id):
+        # one array per job and excluded nodes (--exclude is the array's): candidates come sorted by job
+        for _, splits in groupby(candidates, key=lambda s: (s.job_id, s.exclude_nodes or "")):
             for chunk in array_chunks(list(splits), backend.client.max_array_size()):  # read once, when needed
                 submission = submit_array(session, backend, queue, chunk, to_cancel)
                 if submission is not None:
@@ -201,7 +203,8 @@ def render_script(backend: Backend, queue: QueueSettings, splits: Sequence[JobSp
         error=f"{render.slurm_filename(str(spool))}/slurm-%A_%a.err",
         python=backend.python, element_runner=ELEMENT_RUNNER, spool_dir=str(spool),
         comment=f"beat experiment={block.experiment.name} block={block.name} job={splits[0].job_id}",
-        account=queue.account, qos=queue.qos, extra_directives=queue.extra_directives,
+        account=queue.account, qos=queue.qos,
+        extra_directives=with_exclude(queue.extra_directives, splits[0].exclude_nodes),
     )
     templates_dir = backend.config.templates_dir
     return render.render_array_script(spec, template=queue.template_ref(),

@@ -4,6 +4,10 @@ Every error names the file, the dotted key, the bad value and what would have
 been accepted; ``done()`` rejects the keys no getter asked for (a typo must not
 silently fall back to a default). Relative paths are relative to the file that
 holds them, never to the current directory.
+
+A table's keys are declared once, as a tuple of `Field`s (name, kind, default,
+bounds, pattern, description): `read_fields` reads a table by them, and
+bridge.schema turns the same tuples into the JSON Schema editors validate with.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +54,10 @@ class Table:
         return value
 
     def text(self, name: str, default: Any = MISSING, pattern: re.Pattern | None = None,
-             max_length: int | None = None) -> Any:
+             max_length: int | None = None, expected: str = "") -> Any:
         value = self._get(name, default, _is_text, "a non-empty string without control characters")
         if value is not default and pattern is not None and not pattern.match(value):
-            raise self.fail(name, value, f"a name matching {pattern.pattern}")
+            raise self.fail(name, value, expected or f"a name matching {pattern.pattern}")
         if value is not default and max_length is not None and len(value) > max_length:
             raise self.fail(name, value, f"a string of at most {max_length} characters")
         return value
@@ -74,8 +79,12 @@ class Table:
     def flag(self, name: str, default: Any = MISSING) -> bool:
         return self._get(name, default, lambda v: isinstance(v, bool), "true or false")
 
-    def path(self, name: str, default: Any = MISSING) -> Any:
-        value = self.text(name, default)
+    def token(self, name: str, pattern: re.Pattern, expected: str, default: Any = MISSING) -> Any:
+        """A string that fully matches pattern (an id that goes into names); anything else fails with `expected`."""
+        return self._get(name, default, lambda v: isinstance(v, str) and pattern.fullmatch(v) is not None, expected)
+
+    def path(self, name: str, default: Any = MISSING, pattern: re.Pattern | None = None, expected: str = "") -> Any:
+        value = self.text(name, default, pattern, expected=expected)
         if value is default and default is not MISSING:
             return value
         return _resolve(self.file.parent, value)
@@ -103,6 +112,93 @@ class Table:
             raise ConfigError(
                 f"{self.file}: unknown key {self.key(unknown[0])!s} in {where} (valid keys: {valid})"
             )
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of a TOML table: what the loader accepts, and what bridge.schema writes into the JSON Schema.
+
+    kind: text, token, path, choice, integer, number, flag (read by the getter of that name), table (its
+    `fields`; read_fields gives a dict, or None when absent), list (the raw list; `item` describes
+    one element for the schema and the loader's own element check), map (keys matching
+    `key_pattern`, each value read as `item`); name-version and directive are list items only, which
+    bridge.queues_config checks itself and bridge.schema writes. A `default` of MISSING makes the key required;
+    `required_when` = (sibling key, value) makes it required when that sibling has that value.
+    `expected` words a pattern's failure ("a name matching <pattern>" when empty).
+    """
+
+    name: str
+    kind: str
+    default: Any = MISSING
+    description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    pattern: re.Pattern | None = None
+    max_length: int | None = None
+    fields: tuple[Field, ...] = ()
+    item: Field | None = None
+    key_pattern: re.Pattern | None = None
+    expected: str = ""
+    required_when: tuple[str, Any] | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is MISSING and self.required_when is None
+
+    def read(self, t: Table) -> Any:
+        """This key's value from table t, checked; a ConfigError names the file and key."""
+        default = None if self.required_when is not None else self.default
+        if self.kind == "text":
+            return t.text(self.name, default, self.pattern, self.max_length, self.expected)
+        if self.kind == "path":
+            return t.path(self.name, default, self.pattern, self.expected)
+        if self.kind == "token":
+            assert self.pattern is not None
+            return t.token(self.name, self.pattern, self.expected, default)
+        if self.kind == "flag":
+            return t.flag(self.name, default)
+        if self.kind == "choice":
+            return t.choice(self.name, self.choices, default)
+        if self.kind == "integer":
+            return t.integer(self.name, default, *_bounds(self, 1, INT32_MAX))
+        if self.kind == "number":
+            return t.number(self.name, default, *_bounds(self, 0.0, 86400.0))
+        if self.kind == "list":
+            return t.items(self.name)
+        sub = t.table(self.name, required=self.required)
+        if sub is None:
+            return None
+        return read_fields(sub, self.fields) if self.kind == "table" else _read_map(sub, self)
+
+
+def _bounds(f: Field, minimum: float, maximum: float) -> tuple[Any, Any]:
+    return (minimum if f.minimum is None else f.minimum), (maximum if f.maximum is None else f.maximum)
+
+
+def read_fields(t: Table, fields: tuple[Field, ...]) -> dict[str, Any]:
+    """Every field of table t, in order (so the first problem found is the first in the table); unknown keys refused.
+
+    A field whose `required_when` holds (its sibling has that value) must be there.
+    """
+    values = {f.name: f.read(t) for f in fields}
+    for f in fields:
+        if f.required_when and values.get(f.required_when[0]) == f.required_when[1] and values[f.name] is None:
+            raise ConfigError(f"{t.file}: required key {t.key(f.name)} is missing")
+    t.done()
+    return values
+
+
+def _read_map(t: Table, f: Field) -> dict[str, Any]:
+    """A table of free keys (environment variables): each key must match f.key_pattern, each value f.item."""
+    assert f.item is not None and f.key_pattern is not None
+    values = {}
+    for name in t.data:
+        if not f.key_pattern.fullmatch(name):
+            raise t.fail(name, name, f.expected or f"a name matching {f.key_pattern.pattern}")
+        values[name] = Field(name, f.item.kind, pattern=f.item.pattern, max_length=f.item.max_length).read(t)
+    t.done()
+    return values
 
 
 def _is_text(value: Any) -> bool:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from bridge.backend import Backend
 from bridge.cache import is_cache_complete
 from bridge.errors import PollError
+from bridge.failure_policy import OnFailure
 from bridge.hashing import cache_path
 from bridge.models import ACTIVE_SPLIT, JobSplit
 from bridge.models import SplitStatus as S
@@ -195,8 +196,15 @@ def decide(session: Session, backend: Backend, split: Active, record: SlurmRecor
         return Action(Kind.CANCELLED)
     if verdict.outcome is Outcome.FAILED:
         result = failure_result(verdict.exit_code, verdict.message, verdict.timed_out, read_result(backend, record))
-        return Action(Kind.FAILED, result, f"failed:{verdict.reason}")
+        return Action(Kind.FAILED, result, f"failed:{verdict.reason}", reason=verdict.reason,
+                      rules=failure_rules(backend, verdict.reason))
     return _completed(session, backend, split.id, record)
+
+
+def failure_rules(backend: Backend, reason: str | None) -> dict[str, OnFailure]:
+    """Each queue's rule for this failure (queues.toml's on_node_fail, ...): empty when none resubmits it."""
+    found = {name: queue.failures.for_reason(reason) for name, queue in backend.config.queues.items()}
+    return {name: rule for name, rule in found.items() if rule is not None}
 
 
 def _completed(session: Session, backend: Backend, split_id: int, record: SlurmRecord) -> Action:

@@ -49,11 +49,11 @@ class ReplayEnv:
     backend: Backend
 
 
-def make_replay_env(root: Path, extra: str = "") -> ReplayEnv:
+def make_replay_env(root: Path, extra: str = "", queues: str = QUEUES, db_url: str | None = None) -> ReplayEnv:
     """A bridge directory (bridge.devcluster.sandbox) whose Slurm is the fake; sbatch retries do not sleep."""
     # sacct with steps (accounting snapshots) answers nothing unless a test says otherwise: "not yet"
     fake = ReplayRunner().always("scontrol", Answer("MaxArraySize = 1001\n")).always("sacct_usage", Answer())
-    sandbox = open_sandbox(root, root / "slurm.conf", QUEUES, fake, extra=(
+    sandbox = open_sandbox(root, root / "slurm.conf", queues, fake, db_url=db_url, extra=(
         f"cache_errors = 2\n{extra}\n[retry]\nattempts = 3\nbase_delay = 0.01\nmax_delay = 0.02\n"))
     backend = replace(sandbox.backend, sleep=lambda seconds: None)
     return ReplayEnv(root, sandbox.config, sandbox.sessions, fake, backend)

@@ -7,7 +7,7 @@ import pytest
 from bridge.errors import ConfigError
 from bridge.queues_config import load_queues
 from bridge.render import UnsafeValueError, extra_options
-from bridge.sbatch_options import BRIDGE_OPTIONS, clash, directive_problem
+from bridge.sbatch_options import BRIDGE_OPTIONS, clash, clashing_names, directive_problem
 
 
 @pytest.mark.parametrize(
@@ -67,3 +67,12 @@ def test_the_loader_applies_the_same_rule(tmp_path, directive: str, expected: st
     assert "queues.q.extra_directives" in str(error.value)
     errors: dict[str, ConfigError] = {}
     assert load_queues(path, errors=errors) == {} and "queues.q.extra_directives" in str(errors["q"])
+
+
+def test_clashing_names_are_the_names_clash_refuses() -> None:
+    """The finite set the JSON Schema lists (bridge.schema) is the rule, not a copy of it."""
+    taken = BRIDGE_OPTIONS | {"qos"}
+    names = clashing_names(taken)
+    around = names | {n + more for n in names for more in ("x", "-x")} | {"nice", "account", "qosx"}
+    assert {n for n in around if clash(n, taken) is not None} == names
+    assert {"p", "part", "partition", "mem-per-gpu", "q", "qos", "wrap"} <= names and "account" not in names
