@@ -221,6 +221,7 @@ def _run(args: argparse.Namespace) -> int:
         log.info("stopped by signal %d during start-up", stopping[0])
         return 0
     log.info("bridge running with %s (runner %s)", app.config.path, app.config.runner)
+    _warn_unsynced(app)
     _notify_ready(notifier, app.config.poll.max_interval)
     try:
         loop.run(once=args.once)
@@ -232,6 +233,18 @@ def _run(args: argparse.Namespace) -> int:
     if metrics:
         metrics.close()
     return 0
+
+
+def _warn_unsynced(app) -> None:
+    """Say so when queues.toml and the database's queues differ: scripts render from the database rows."""
+    from bridge.cli_queues import templates_dirs
+    from bridge.queues import unsynced
+
+    with app.sessions() as session:
+        differing = unsynced(session, app.config.queues, templates_dirs(app.config))
+    if differing:
+        log.warning("queues.toml and the database differ for queue(s) %s: arrays render from the database until "
+                    "`beat-bridge queues sync` (see `beat-bridge queues diff`)", ", ".join(differing))
 
 
 def _metrics(app):

@@ -112,7 +112,7 @@ def queues_diff(args: argparse.Namespace) -> int:
     partitions, error = _partition_names(app.client)
     with app.sessions() as session:
         database = database_states(session)
-    file = file_states(app.config.queues, _templates_dirs(app.config))
+    file = file_states(app.config.queues, templates_dirs(app.config))
     found = diff_queues(file, database, partitions)
     if args.json:
         print(json.dumps({"file": str(app.config.queues_file), "differences": [d.as_dict() for d in found],
@@ -136,7 +136,7 @@ def queues_sync(args: argparse.Namespace) -> int:
     view = None if args.dry_run else read_cluster(app.client)
     with app.write_sessions() as session:
         try:
-            plan = sync_queues(session, app.config.queues, templates_dirs=_templates_dirs(app.config),
+            plan = sync_queues(session, app.config.queues, templates_dirs=templates_dirs(app.config),
                                force=args.force, dry_run=args.dry_run)
         except SyncRefused as e:
             print(f"{app.config.queues_file}: {e}", file=sys.stderr)
@@ -161,7 +161,8 @@ def queues_sync(args: argparse.Namespace) -> int:
     return 0
 
 
-def _templates_dirs(config) -> tuple[Path, ...]:
+def templates_dirs(config) -> tuple[Path, ...]:
+    """Where a queue's template is looked for, before the shipped templates/."""
     return (config.templates_dir,) if config.templates_dir else ()
 
 

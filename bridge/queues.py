@@ -67,6 +67,14 @@ def file_states(queues: Mapping[str, QueueConfig], templates_dirs: Sequence[Path
             for name, q in queues.items()}
 
 
+def unsynced(session: Session, queues: Mapping[str, QueueConfig], templates_dirs: Sequence[Path] = ()) -> list[str]:
+    """Queues whose row differs from queues.toml (scripts render from the rows: an edit or an upgrade that
+    added rendered fields takes effect only after `beat-bridge queues sync`)."""
+    from bridge.queue_sync import diff_queues
+
+    return sorted({d.queue for d in diff_queues(file_states(queues, templates_dirs), database_states(session), None)})
+
+
 def database_states(session: Session) -> dict[str, QueueState]:
     """The Queue rows' side, by queue name."""
     return {q.name: QueueState(from_row(q), tuple(sorted((e.name, e.version) for e in q.environments)))

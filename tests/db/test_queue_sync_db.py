@@ -100,3 +100,14 @@ def test_work_on_other_queues_or_a_dry_run_blocks_nothing_and_a_dry_run_writes_n
     sync_queues(session, narrower)
     session.expire_all()
     assert queue(session).memory_limit == 10
+
+
+def test_queues_the_file_and_the_database_disagree_on_are_named_until_synced(session):
+    """`run` warns with these at start-up (an edit, or an upgrade that added rendered fields, not synced yet)."""
+    from bridge.queues import unsynced
+
+    edited = replace(CPU, account="research", extra_directives=("--nice=5",))
+    assert unsynced(session, mapping(CPU, BIG)) == []
+    assert unsynced(session, mapping(edited, BIG)) == ["cpu"]
+    sync_queues(session, mapping(edited, BIG))
+    assert unsynced(session, mapping(edited, BIG)) == []
