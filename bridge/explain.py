@@ -7,7 +7,10 @@ split rows (while its job exists), the accounting snapshots (bridge.snapshots:
 they outlive the job rows BEAT deletes when a block ends) and the Result rows
 (kept with the block: BEAT's user and system errors, and the failures at
 submission, which never had an element). A live row wins over a snapshot, a
-later snapshot over an earlier one (the block ran again).
+later snapshot over an earlier one (the block ran again). A split that failure-
+aware resubmission ran again (bridge.resubmission) has one snapshot per attempt:
+the latest attempt is the split's line, and the earlier ones are listed under it
+as `attempts` (element, node, Slurm state, verdict).
 """
 
 from __future__ import annotations
@@ -97,6 +100,8 @@ class SnapshotRow:
     end: datetime | None = None
     verdict: str | None = None
     mapping_version: str | None = None
+    attempt: int = 1  # the split's attempt this element ran (bridge.resubmission)
+    queue: str | None = None  # the queue the attempt ran on
 
 
 @dataclass(frozen=True)
@@ -184,17 +189,28 @@ def _block(block: BlockRow, facts: Facts, now: datetime) -> dict[str, Any]:
 
 
 def merged_splits(block: BlockRow, facts: Facts, now: datetime) -> list[dict[str, Any]]:
-    """The block's splits by index: live rows, else the latest snapshot, else a Result alone."""
+    """The block's splits by index: live rows, else the latest snapshot, else a Result alone.
+
+    Of a split's snapshots the latest attempt's stands for the split (a live row's only if it is
+    of the live attempt); the earlier attempts are listed under it."""
     results = {r.split_index: r for r in facts.results if r.block_id == block.id}  # rows come oldest first
-    snaps = {s.split_id: s for s in facts.snapshots if s.block_name == block.name}
+    attempts: dict[int, list[SnapshotRow]] = {}
+    for snap in sorted((s for s in facts.snapshots if s.block_name == block.name),
+                       key=lambda s: (s.split_id, s.attempt)):
+        attempts.setdefault(snap.split_id, []).append(snap)
     by_index: dict[int, dict[str, Any]] = {}
-    for snap in sorted(snaps.values(), key=lambda s: s.split_id):
+    for split_id in sorted(attempts):
+        snap = attempts[split_id][-1]
         index = snap.split_index if snap.split_index is not None else array_index(snap.element_id)
         if index is not None:
             by_index[index] = _from_snapshot(snap, index)
+            by_index[index]["attempts"] = [_earlier(s) for s in attempts[split_id][:-1]]
     for row in facts.splits:
         if row.block_id == block.id:
-            by_index[row.index] = _from_live(row, snaps.get(row.id), facts, now)
+            snaps = attempts.get(row.id, [])
+            live = [s for s in snaps if s.attempt == row.attempt]
+            by_index[row.index] = _from_live(row, live[-1] if live else None, facts, now)
+            by_index[row.index]["attempts"] = [_earlier(s) for s in snaps if s.attempt < row.attempt]
     for index, result in results.items():
         if index is not None and index not in by_index:
             by_index[index] = _empty(index, SplitStatus.CANCELLED.value if result.cancelled
@@ -217,7 +233,7 @@ def _empty(index: int, status: str, source: str) -> dict[str, Any]:
             "source": source, "element_id": None, "tag": None, "slurm_state": None, "node": None,
             "pending_reason": None, "exit_code": None, "elapsed_s": None, "verdict": None,
             "mapping_version": None, "user_error": None, "system_error": None, "timed_out": False,
-            "logs": None, "stderr_tail": [], "attempt": 1, "queue": None}
+            "logs": None, "stderr_tail": [], "attempt": 1, "queue": None, "attempts": []}
 
 
 def _from_live(row: SplitRow, snap: SnapshotRow | None, facts: Facts, now: datetime) -> dict[str, Any]:
@@ -238,9 +254,18 @@ def _from_snapshot(snap: SnapshotRow, index: int) -> dict[str, Any]:
     split = _empty(index, snap.split_status, SNAPSHOT)
     split.update(split_id=snap.split_id, element_id=snap.element_id, tag=snap.tag, slurm_state=snap.state,
                  node=snap.node, exit_code=snap.exit_code, verdict=snap.verdict,
-                 mapping_version=snap.mapping_version,
+                 mapping_version=snap.mapping_version, attempt=snap.attempt,
+                 queue=snap.queue if snap.attempt > 1 else None,
                  elapsed_s=snap.elapsed_s if snap.elapsed_s is not None else _elapsed(snap.start, snap.end))
     return split
+
+
+def _earlier(snap: SnapshotRow) -> dict[str, Any]:
+    """An earlier attempt of a resubmitted split, from its snapshot."""
+    return {"attempt": snap.attempt, "element_id": snap.element_id, "node": snap.node, "queue": snap.queue,
+            "status": snap.split_status, "slurm_state": snap.state, "exit_code": snap.exit_code,
+            "elapsed_s": snap.elapsed_s if snap.elapsed_s is not None else _elapsed(snap.start, snap.end),
+            "verdict": snap.verdict}
 
 
 def _add_result(split: dict[str, Any], result: ResultRow | None) -> None:

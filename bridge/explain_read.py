@@ -39,7 +39,7 @@ def gather(session: Session, client: SlurmClient | None, spool_dir: Path, experi
     splits = [split_row(s, b.id) for b in blocks if b.job is not None for s in b.job.splits]
     snapshots = [snapshot_row(s) for s in session.scalars(
         select(AccountingSnapshot).where(AccountingSnapshot.experiment_id == experiment_id)
-        .order_by(AccountingSnapshot.split_id))]
+        .order_by(AccountingSnapshot.split_id, AccountingSnapshot.attempt))]
     results = [result_row(r) for r in session.scalars(
         select(Result).where(Result.block_id.in_([b.id for b in blocks])).order_by(Result.id))] if blocks else []
     queued = sorted({int(s.element_id.split("_")[0]) for s in splits
@@ -104,7 +104,8 @@ def _queue_name(split: JobSplit) -> str | None:
 
 def snapshot_row(s: AccountingSnapshot) -> SnapshotRow:
     return SnapshotRow(s.split_id, s.block_name, s.element_id, s.split_status, s.split_index, s.submission_tag,
-                       s.state, s.exit_code, s.node_list, s.elapsed_s, s.start, s.end, s.verdict, s.mapping_version)
+                       s.state, s.exit_code, s.node_list, s.elapsed_s, s.start, s.end, s.verdict, s.mapping_version,
+                       s.attempt, s.queue_name)
 
 
 def result_row(r: Result) -> ResultRow:

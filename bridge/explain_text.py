@@ -91,6 +91,7 @@ def split_lines(split: Mapping[str, Any]) -> list[str]:
     if split["source"] != "database":
         facts.append(f"[{split['source']}]")
     lines = [", ".join(facts[:2]) + "".join(f", {fact}" for fact in facts[2:])]
+    lines += [f"{INDENT}{attempt_line(a)}" for a in split.get("attempts") or ()]
     for key, label in (("user_error", "user error"), ("system_error", "system error")):
         if split[key]:
             lines += _multiline(label, split[key])
@@ -113,6 +114,22 @@ def _multiline(label: str, text: str, keep: int = 5) -> list[str]:
         return [f"{INDENT}{label}: {_p(rows[0] if rows else text)}"]
     cut = f" (last {keep} of {len(rows)} lines)" if len(rows) > keep else ""
     return [f"{INDENT}{label}{cut}:"] + [f"{INDENT}  | {_p(row)}" for row in rows[-keep:]]
+
+
+def attempt_line(attempt: Mapping[str, Any]) -> str:
+    """An earlier attempt of a resubmitted split: `attempt 1: element 4242_0 on n1, FAILED exit 0:9, ...`."""
+    facts = [f"attempt {attempt['attempt']}: element {attempt['element_id']}"
+             + (f" on {_p(attempt['node'])}" if attempt["node"] else "")]
+    if attempt["slurm_state"]:
+        code = f" exit {attempt['exit_code']}" if attempt["exit_code"] else ""
+        facts.append(f"{_p(attempt['slurm_state'])}{code}")
+    if attempt["elapsed_s"] is not None:
+        facts.append(f"elapsed {_duration(attempt['elapsed_s'])}")
+    if attempt["verdict"]:
+        facts.append(f"verdict {_p(attempt['verdict'])}")
+    if attempt["queue"]:
+        facts.append(f"queue {_p(attempt['queue'])}")
+    return ", ".join(facts)
 
 
 def _telling(verdict: str | None, state: str | None) -> bool:

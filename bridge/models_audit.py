@@ -1,9 +1,12 @@
 """The accounting snapshot: what Slurm accounted for one settled split, kept after its rows are gone.
 
-One compact, denormalised row per split that settled (done, failed or
-cancelled) after Slurm gave it an element id: the BEAT side (experiment, block,
-author, queue, tag) copied when it settles (bridge.snapshots.record_settled),
-the Slurm side read later from sacct with its steps (bridge.snapshots.refresh).
+One compact, denormalised row per attempt of a split that ran on Slurm: the
+attempt that settled it (done, failed or cancelled) and each earlier attempt
+failure-aware resubmission ran again (bridge.resubmission), unique by
+(split_id, attempt): an audit counts every element Slurm ran. The BEAT side
+(experiment, block, author, queue, tag) is copied when the attempt ends
+(bridge.snapshots.record_settled, record_attempt), the Slurm side read later
+from sacct with its steps (bridge.snapshots.refresh).
 No foreign key: jobs and splits are deleted when a block ends (bridge.outcomes),
 and audits must outlive them, and slurmdbd's purges too.
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Float, Integer, String
+from sqlalchemy import BigInteger, DateTime, Float, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bridge.models import Base, utcnow
@@ -31,11 +34,13 @@ class AccountingSnapshot(Base):
     """sacct's figures of one settled array element, with the BEAT names it ran for."""
 
     __tablename__ = "accounting_snapshots"
+    __table_args__ = (UniqueConstraint("split_id", "attempt", name="uq_accounting_snapshots_split_id_attempt"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # BEAT's side, copied at settling (no foreign keys: see the module)
-    split_id: Mapped[int] = mapped_column(Integer, unique=True)
-    split_status: Mapped[str] = mapped_column(String(1))  # C, F or L, as the split ended
+    split_id: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # JobSplit.attempt that ran it
+    split_status: Mapped[str] = mapped_column(String(1))  # C, F or L, as the attempt ended (F: resubmitted)
     verdict: Mapped[str | None] = mapped_column(String(40))  # the poller's: done, failed:out_of_memory, ...
     experiment_id: Mapped[int] = mapped_column(Integer, index=True)
     experiment_name: Mapped[str] = mapped_column(String(200))
@@ -72,4 +77,4 @@ class AccountingSnapshot(Base):
     exit_code: Mapped[str | None] = mapped_column(String(20))  # "N:S"
 
     def __repr__(self) -> str:
-        return f"<AccountingSnapshot split={self.split_id} {self.element_id} {self.status}>"
+        return f"<AccountingSnapshot split={self.split_id} attempt={self.attempt} {self.element_id} {self.status}>"

@@ -160,17 +160,21 @@ def lost_splits(facts: Facts, rule: LostRule) -> tuple[list[Divergence], list[Di
 
 
 def divergent(facts: Facts) -> list[Divergence]:
-    """Final splits (rows, else snapshots) whose Slurm final state disagrees with BEAT's."""
+    """Final splits (rows, else snapshots) whose Slurm final state disagrees with BEAT's, each element once.
+
+    A split resubmitted after a failure (bridge.resubmission) has a snapshot of each earlier attempt,
+    another element, split status F: a FAILED, NODE_FAIL, TIMEOUT or OUT_OF_MEMORY there agrees.
+    """
     sacct = {f"{job}_{task}": r for (job, task), r in latest_by_element(list(facts.accounted)).items()}
     found: list[Divergence] = []
-    covered: set[int] = set()
+    covered: set[str] = set()
     for split in facts.splits:
         if split.status in FINAL and split.element_id:
-            covered.add(split.split_id)
+            covered.add(split.element_id)
             found += _disagree(split.status, _slurm_state(sacct, split.element_id, split.slurm_state, "the poll"),
                                split.experiment_id, split.block, split.split_id, split.tag, split.element_id)
     for snap in facts.snapshots:
-        if snap.split_id not in covered:
+        if snap.element_id not in covered:
             fallback = "sacct, at settling" if snap.from_sacct else "the poll"
             found += _disagree(snap.split_status, _slurm_state(sacct, snap.element_id, snap.state, fallback),
                                snap.experiment_id, snap.block, snap.split_id, snap.tag, snap.element_id)

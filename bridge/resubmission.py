@@ -9,7 +9,10 @@ submitter (bridge.submit) sends it again as an array of that queue. BEAT's
 callbacks see one outcome: on_split_started fired once (a later attempt's
 start is recorded as `attempt_started`), then done, or fail once the rules say
 no. Each attempt is in the state history: `resubmit:<reason>` rows (attempt,
-reason, node, Slurm element, queue), `attempt_started` rows (attempt, node).
+reason, node, Slurm element, queue), `attempt_started` rows (attempt, node);
+and each attempt that ran has its accounting snapshot (bridge.snapshots): the
+failed one's is added here, split status F and the poller's verdict, so that
+an audit counts the element and its wasted core-hours.
 
 The rule itself (`decide`) is pure: which failures, retries left, experiment
 still scheduled or running, no sibling failed, the split not being cancelled.
@@ -27,6 +30,7 @@ from sqlalchemy.orm import Session
 from bridge.failure_policy import KEYS, OnFailure
 from bridge.history import record, transition
 from bridge.models import LIVE_EXPERIMENT, ExperimentStatus, Job, JobSplit, Queue, SplitStatus, StateHistory
+from bridge.snapshots import failed_attempt
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +104,7 @@ def try_resubmit(session: Session, row: JobSplit, job: Job, reason: str | None, 
     why = (f"{attempt} on node {row.slurm_node or '-'} in queue {ran_on!r}"
            f"{': ' + message if message else ''}; attempt {row.attempt + 1}: {decision.why}")
     seen = row.status
+    snapshot = failed_attempt(session, row, job, f"failed:{reason}")  # the poller's label; before ids are cleared
     moved = transition(
         session, row, S.QUEUED, {S.QUEUED, S.PROCESSING}, source=f"{SOURCE}:{reason}", reason=why, warn=True,
         attempt=row.attempt + 1, queue_id=None if target == job.block.queue_id else target,
@@ -109,6 +114,8 @@ def try_resubmit(session: Session, row: JobSplit, job: Job, reason: str | None, 
     if moved and seen == S.QUEUED:  # first seen failed, never seen started: transition wrote no row
         record(session, row, seen, S.QUEUED, source=f"{SOURCE}:{reason}", reason=why)
     if moved:
+        if snapshot is not None:
+            session.add(snapshot)
         log.info("split %s resubmitted: %s", row.id, why)
     return moved
 

@@ -1,8 +1,9 @@
-"""Accounting snapshots: one row added when a split settles, its sacct figures read later, bounded.
+"""Accounting snapshots: one row added per attempt that ran on Slurm, its sacct figures read later, bounded.
 
 `record_settled` runs inside the transaction that makes a split final
-(bridge.slurm_events.apply_slurm_state): it copies BEAT's names and makes no
-Slurm call. `refresh` runs once per cycle after the poll (bridge.cycle): for the
+(bridge.slurm_events.apply_slurm_state), `failed_attempt` inside the one that
+queues a failed attempt again (bridge.resubmission): each copies BEAT's names
+and the attempt's number, and makes no Slurm call. `refresh` runs once per cycle after the poll (bridge.cycle): for the
 pending snapshots it calls sacct with steps (bridge.accounting), one call per
 USAGE_CHUNK (500) elements, in a window from their earliest submit, and
 nothing at all when none is due. sacct lags squeue, so a snapshot stays
@@ -23,7 +24,17 @@ from sqlalchemy.orm import Session
 
 from bridge.accounting import Usage, UsageTable
 from bridge.errors import CommandError
-from bridge.models import FINAL_SPLIT, AccountingSnapshot, Block, Job, JobSplit, SnapshotStatus, utcnow
+from bridge.models import (
+    FINAL_SPLIT,
+    AccountingSnapshot,
+    Block,
+    Job,
+    JobSplit,
+    Queue,
+    SnapshotStatus,
+    SplitStatus,
+    utcnow,
+)
 from bridge.queues import mapping_version
 from bridge.slurm_client import USAGE_CHUNK, SlurmClient
 
@@ -54,25 +65,47 @@ def record_settled(session: Session, row: JobSplit, job: Job, verdict: str | Non
 
     `verdict` is the poller's reading ("done", "failed:out_of_memory", ...): on Slurm 22.05 without
     cgroups a memory kill is FAILED 0:9 in sacct, and only the element's stderr, read then, tells."""
-    if row.status not in FINAL_SPLIT or not row.slurm_element_id or not row.slurm_job_id:
-        return
+    if row.status in FINAL_SPLIT:
+        _add(session, row, job, row.status.value, verdict)
+
+
+def failed_attempt(session: Session, row: JobSplit, job: Job, verdict: str) -> AccountingSnapshot | None:
+    """The pending snapshot of a failed attempt about to run again (bridge.resubmission): split status F.
+
+    Made before the split's Slurm ids are cleared and added by the caller once the split is queued
+    again, in its transaction: the element ran and used its cores, and an audit counts it. The
+    attempt that settles the split gets its own (record_settled). None: the attempt had no element."""
+    return _snapshot(session, row, job, SplitStatus.FAILED.value, verdict)
+
+
+def _add(session: Session, row: JobSplit, job: Job, split_status: str, verdict: str | None) -> None:
+    snapshot = _snapshot(session, row, job, split_status, verdict)
+    if snapshot is not None:
+        session.add(snapshot)
+
+
+def _snapshot(session: Session, row: JobSplit, job: Job, split_status: str,
+              verdict: str | None) -> AccountingSnapshot | None:
+    """The attempt's snapshot: BEAT's names, the queue it ran on, what the poll recorded (sacct's replace it)."""
+    if not row.slurm_element_id or not row.slurm_job_id:
+        return None
     block = job.block or session.get(Block, job.block_id)  # the job may be deleted in this transaction
     if block is None:
-        return
+        return None
     experiment = block.experiment
-    session.add(AccountingSnapshot(
-        split_id=row.id, split_status=row.status.value, verdict=verdict[:40] if verdict else None,
+    queue = (session.get(Queue, row.queue_id) if row.queue_id is not None else None) or block.queue
+    return AccountingSnapshot(
+        split_id=row.id, attempt=row.attempt, split_status=split_status, verdict=verdict[:40] if verdict else None,
         experiment_id=experiment.id,
         experiment_name=experiment.name, author=experiment.author, block_name=block.name,
-        queue_name=block.queue.name if block.queue else None,
-        mapping_version=row.mapping_version or (mapping_version(block.queue) if block.queue else None),
-        algorithm=_algorithm(block),
-        partition=block.queue.partition if block.queue else None, submission_tag=row.submission_tag,
+        queue_name=queue.name if queue else None,
+        mapping_version=row.mapping_version or (mapping_version(queue) if queue else None),
+        algorithm=_algorithm(block), partition=queue.partition if queue else None, submission_tag=row.submission_tag,
         array_job_id=int(row.slurm_job_id), element_id=row.slurm_element_id, split_index=row.split_index,
         status=PENDING,
         first_seen=utcnow(), attempts=0, submit=row.submit_time, start=row.start_time, end=row.end_time,
         state=row.slurm_state, exit_code=row.slurm_exit_code, node_list=row.slurm_node,  # sacct's replace them
-    ))
+    )
 
 
 def _algorithm(block: Block) -> str | None:

@@ -145,3 +145,24 @@ def test_the_tail_of_a_large_log_reads_only_its_end_and_drops_the_cut_line(tmp_p
     log.write_bytes(b"x" * 100_000 + b"\n" + "".join(f"row {i}\n" for i in range(5)).encode() + b"\xff\n")
     assert tail_lines(log, 3) == ("row 3", "row 4", "\ufffd")
     assert tail_lines(tmp_path / "missing.err", 3) == ()
+
+
+def test_a_resubmitted_split_is_its_latest_attempt_with_the_earlier_ones_listed_under_it():
+    """Split 12 ran out of memory (attempt 1), then failed on the bigger queue (attempt 2): snapshots only."""
+    first = SnapshotRow(12, "train", "550_0", "F", 0, "bb-main-v", "FAILED", "0:9", "n1", 4,
+                        verdict="failed:out_of_memory", attempt=1, queue="small")
+    facts = failed_from_snapshots(attempt=2, queue="big")
+    facts = Facts(facts.experiment, facts.blocks, snapshots=[facts.snapshots[1], first, facts.snapshots[0]],
+                  results=facts.results, logs=facts.logs)  # any order: the latest attempt wins
+    view = explain(facts, NOW)
+    (split,) = view["blocks"][1]["splits"]
+    assert (split["element_id"], split["attempt"], split["queue"], view["why"]["element_id"]) == (
+        "551_0", 2, "big", "551_0")
+    assert [(a["attempt"], a["element_id"], a["verdict"]) for a in split["attempts"]] == [
+        (1, "550_0", "failed:out_of_memory")]
+    text = render(view)
+    line = text.index("    split 0: F (failed), element 551_0 on n2, attempt 2 in queue big, FAILED exit 1:0, "
+                      "elapsed 31 s, [accounting snapshot]")
+    assert text[line + 1] == ("        attempt 1: element 550_0 on n1, FAILED exit 0:9, elapsed 4 s, "
+                              "verdict failed:out_of_memory, queue small")
+    assert json.loads(json.dumps(view))["blocks"][1]["splits"][0]["attempts"][0]["node"] == "n1"

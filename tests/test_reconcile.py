@@ -181,3 +181,24 @@ def test_a_clean_report_says_so_in_json():
     document = report.to_dict()
     assert document["clean"] is True and document["divergences"] == [] and document["error"] is None
     assert document["checked"]["splits"] == 1 and document["checked"]["slurm_jobs"] == 1
+
+
+def test_the_failed_attempts_of_a_resubmitted_split_are_neither_divergent_nor_orphans():
+    """Split 1 ran out of memory, then on its node's failure, then timed out; attempt 4 runs (then is done)."""
+    earlier = [snapshot(1, "F", "300_0", OURS, "FAILED", from_sacct=True),  # a memory kill on 22.05: FAILED 0:9
+               snapshot(1, "F", "310_0", OURS_2, "NODE_FAIL", from_sacct=True),
+               snapshot(1, "F", "320_0", OURS_2, "TIMEOUT")]
+    squeue = [rec("300_0", "FAILED", OURS), rec("310_0", "NODE_FAIL", OURS_2), rec("320_0", "TIMEOUT", OURS_2)]
+    accounted = [rec("300_0", "FAILED", OURS), rec("310_0", "NODE_FAIL", OURS_2),
+                 rec("320_0", "TIMEOUT", OURS_2)]
+    running = run(facts(jobs=[*squeue, rec("330_0", "RUNNING", OURS)], accounted=accounted,
+                        splits=[split(1, "P", OURS, "330", 0)], snapshots=earlier))
+    assert running.clean, kinds(running)
+    done = run(facts(jobs=squeue, accounted=[*accounted, rec("330_0", "COMPLETED", OURS)],
+                     splits=[split(1, "C", OURS, "330", 0, state="COMPLETED", settled=T0)],
+                     snapshots=[*earlier, snapshot(1, "C", "330_0", OURS, "COMPLETED", from_sacct=True)]))
+    assert done.clean, kinds(done)
+    # an earlier attempt is judged on its own element though the split's row is final: failed, yet COMPLETED
+    wrong = run(facts(accounted=[rec("300_0", "COMPLETED", OURS)],
+                      splits=[split(1, "C", OURS, "330", 0, state="COMPLETED", settled=T0)], snapshots=earlier[:1]))
+    assert kinds(wrong) == [("divergent", 1, OURS, "300_0", "COMPLETED")]

@@ -11,13 +11,15 @@ The live cluster proves the memory kill and the node failure for real
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from fakes import DATA, Answer, render
 from replay_env import block, cycle, declare, element_done, make_replay_env, poll, splits, status_of, submit
 from sqlalchemy import select
 
+from bridge.audit import audit
+from bridge.audit_query import load
 from bridge.devcluster.sandbox import queue_toml
 from bridge.explain import explain
 from bridge.explain_read import gather
@@ -25,6 +27,7 @@ from bridge.explain_text import split_lines
 from bridge.helpers import cancel_experiment
 from bridge.models import AccountingSnapshot, Block, Queue, Result, StateHistory
 from bridge.sbatch_scripts import spool as spool_files
+from bridge.snapshots import refresh
 
 QUEUES = (
     queue_toml("small", memory_limit=100, time_limit=1, extra=(
@@ -35,6 +38,8 @@ QUEUES = (
     + queue_toml("plain", memory_limit=100)
 )
 START, END = "2026-12-01T13:19:33", "2026-12-01T13:19:40"
+# tests/data/sacct_usage.txt: 2602_2 is a memory kill (FAILED 0:9, 1 CPU for 1 s), 2602_0 completed (1 CPU, 3 s)
+RECORDED_USAGE = (DATA / "sacct_usage.txt").read_text()
 
 
 @pytest.fixture
@@ -62,10 +67,16 @@ def memory_killed(env, sub, index: int = 0) -> Answer:
 
 def shown_split(env, experiment: int) -> str:
     """The split's line in `experiments show` (no Slurm asked)."""
+    return shown_lines(env, experiment)[0]
+
+
+def shown_lines(env, experiment: int) -> list[str]:
+    """The split's lines in `experiments show` (no Slurm asked)."""
     with env.sessions() as session:
         shown = explain(gather(session, None, env.config.spool_dir, experiment), datetime.now())
     (block,) = shown["blocks"]
-    return split_lines(block["splits"][0])[0]
+    (split,) = block["splits"]
+    return split_lines(split)
 
 
 def history(env) -> list[tuple[str | None, str, str]]:
@@ -100,6 +111,7 @@ def test_a_memory_killed_split_runs_again_on_the_larger_queue_and_beat_sees_one_
     assert poll(env).events == []  # the second start fires nothing: on_split_started came with the first
     shown = shown_split(env, experiment)
     assert shown.startswith("split 0: P (processing), element 4300_0 on n2, attempt 2 in queue big"), shown
+    assert "out_of_memory" not in shown  # the first attempt's verdict is not the running attempt's
     element_done(env, second, 0)
     env.fake.then("squeue", squeue(second, (0, "COMPLETED", "n2", 0)))
     assert poll(env).events == [(first.split_ids[0], "done")]
@@ -114,6 +126,33 @@ def test_a_memory_killed_split_runs_again_on_the_larger_queue_and_beat_sees_one_
     assert reasons(env, "attempt_started") == ["attempt 2 on node n2 (4300_0)"]
     with env.sessions() as session:  # one Result: BEAT saw one outcome
         assert [r.status for r in session.scalars(select(Result))] == [0]
+    every_attempt_is_accounted(env, experiment, split.id, first, second)
+
+
+def every_attempt_is_accounted(env, experiment, split_id, first, second) -> None:
+    """Both elements Slurm ran have a snapshot, read from sacct: the audit counts the memory kill as wasted."""
+    rows = [line.replace("2602_2", f"{first.job_id}_0").replace("2602_0", f"{second.job_id}_0")
+            for line in RECORDED_USAGE.splitlines() if line.startswith(("2602_2", "2602_0"))]
+    env.fake.then("sacct_usage", Answer("\n".join(rows) + "\n"))
+    with env.sessions() as session:
+        latest = max(session.scalars(select(AccountingSnapshot.first_seen)))
+        assert refresh(session, env.backend.client, latest + timedelta(seconds=3)).completed == 2
+        snaps = list(session.scalars(select(AccountingSnapshot).order_by(AccountingSnapshot.attempt)))
+        assert [(s.split_id, s.attempt, s.element_id, s.split_status, s.verdict, s.queue_name, s.state,
+                 s.submission_tag) for s in snaps] == [
+            (split_id, 1, f"{first.job_id}_0", "F", "failed:out_of_memory", "small", "FAILED", first.tag),
+            (split_id, 2, f"{second.job_id}_0", "C", "done", "big", "COMPLETED", second.tag)]
+        elements = load(session, datetime(2026, 1, 1), datetime(2100, 1, 1), experiment)
+    figures = audit(elements, "queue", datetime(2026, 1, 1), datetime(2100, 1, 1))
+    total = figures.total
+    assert (total.elements, total.completed, total.failures) == (2, 1, {"OUT_OF_MEMORY": 1})
+    assert (round(total.core_hours * 3600), round(total.wasted_core_hours * 3600)) == (4, 1)
+    assert {g.key: (g.elements, round(g.wasted_core_hours * 3600)) for g in figures.groups} == {
+        "small": (1, 1), "big": (1, 0)}
+    shown = shown_lines(env, experiment)  # the job rows are gone: the latest attempt's snapshot is the split's line
+    assert shown[0].startswith(f"split 0: C (completed), element {second.job_id}_0 on n1, attempt 2"), shown
+    assert any(line.strip().startswith(f"attempt 1: element {first.job_id}_0 on n1, FAILED")
+               and "failed:out_of_memory" in line for line in shown[1:]), shown
 
 
 def test_a_node_failure_runs_again_on_the_same_queue_away_from_the_node_until_retries_are_used_up(env):

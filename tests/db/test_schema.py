@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -79,3 +80,54 @@ def test_helpers_work_on_a_schema_made_with_create_all(tmp_path) -> None:
     with factory() as session:
         assert helpers.split_new_jobs(session) == []
         assert session.execute(text("SELECT counter FROM scheduler_lock")).scalar() == 1
+
+
+SNAPSHOT = ("INSERT INTO accounting_snapshots (split_id, {extra}split_status, experiment_id, experiment_name, author, "
+            "block_name, array_job_id, element_id, status, first_seen, attempts) "
+            "VALUES (7, {value}'F', 1, 'e', 'alice', 'b', 4242, :element, 'pending', '2026-12-01 10:00:00', 0)")
+
+
+def _snapshot(connection, element: str, attempt: int | None = None) -> None:
+    extra, value = ("attempt, ", f"{attempt}, ") if attempt is not None else ("", "")
+    connection.execute(text(SNAPSHOT.format(extra=extra, value=value)), {"element": element})
+
+
+def _downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
+    from bridge.db import alembic_config
+
+    engine = create_engine_for(url)
+    try:
+        with engine.begin() as connection:
+            config = alembic_config(url)
+            config.attributes["connection"] = connection
+            command.downgrade(config, revision)
+    finally:
+        engine.dispose()
+
+
+def test_0008_makes_snapshots_unique_per_attempt_and_downgrade_keeps_the_latest(db_url: str) -> None:
+    """0003's UNIQUE (split_id) is dropped by its name on each database; (split_id, attempt) replaces it."""
+    from sqlalchemy.exc import IntegrityError
+
+    upgrade(db_url, "0006")
+    engine = create_engine_for(db_url)
+    try:
+        with engine.begin() as connection:
+            _snapshot(connection, "4242_0")
+        upgrade(db_url)
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT attempt FROM accounting_snapshots")).scalar() == 1
+            _snapshot(connection, "4300_0", attempt=2)  # the same split's next attempt
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            _snapshot(connection, "4301_0", attempt=2)
+        _downgrade(db_url, "0006")
+        with engine.begin() as connection:
+            assert connection.execute(text("SELECT element_id FROM accounting_snapshots")).scalars().all() == [
+                "4300_0"]
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            _snapshot(connection, "4301_0")  # one snapshot per split again
+        upgrade(db_url)
+    finally:
+        engine.dispose()

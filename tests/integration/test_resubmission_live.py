@@ -9,14 +9,28 @@ resumes it on the way out (tests/integration/faults.py), whatever happens.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import datetime, timedelta
 
 from bridge_env import block, make_env, queue_toml
 from faults import node_down
-from poller_env import Arrays, blocks, finished, run_loop, sacct_elements, schedule, split_history, status, wait_for
+from poller_env import (
+    REPO,
+    Arrays,
+    blocks,
+    finished,
+    run_loop,
+    sacct_elements,
+    schedule,
+    split_history,
+    status,
+    wait_for,
+)
 from sqlalchemy import select
 
-from bridge.models import StateHistory
+from bridge.models import AccountingSnapshot, StateHistory
 
 QUEUES = (
     queue_toml("small", memory_limit=100, extra='on_out_of_memory = { resubmit_to = "bigmem", retries = 1 }\n'
@@ -39,6 +53,22 @@ def _elements(slurm, since, arrays: Arrays, count: int):
         [r for r in sacct_elements(slurm, since, job_ids=arrays.job_ids) if r.end is not None]), timeout=30)
 
 
+def _audited(experiment_id: int):
+    """Done, and both attempts' snapshots read from sacct."""
+    def check(session) -> bool:
+        states = session.scalars(select(AccountingSnapshot.status)).all()
+        return finished(experiment_id)(session) and states == ["complete", "complete"]
+    return check
+
+
+def _audit_json(env, experiment_id: int) -> dict:
+    done = subprocess.run([sys.executable, "-m", "bridge.cli", "audit", "--since", "1h", "--until", "now",
+                           "--experiment", str(experiment_id), "--format", "json", "--no-sacct",
+                           "--config", str(env.config.path)], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
 def test_a_memory_killed_split_is_resubmitted_to_the_bigger_queue_and_completes(tmp_path, slurm_cluster, slurm):
     env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES)
     since = datetime.now() - timedelta(minutes=1)
@@ -46,7 +76,7 @@ def test_a_memory_killed_split_is_resubmitted_to_the_bigger_queue_and_completes(
         "hog": block("allocate", queue="small", slots=1, size=2, parameters={"megabytes": 300, "seconds": 3})}})
     arrays = Arrays()
     try:
-        run_loop(env, finished(experiment_id), timeout=60, on_cycle=arrays)
+        run_loop(env, _audited(experiment_id), timeout=60, on_cycle=arrays)
     finally:
         slurm.run(["scancel", *map(str, arrays.job_ids)], timeout=30)
     assert status(env, experiment_id) == "D"
@@ -60,6 +90,9 @@ def test_a_memory_killed_split_is_resubmitted_to_the_bigger_queue_and_completes(
     first, second = sorted(_elements(slurm, since, arrays, 2), key=lambda r: r.array_job_id)
     assert (first.state, first.partition, first.signal) == ("FAILED", "cpu", 9), first
     assert (second.state, second.partition) == ("COMPLETED", "long"), second
+    total = _audit_json(env, experiment_id)["total"]  # both elements Slurm ran, the first one's cores wasted
+    assert (total["elements"], total["completed"], total["failures"]) == (2, 1, {"OUT_OF_MEMORY": 1}), total
+    assert 0 < total["wasted_core_hours"] < total["core_hours"], total
 
 
 def test_a_split_whose_node_goes_down_is_retried_on_the_other_node(tmp_path, slurm_cluster, slurm):
