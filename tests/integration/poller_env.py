@@ -189,8 +189,9 @@ def start_run(root: Path, log) -> subprocess.Popen:
 
 
 def tagged_arrays(runner: Runner, since: datetime, tags: dict[str, int], blocks: int,
-                  timeout: float = 20.0) -> list[SlurmRecord]:
-    """sacct's elements of the tagged arrays, once arrays of `blocks` distinct blocks show (sacct lags ~1 s)."""
-    return wait_for(f"arrays of {blocks} blocks in sacct", lambda: (
-        lambda rs: rs if len({tags[r.name] for r in rs}) >= blocks else None)(
+                  timeout: float = 20.0, elements: int = 0) -> list[SlurmRecord]:
+    """sacct's elements of the tagged arrays, once arrays of `blocks` distinct blocks show, and at least
+    `elements` elements (sacct lags: a just-finished element shows for 2-3 s without its _N, not as one)."""
+    return wait_for(f"arrays of {blocks} blocks and {elements} elements in sacct", lambda: (
+        lambda rs: rs if len({tags[r.name] for r in rs}) >= blocks and len(rs) >= elements else None)(
         sacct_elements(runner, since, names=tags)), timeout=timeout)

@@ -65,5 +65,5 @@ def test_submit_losing_its_database_mid_cycle_says_so_in_one_line_and_the_next_c
     with env.sessions() as session:
         block_id = blocks(session, experiment_id)["a"].id
     tags = tags_by_block(env.config.spool_dir)
-    records = tagged_arrays(slurm, since, tags, blocks=1)
+    records = tagged_arrays(slurm, since, tags, blocks=1, elements=2)
     assert Counter(tags[r.name] for r in records) == Counter({block_id: 2}), records  # one array of 2, once
