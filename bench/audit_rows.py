@@ -16,15 +16,13 @@ from __future__ import annotations
 import math
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from common import cluster
+from common import cluster, median_seconds
 from sqlalchemy import insert
 
 from bridge.audit import audit
@@ -77,15 +75,6 @@ def workdir(n: int) -> Path:
     return root
 
 
-def median_time(action) -> float:
-    times = []
-    for _ in range(ROUNDS):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def audit_figures(n: int) -> None:
     root = workdir(n)
     config = load_config(root / "config" / "bridge.toml")
@@ -108,9 +97,9 @@ def audit_figures(n: int) -> None:
         with sqlite3.connect(database) as connection:
             assert len(connection.execute("SELECT * FROM accounting_snapshots").fetchall()) == n
 
-    base = median_time(bare)
-    ours = median_time(in_process) / 2  # two audits per call: by queue and by experiment
-    whole = median_time(command)
+    base = median_seconds(bare, ROUNDS)
+    ours = median_seconds(in_process, ROUNDS) / 2  # two audits per call: by queue and by experiment
+    whole = median_seconds(command, ROUNDS)
     print(f"audit_rows {n}: in-process audit {ours:.3f} s, `beat-bridge audit` command {whole:.3f} s, "
           f"bare sqlite3 read {base:.3f} s")
     print(f"audit_rows {n}: ratio in-process/bare {ours / base:.2f}, command/bare {whole / base:.2f}; "

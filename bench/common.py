@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
 import tempfile
+import time
 from pathlib import Path
 
 from bridge.devcluster.cluster import LocalCluster, load_spec
@@ -22,6 +24,16 @@ def bridge_env(queues: str, min_interval: float | None = None) -> Sandbox:
     root = Path(tempfile.mkdtemp(prefix="beat-bench-"))
     poll = f"[poll]\nmin_interval = {min_interval}\n" if min_interval else ""
     return open_sandbox(root, local.spec.slurm_conf, queues, local.runner, extra=poll)
+
+
+def median_seconds(action, rounds: int) -> float:
+    """The median wall time of `rounds` calls of action()."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
 
 
 def ratio_line(name: str, ours: float, baseline: float, unit: str = "s") -> str:

@@ -11,12 +11,11 @@ Usage: python bench/metrics_cost.py [splits] [database_url]   (default 100000, S
 
 from __future__ import annotations
 
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+from common import median_seconds
 from sqlalchemy import select, update
 
 from bridge.db import create_session_factory
@@ -59,15 +58,6 @@ def populate(sessions, splits: int) -> None:
         session.commit()
 
 
-def median_seconds(action) -> float:
-    times = []
-    for _ in range(ROUNDS):
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def main(splits: int, url: str | None) -> None:
     root = Path(tempfile.mkdtemp(prefix="beat-bench-metrics-"))
     sessions = create_session_factory(url or f"sqlite:///{root / 'bench.sqlite'}")
@@ -75,9 +65,9 @@ def main(splits: int, url: str | None) -> None:
     metrics = Metrics(textfile=root / "bridge.prom")
     with sessions() as session:
         rows = session.scalar(select(JobSplit.id).order_by(JobSplit.id.desc()).limit(1))
-        query = median_seconds(lambda: (split_counts(session), queue_names(session)))
-        whole = median_seconds(lambda: metrics.after_cycle(session, Loop(), Report()))
-        poll_read = median_seconds(lambda: active_splits(session))
+        query = median_seconds(lambda: (split_counts(session), queue_names(session)), ROUNDS)
+        whole = median_seconds(lambda: metrics.after_cycle(session, Loop(), Report()), ROUNDS)
+        poll_read = median_seconds(lambda: active_splits(session), ROUNDS)
     print(f"{rows} live splits on {sessions.kw['bind'].dialect.name}: GROUP BY {query * 1000:.1f} ms, "
           f"after_cycle (query + textfile) {whole * 1000:.1f} ms, the poll's active_splits read "
           f"{poll_read * 1000:.1f} ms; ratio after_cycle/poll read {whole / poll_read:.3f}")
