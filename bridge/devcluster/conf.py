@@ -127,6 +127,9 @@ def render_slurm_conf(spec: ClusterSpec) -> str:
         f"AccountingStoragePort={spec.dbd_port}",
         # For slurmdbd this "password" is the munge socket to use (slurm.conf(5)).
         f"AccountingStoragePass={spec.munge_socket}",
+        # Associations, their limits and QOS are enforced as on a university cluster: a job
+        # needs an account, and MaxSubmitJobs refuses submissions (the bridge's back-pressure).
+        "AccountingStorageEnforce=associations,limits,qos",
         "JobCompType=jobcomp/none",
         f"StateSaveLocation={d / 'state'}",
         f"SlurmdSpoolDir={d / 'spool'}/%n",
