@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from bridge.back_pressure import BackPressure
 from bridge.config import RUNNERS, BridgeConfig
 from bridge.errors import BridgeError, ConfigError
 from bridge.runner import LocalRunner, Runner
@@ -37,13 +38,15 @@ class Backend:
     """What a cycle needs besides the database: the Slurm client and the loaded configuration.
 
     `python` is the interpreter the elements run with; `sleep` waits between
-    sbatch retries (a test passes a no-op).
+    sbatch retries (a test passes a no-op); `pressure` is what the submitter
+    knows of Slurm's submit limits (bridge.back_pressure), kept across cycles.
     """
 
     client: SlurmClient
     config: BridgeConfig
     python: str = sys.executable
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    pressure: BackPressure = field(default_factory=BackPressure, compare=False, repr=False)
 
     @property
     def runner(self) -> Runner:

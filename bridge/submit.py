@@ -16,6 +16,7 @@ recorded when found, released only after the misses of bridge.claims.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
@@ -25,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge import claims, render, strikes
+from bridge.back_pressure import Key
 from bridge.backend import Backend
 from bridge.errors import BridgeError, CommandError
 from bridge.models import JobSplit, Queue
@@ -34,7 +36,7 @@ from bridge.queue_versions import settings_for_job
 from bridge.resubmission import with_exclude
 from bridge.retry import backoff_delays
 from bridge.sbatch_scripts import spool as spool_files
-from bridge.slurm_client import OutcomeUnknown, SubmissionRefused
+from bridge.slurm_client import OutcomeUnknown, SubmissionRefused, SubmitLimitReached
 from bridge.submission_db import (
     element_ids,
     get_configuration_for_split,
@@ -91,10 +93,41 @@ def submit_candidates(session: Session, backend: Backend) -> tuple[list[Submissi
         # one array per job and excluded nodes (--exclude is the array's): candidates come sorted by job
         for _, splits in groupby(candidates, key=lambda s: (s.job_id, s.exclude_nodes or "")):
             for chunk in array_chunks(list(splits), backend.client.max_array_size()):  # read once, when needed
-                submission = submit_array(session, backend, queue, chunk, to_cancel)
-                if submission is not None:
-                    submitted.append(submission)
+                submitted += submit_within_limits(session, backend, queue, chunk, to_cancel)
     return submitted, to_cancel
+
+
+def submit_within_limits(session: Session, backend: Backend, queue: Queue, splits: list[JobSplit],
+                         to_cancel: list[str]) -> list[Submission]:
+    """Submit the splits as arrays no larger than Slurm's submit limits let in now (bridge.back_pressure).
+
+    A refusal at a submit limit releases the claim and tries half as many at
+    once; when even one is refused, the rest stay queued until room frees.
+    """
+    key = pressure_key(session, backend, queue, splits[0])
+    submitted: list[Submission] = []
+    while splits:
+        size = backend.pressure.size(key, len(splits))
+        if size == 0:
+            break
+        piece, rest = splits[:size], splits[size:]
+        try:
+            submission = submit_array(session, backend, queue, piece, to_cancel)
+        except SubmitLimitReached as e:
+            backend.pressure.refused(key, size, e.limit)
+            continue
+        backend.pressure.accepted(key, size)
+        if submission is not None:
+            submitted.append(submission)
+        splits = rest
+    return submitted
+
+
+def pressure_key(session: Session, backend: Backend, queue: Queue, split: JobSplit) -> Key:
+    """What a submit limit of the split's arrays is counted over: their account, QOS and partition."""
+    _, settings = settings_for_job(session, split.job_id, queue)
+    account = backend.config.accounts.account_for(split.job.block.experiment.author, settings.account)
+    return Key(account or "", settings.qos or "", settings.partition)
 
 
 def array_chunks(splits: Sequence[JobSplit], max_array_size: int) -> list[list[JobSplit]]:
@@ -119,6 +152,10 @@ def submit_array(session: Session, backend: Backend, queue: Queue, splits: list[
         if script is None:
             return None
         job_id = sbatch_once(backend, tag, script)
+    except SubmitLimitReached:  # nothing was submitted: the splits go back to the queue, no fault of theirs
+        release_submission(session, tag)
+        shutil.rmtree(spool_files.array_spool_dir(backend.config.spool_dir, tag), ignore_errors=True)
+        raise
     except (render.TemplateError, render.UnsafeValueError, SubmissionRefused) as e:
         to_cancel += _fail_claimed(session, claimed, f"submission to queue {queue.name!r} failed: {e}")
         return None
@@ -203,7 +240,7 @@ def render_script(backend: Backend, queue: QueueSettings, splits: Sequence[JobSp
         error=f"{render.slurm_filename(str(spool))}/slurm-%A_%a.err",
         python=backend.python, element_runner=ELEMENT_RUNNER, spool_dir=str(spool),
         comment=f"beat experiment={block.experiment.name} block={block.name} job={splits[0].job_id}",
-        account=queue.account, qos=queue.qos,
+        account=backend.config.accounts.account_for(block.experiment.author, queue.account), qos=queue.qos,
         extra_directives=with_exclude(queue.extra_directives, splits[0].exclude_nodes),
     )
     templates_dir = backend.config.templates_dir
@@ -214,15 +251,16 @@ def render_script(backend: Backend, queue: QueueSettings, splits: Sequence[JobSp
 def sbatch_once(backend: Backend, tag: str, script: str) -> int:
     """sbatch the script; run it again (after a backoff) only while sbatch surely never reached slurmctld.
 
-    Raises SubmissionRefused (permanent), OutcomeUnknown (it may have been
-    accepted: the caller keeps the claim and looks the tag up), or the last
-    CommandError once every attempt surely failed.
+    Raises SubmitLimitReached (nothing submitted: back-pressure), SubmissionRefused
+    (permanent), OutcomeUnknown (it may have been accepted: the caller keeps the
+    claim and looks the tag up), or the last CommandError once every attempt
+    surely failed.
     """
     delays = backoff_delays(backend.config.retry)
     while True:
         try:
             return backend.client.submit(script)
-        except (SubmissionRefused, OutcomeUnknown):
+        except (SubmitLimitReached, SubmissionRefused, OutcomeUnknown):
             raise
         except CommandError as e:  # never reached slurmctld: nothing was submitted
             delay = next(delays, None)
