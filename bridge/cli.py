@@ -237,11 +237,18 @@ def _run(args: argparse.Namespace) -> int:
 
 def _warn_unsynced(app) -> None:
     """Say so when queues.toml and the database's queues differ: scripts render from the database rows."""
+    from sqlalchemy.exc import DBAPIError
+
     from bridge.cli_queues import templates_dirs
     from bridge.queues import unsynced
+    from poller.loop import database_error
 
-    with app.sessions() as session:
-        differing = unsynced(session, app.config.queues, templates_dirs(app.config))
+    try:
+        with app.sessions() as session:
+            differing = unsynced(session, app.config.queues, templates_dirs(app.config))
+    except DBAPIError as e:  # a warning must never end the daemon: the loop rides out the database's absence
+        log.warning("could not compare queues.toml with the database's queues: %s", database_error(e))
+        return
     if differing:
         log.warning("queues.toml and the database differ for queue(s) %s: arrays render from the database until "
                     "`beat-bridge queues sync` (see `beat-bridge queues diff`)", ", ".join(differing))

@@ -103,6 +103,23 @@ def strike(fault: str, process: subprocess.Popen, cluster, db_url: str) -> str:
     raise ValueError(f"no fault {fault!r}; valid: {', '.join(FAULTS)}")
 
 
+def cycling(log_path: Path, offset: int, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    """Return once the `run` process logging to log_path (from offset) is past start-up and cycling.
+
+    A fixed sleep was not enough on a loaded machine: start-up (imports, the migration check, the
+    queue comparison) took over 1.5 s once, and a fault that struck it was taken for a mid-cycle one.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        with open(log_path, "rb") as log:
+            log.seek(offset)
+            if b"bridge running with" in log.read():
+                time.sleep(0.5)  # into its first cycles
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"`run` did not start cycling in {timeout:.0f} s (exit code {process.poll()})")
+
+
 def fault_life(fault: str, config: Path, log_path: Path, cluster, db_url: str) -> FaultLife:
     """A `run` process lives through `fault`; still alive after it, it stops on SIGTERM."""
     life = FaultLife(fault)
@@ -112,7 +129,7 @@ def fault_life(fault: str, config: Path, log_path: Path, cluster, db_url: str) -
         log.flush()
         process = start_run(config.parent, log)
         try:
-            time.sleep(1.5)  # past start-up: the loop is cycling
+            cycling(log_path, offset, process)  # a fault during start-up is not the mid-cycle fault tested here
             started = time.monotonic()
             life.note = strike(fault, process, cluster, db_url)
             life.seconds = time.monotonic() - started
