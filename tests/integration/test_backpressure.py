@@ -11,6 +11,7 @@ makes its own account (and QOS) and removes them, with their jobs, after.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -119,3 +120,31 @@ def test_queues_check_names_an_authors_account_slurmdbd_does_not_know(tmp_path, 
     lines = done.stdout.splitlines()
     assert [line for line in lines if "accounts.authors.bob" in line and "no such account in slurmdbd" in line], lines
     assert not [line for line in lines if "accounts.authors.alice" in line], lines  # alice's account is fine
+
+
+def test_queues_check_names_a_qos_not_allowed_and_a_partition_denying_an_authors_account(
+        tmp_path, slurm_cluster, slurm, account):
+    """The live lint's Allow/Deny and association-QOS rules, on a QOS and an account made for this test only
+    (the partition's DenyAccounts names only that account, and is cleared after)."""
+    qos = f"{account}q"
+    _sacctmgr(slurm, "add", "qos", qos)  # exists, but in no association of root
+    slurm.run(["scontrol", "update", "PartitionName=debug", f"DenyAccounts={account}"], timeout=30).check()
+    try:
+        env = make_env(tmp_path, slurm_cluster, slurm,
+                       queues=queue_toml("tight", "debug") + queue_toml("picky", extra=f'qos = "{qos}"\n'),
+                       extra=f'[accounts.authors]\nalice = "{account}"\n')
+        done = subprocess.run([sys.executable, "-m", "bridge.cli", "queues", "check", "--json",
+                               "--config", str(env.config.path)], capture_output=True, text=True, timeout=120,
+                              cwd=REPO)
+    finally:
+        slurm.run(["scontrol", "update", "PartitionName=debug", "DenyAccounts="], timeout=30)
+        slurm.run(["sacctmgr", "-i", "delete", "qos", qos], timeout=30)
+    assert done.returncode == 1, done.stderr
+    found = json.loads(done.stdout)["findings"]
+    rules = {(f["queue"], f["rule"], f["value"]) for f in found}
+    assert ("picky", "qos_allowed", qos) in rules, found  # the queue's own QOS, in no association of root
+    assert [f for f in found if f["queue"] == "picky" and f["rule"] == "qos_allowed" and f["value"] is None
+            and f"with account {account!r} (accounts.authors.alice" in f["problem"]], found  # nor in alice's
+    [denied] = [f for f in found if f["queue"] == "tight" and f["rule"] == "denyaccounts"]
+    assert f"account {account!r} (accounts.authors.alice in bridge.toml)" in denied["problem"]
+    assert "DenyAccounts of partition 'debug'" in denied["problem"]
