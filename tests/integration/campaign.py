@@ -85,10 +85,13 @@ class FaultLife:
     survived: bool = False
     code: int | None = None
     failed_cycles: list[str] = field(default_factory=list)  # the life's "cycle N failed (...)" log lines
+    # where a database fault can land outside a cycle: the snapshot read between cycles (poller.loop), a warning
+    felt_between: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         return (f"{self.fault} ({self.seconds:.1f} s{', ' + self.note if self.note else ''}, "
-                f"{len(self.failed_cycles)} cycles failed)")
+                f"{len(self.failed_cycles)} cycles failed"
+                f"{f', {len(self.felt_between)} snapshot reads between cycles' if self.felt_between else ''})")
 
 
 def strike(fault: str, process: subprocess.Popen, cluster, db_url: str) -> str:
@@ -140,7 +143,9 @@ def fault_life(fault: str, config: Path, log_path: Path, cluster, db_url: str) -
             life.code = process.wait(timeout=30)
     with open(log_path, "rb") as log:
         log.seek(offset)
-        life.failed_cycles = re.findall(r"cycle \d+ failed \(.*", log.read().decode(errors="replace"))
+        text = log.read().decode(errors="replace")
+        life.failed_cycles = re.findall(r"cycle \d+ failed \(.*", text)
+        life.felt_between = re.findall(r"accounting snapshots not read this time: \(psycopg\.\w*Error\).*", text)
     return life
 
 
