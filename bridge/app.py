@@ -42,13 +42,17 @@ class App:
         return write_sessions(self.sessions)
 
 
-def open_app(config_arg: str | Path | None, runner: Runner | None = None) -> App:
-    """Load the configuration, open the database (schema migrated) and make the backend."""
+def open_app(config_arg: str | Path | None, runner: Runner | None = None, *, may_upgrade: bool = False) -> App:
+    """Load the configuration, open the database and make the backend.
+
+    The database must be at the code's schema revision (a brand-new one is created);
+    `may_upgrade` (the daemon) migrates one behind instead of refusing it (bridge.preflight).
+    """
     config = with_local_cluster(load_config(resolve_config_path(config_arg)))
     backend = make_backend(config, runner)  # before touching the database: a bad runner must fail first
     cache.CACHE_ROOT = str(config.cache_root)  # read at call time by is_cache_complete & co.
     ensure_dir(config.path, "spool_dir", Path(config.spool_dir))
-    sessions = open_database(config.path, config.database_url)
+    sessions = open_database(config.path, config.database_url, may_upgrade=may_upgrade)
     return App(config, sessions, backend)
 
 

@@ -116,10 +116,10 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _app(args: argparse.Namespace):
+def _app(args: argparse.Namespace, may_upgrade: bool = False):
     from bridge.app import open_app
 
-    return open_app(args.config)
+    return open_app(args.config, may_upgrade=may_upgrade)
 
 
 def _action(actions, name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
@@ -134,7 +134,9 @@ def _action(actions, name: str, handler: Callable, help_text: str) -> argparse.A
 def _add_db(commands: argparse._SubParsersAction) -> None:
     db = commands.add_parser("db", help="the bridge's database (SQLite or PostgreSQL)")
     actions = db.add_subparsers(title="actions", metavar="ACTION")
-    upgrade = _action(actions, "upgrade", _db_upgrade, "create or migrate the schema (Alembic) to the newest revision")
+    upgrade = _action(actions, "upgrade", _db_upgrade,
+                      "create or migrate the schema (Alembic) to this version's revision; after installing a "
+                      "new version, commands other than `run` refuse the database until this has run")
     _config_option(upgrade)
 
 
@@ -193,7 +195,9 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         "no longer knows; on_split_started/done/fail/cancelled, dependents unblocked), then "
         "split_new_jobs, scancel of cancelled experiments, and one job array per runnable job. "
         "The interval adapts between [poll] min_interval and max_interval. SIGTERM or SIGINT "
-        "finish the current cycle, then stop.",
+        "finish the current cycle, then stop. At start-up it migrates a database whose schema is behind "
+        "this version's (logged, as `db upgrade` does); every other command refuses such a database and "
+        "names `beat-bridge db upgrade`.",
     )
     _config_option(run)
     run.add_argument("--once", action="store_true", help="run one cycle and exit")
@@ -210,7 +214,7 @@ def _run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda number, frame: stopping.append(number))
     notifier = Notifier.from_environ()  # systemd's Type=notify (deploy/beat-bridge.service); no-op without it
-    app = _app(args)
+    app = _app(args, may_upgrade=True)  # a daemon started after an upgrade migrates (logged), as `db upgrade`
     metrics = _metrics(app)
     backend = metrics.instrument(app.backend) if metrics else app.backend
     loop = BridgeLoop(app.sessions, backend, app.config.poll, metrics=metrics,
