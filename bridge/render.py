@@ -24,6 +24,7 @@ import re
 import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -230,8 +231,19 @@ def _finalize(value: object) -> object:
 
 
 def _environment(search_path: Sequence[Path]) -> jinja2.Environment:
+    return _cached_environment(tuple(str(p) for p in search_path))
+
+
+@lru_cache(maxsize=32)
+def _cached_environment(search_path: tuple[str, ...]) -> jinja2.Environment:
+    """One environment per search path, so a template is compiled once per process, not once per render.
+
+    Loading every queue's template at start-up compiled the same file once per queue. jinja2
+    still checks each template file's mtime when it is asked for (auto_reload), so an admin's
+    edit is seen by the next render, as before.
+    """
     env = _TemplateEnvironment(
-        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
+        loader=jinja2.FileSystemLoader(list(search_path)),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
