@@ -58,11 +58,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "handler"):
         parser.print_help()
         return 2
+    collecting = gc.isenabled()
     if not getattr(args, "keeps_running", False):
         # A one-shot command's start-up (SQLAlchemy, the mappers, the configuration) allocates ~250,000
         # objects that all stay; collecting the young generation while they pile up cost ~10% of
         # `experiments list` (bench/cli_latency.py). Without cycles to speak of, the process ends first.
         gc.disable()
+    try:
+        return _handle(args)
+    finally:
+        if collecting:  # main() called in-process (tests, scripts): the caller's collector as it was
+            gc.enable()
+
+
+def _handle(args: argparse.Namespace) -> int:
+    """The command's handler; its errors as one line on stderr and an exit code."""
     try:
         return args.handler(args) or 0
     except BridgeError as e:

@@ -43,6 +43,7 @@ from bridge.sbatch_text import (  # re-exported: the quoting rules render applie
     sbatch_unquote,
     slurm_filename,
 )
+from bridge.template_loader import SearchPathLoader
 
 log = logging.getLogger(__name__)
 
@@ -236,14 +237,12 @@ def _environment(search_path: Sequence[Path]) -> jinja2.Environment:
 
 @lru_cache(maxsize=32)
 def _cached_environment(search_path: tuple[str, ...]) -> jinja2.Environment:
-    """One environment per search path, so a template is compiled once per process, not once per render.
+    """One environment per search path: a template is compiled once, not at each render (each queue's, at load).
 
-    Loading every queue's template at start-up compiled the same file once per queue. jinja2
-    still checks each template file's mtime when it is asked for (auto_reload), so an admin's
-    edit is seen by the next render, as before.
+    An edited or newly overriding file is still seen by the next render (bridge.template_loader).
     """
     env = _TemplateEnvironment(
-        loader=jinja2.FileSystemLoader(list(search_path)),
+        loader=SearchPathLoader(list(search_path)),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
