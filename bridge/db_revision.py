@@ -8,7 +8,7 @@ brand-new database run the migrations (bridge.preflight.open_database decides).
 
 The code's revisions are read from `bridge/migrations/versions/*.py` as text (the
 `revision = "..."` and `down_revision = "..."` lines Alembic's template writes), so
-a new migration needs no second place to be named in; tests/test_db_revision.py
+a new migration needs no second place to be named in; tests/test_cli_schema_revision.py
 checks that this reading agrees with Alembic's.
 """
 
