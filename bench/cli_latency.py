@@ -6,7 +6,8 @@ subprocesses: `experiments add` of config/example-experiment.json (renamed) `--s
 list`, `experiments show ID`, `experiments cancel ID` (of the experiment just added) and
 `status`. The baselines run in the same rounds: the bare interpreter (`python -c pass`) and
 `python -c "import sqlalchemy"`, the floor of any command that opens the database. Medians
-of ROUNDS (default 7); each command's ratio is to `import sqlalchemy`; the goal is 0.3 s.
+of ROUNDS (default 7) of wall time (and of CPU time, user + system: steadier on a busy machine);
+each command's ratio is to `import sqlalchemy`; the goal is 0.3 s.
 Usage: python bench/cli_latency.py [rounds]
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -47,14 +49,17 @@ def workdir() -> Path:
     return root
 
 
-def timed(argv: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, str]:
-    """Wall seconds of one process and its stdout; a failure stops the benchmark with its stderr."""
+def timed(argv: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, float, str]:
+    """Wall and CPU (user + system) seconds of one process, and its stdout; a failure stops the benchmark."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([sys.executable, *argv], cwd=cwd, capture_output=True, text=True, env=os.environ.copy())
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode not in ok:
         sys.exit(f"{' '.join(argv)} exited {done.returncode}: {done.stderr.strip()}")
-    return elapsed, done.stdout
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return elapsed, cpu, done.stdout
 
 
 def declaration(root: Path, number: int) -> str:
@@ -65,37 +70,44 @@ def declaration(root: Path, number: int) -> str:
     return path.name
 
 
-def one_round(root: Path, number: int, times: dict[str, list[float]]) -> None:
+def one_round(root: Path, number: int, wall: dict[str, list[float]], cpu: dict[str, list[float]]) -> None:
     """The baselines and the five commands once each; the experiment added is the one shown and cancelled."""
+    def run(name: str, argv: list[str], ok: tuple[int, ...] = (0,)) -> str:
+        elapsed, used, out = timed(argv, root, ok)
+        wall[name].append(elapsed)
+        cpu[name].append(used)
+        return out
+
     for name, argv in BASELINES.items():
-        times[name].append(timed(argv, root)[0])
-    cli = ["-m", "bridge.cli"]
-    config = ["--config", "config/bridge.toml"]
-    elapsed, out = timed([*cli, "experiments", "add", declaration(root, number), "--schedule", *config], root)
-    times["experiments add"].append(elapsed)
+        run(name, argv)
+    cli, config = ["-m", "bridge.cli"], ["--config", "config/bridge.toml"]
+    out = run("experiments add", [*cli, "experiments", "add", declaration(root, number), "--schedule", *config])
     experiment = out.split()[2]  # "added experiment N ..."
-    times["experiments list"].append(timed([*cli, "experiments", "list", *config], root)[0])
-    times["experiments show"].append(timed([*cli, "experiments", "show", experiment, *config], root)[0])
-    times["experiments cancel"].append(timed([*cli, "experiments", "cancel", experiment, *config], root)[0])
-    times["status"].append(timed([*cli, "status", *config], root, ok=(0, 1))[0])  # 1: no daemon runs
+    run("experiments list", [*cli, "experiments", "list", *config])
+    run("experiments show", [*cli, "experiments", "show", experiment, *config])
+    run("experiments cancel", [*cli, "experiments", "cancel", experiment, *config])
+    run("status", [*cli, "status", *config], ok=(0, 1))  # 1: no daemon runs
 
 
 def main(rounds: int) -> None:
     root = workdir()
-    times: dict[str, list[float]] = {name: [] for name in (*BASELINES, *COMMANDS)}
+    names = (*BASELINES, *COMMANDS)
+    wall: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}
     try:
         for number in range(rounds):
-            one_round(root, number, times)
+            one_round(root, number, wall, cpu)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    medians = {name: statistics.median(values) for name, values in times.items()}
+    medians = {name: statistics.median(values) for name, values in wall.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     bare, floor = (medians[name] for name in BASELINES)
     print(f"SQLite, a new process per command, median of {rounds} rounds; baselines: python -c pass {bare:.3f} s, "
-          f'python -c "import sqlalchemy" {floor:.3f} s (the baseline below)')
+          f'python -c "import sqlalchemy" {floor:.3f} s (the baseline below; CPU {cpu_medians[names[1]]:.3f} s)')
     for name in COMMANDS:
         mark = "✓" if medians[name] <= GOAL_S else "✗"
-        print(f"{ratio_line(name, medians[name], floor)}; {medians[name] / bare:.1f}x the bare interpreter; "
-              f"goal {GOAL_S} s {mark}")
+        print(f"{ratio_line(name, medians[name], floor)}; CPU {cpu_medians[name]:.3f} s; "
+              f"{medians[name] / bare:.1f}x the bare interpreter; goal {GOAL_S} s {mark}")
 
 
 if __name__ == "__main__":

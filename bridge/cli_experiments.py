@@ -91,7 +91,7 @@ def _app(args: argparse.Namespace):
 
 def _add(args: argparse.Namespace) -> int:
     from bridge.declaration import load_experiment_file
-    from bridge.helpers import schedule_experiment
+    from bridge.scheduling import schedule_experiment  # as bridge.helpers, without the submitter's modules
 
     app = _app(args)
     with app.write_sessions() as session:
@@ -105,16 +105,16 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _schedule(args: argparse.Namespace) -> int:
-    from bridge.helpers import schedule_experiment
     from bridge.models import ExperimentStatus
+    from bridge.scheduling import schedule_experiment  # as bridge.helpers, without the submitter's modules
 
     return _each_experiment(args, schedule_experiment, "scheduled", {ExperimentStatus.PENDING}, "a pending (P)",
                             "scheduled")
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    from bridge.helpers import cancel_experiment
     from bridge.models import LIVE_EXPERIMENT
+    from bridge.scheduling import cancel_experiment  # as bridge.helpers, without the submitter's modules
 
     return _each_experiment(args, cancel_experiment, "cancelling", LIVE_EXPERIMENT,
                             "a scheduled (S) or running (R)", "cancelled")
