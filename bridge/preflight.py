@@ -7,7 +7,7 @@ SQLite file is a file (not a directory, not some other file, not `:memory:`,
 which every new connection would see empty). `open_database` and
 `upgrade_database` create a missing parent directory of an SQLite file (a fresh
 checkout has no var/ yet) and turn a refused connection into one line naming
-the file and key.
+the file and key; `open_database` also checks the schema's revision (bridge.db_revision).
 """
 
 from __future__ import annotations
@@ -112,8 +112,8 @@ def open_database(config_file: Path, url: str, *, may_upgrade: bool = False) -> 
         action = decide(found, revisions, may_upgrade)
         if action in (SchemaAction.CREATE, SchemaAction.UPGRADE):
             upgrade(url)
-            log.info("database %s: schema %s from revision %s to %s", _shown(url),
-                     "created" if action is SchemaAction.CREATE else "upgraded", found.revision, revisions[-1])
+            change = "created at" if action is SchemaAction.CREATE else f"upgraded from {found.revision} to"
+            log.info("database %s: schema %s revision %s", _shown(url), change, revisions[-1])
         elif action is not SchemaAction.USE:
             engine.dispose()
             raise SchemaError(refusal(action, found, revisions[-1], _shown(url), config_file))
