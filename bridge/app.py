@@ -82,7 +82,7 @@ def with_local_cluster(config: BridgeConfig) -> BridgeConfig:
     """
     if config.runner not in ("local", "pyslurm") or config.slurm_conf or os.environ.get("SLURM_CONF"):
         return config
-    from bridge.devcluster.conf import default_state_dir, slurm_conf_in
+    from bridge.devcluster.paths import default_state_dir, slurm_conf_in
 
     conf = slurm_conf_in(default_state_dir().resolve())  # as load_spec().slurm_conf, without the cluster's modules
     if conf.exists():

@@ -17,9 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bridge.devcluster import procs
-from bridge.devcluster.conf import ClusterSpec, default_state_dir, render_slurm_conf, render_slurmdbd_conf
+from bridge.devcluster.conf import ClusterSpec, render_slurm_conf, render_slurmdbd_conf
 from bridge.devcluster.mariadb import OwnMariaDB, answers
 from bridge.devcluster.packages import install_packages, missing_packages
+from bridge.devcluster.paths import default_state_dir
 from bridge.errors import ClusterError, CommandError
 from bridge.runner import LocalRunner
 

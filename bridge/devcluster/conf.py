@@ -7,24 +7,10 @@ directory. The settings and why they are here come from ../shared/slurm-notes.md
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-STATE_ENV = "BEAT_BRIDGE_CLUSTER_DIR"
-
-
-def default_state_dir() -> Path:
-    """$BEAT_BRIDGE_CLUSTER_DIR, else $XDG_STATE_HOME (or ~/.local/state)/beat-bridge/cluster."""
-    if os.environ.get(STATE_ENV):
-        return Path(os.environ[STATE_ENV]).expanduser().resolve()
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "beat-bridge" / "cluster"
-
-
-def slurm_conf_in(state_dir: Path) -> Path:
-    """A state directory's slurm.conf (bridge.app points commands at the dev cluster's without loading its spec)."""
-    return state_dir / "etc" / "slurm.conf"
+from bridge.devcluster.paths import slurm_conf_in
 
 
 @dataclass(frozen=True)
