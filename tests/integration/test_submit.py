@@ -72,10 +72,17 @@ def test_three_jobs_of_four_splits_go_out_as_three_arrays_with_the_queue_limits(
         for b in experiment.blocks:
             for output in b.outputs:
                 assert is_cache_complete(cache_path(output.hash), 4, env.config.cache_root), b.name
+        by_element = {s.slurm_element_id: s for s in splits}
         for sub in submissions:
+            spool = env.config.spool_dir / sub.tag
+            assert sorted(p.name for p in spool.glob("*.json") if "result" not in p.name) == ["manifest.json"]
             for index in range(4):
-                result = json.loads((env.config.spool_dir / sub.tag / f"split-{index}.result.json").read_text())
+                result = json.loads((spool / f"split-{index}.result.json").read_text())
                 assert result["status"] == 0 and not result["system_error"], result
+                # element <job>_<index> ran the manifest entry of the split recorded under that element id
+                split = by_element[f"{sub.job_id}_{index}"]
+                out = (spool / f"slurm-{sub.job_id}_{index}.out").read_text()
+                assert f"split {index} (split {split.id}, job {split.job_id}," in out, out
 
 
 class CrashAfterSbatch:
@@ -201,8 +208,9 @@ def test_a_job_of_more_splits_than_max_array_size_goes_out_in_chunks_with_offset
             assert splits[limit - 1].slurm_element_id == f"{first.job_id}_{limit - 1}"
             assert splits[limit].slurm_element_id == f"{second.job_id}_0"  # index = split index - offset
             spool = env.config.spool_dir / second.tag
-            payload = json.loads((spool / "split-3.json").read_text())
-            assert payload["configuration"]["split_index"] == limit + 3
+            manifest = json.loads((spool / "manifest.json").read_text())
+            assert manifest["offset"] == limit and sorted(manifest["splits"], key=int) == ["0", "1", "2", "3"]
+            assert manifest["splits"]["3"]["split_index"] == limit + 3
             shown = _show_job(slurm, second.job_id)
             assert shown["ArrayTaskId"].startswith("0-3"), shown
         finally:
