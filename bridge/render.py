@@ -19,6 +19,7 @@ rendered (the filters mark what they quoted; anything else is refused).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import shlex
@@ -229,9 +230,13 @@ def _finalize(value: object) -> object:
     raise TemplateError(f"a value reached the script without a quoting filter ({str(value)[:60]!r}): {_QUOTE_HINT}")
 
 
-def _environment(search_path: Sequence[Path]) -> jinja2.Environment:
+@functools.lru_cache(maxsize=32)
+def _environment(search_path: tuple[str, ...]) -> jinja2.Environment:
+    """One sandbox per template search path, kept: a template is parsed, checked and compiled once,
+    not once per array. jinja2 reloads a template whose file changed (auto_reload, by mtime), so an
+    admin's edit is still seen at the next render."""
     env = _TemplateEnvironment(
-        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
+        loader=jinja2.FileSystemLoader(list(search_path)),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -279,7 +284,7 @@ def render_array_script(
         name = template.name
     context = _context(spec)
     try:
-        text = _environment(dirs).get_template(name).render(context)
+        text = _environment(tuple(map(str, dirs))).get_template(name).render(context)
     except jinja2.TemplateNotFound as e:
         raise TemplateError(f"template {name} not found in {', '.join(map(str, dirs))}") from e
     except jinja2.TemplateSyntaxError as e:

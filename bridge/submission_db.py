@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -40,7 +41,21 @@ def on_slurm_clause() -> Any:
                and_(JobSplit.status == S.QUEUED, JobSplit.submission_tag.is_not(None)))
 
 
-def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) -> list[JobSplit]:
+@dataclass(frozen=True)
+class Candidate:
+    """A split that could be submitted now, as plain values: what the submitter groups and claims by.
+
+    Plain values, not ORM objects: 1,000s of loaded splits held through the
+    submitter's commits would each be expired on every commit.
+    """
+
+    id: int
+    job_id: int
+    split_index: int
+    exclude_nodes: str | None
+
+
+def candidate_splits(session: Session, queue: Queue | int) -> list[Candidate]:
     """Queued, unclaimed splits of the queue, oldest runnable first, per-author limited.
 
     A split's queue is its block's, or the one a resubmission gave it (JobSplit.queue_id).
@@ -59,8 +74,8 @@ def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) ->
         .where(on_queue, on_slurm_clause()).group_by(Experiment.author)
     ).all())
     rows = session.execute(
-        select(JobSplit, Experiment.author).join(JobSplit.job).join(Job.block)
-        .join(Block.experiment)
+        select(JobSplit.id, JobSplit.job_id, JobSplit.split_index, JobSplit.exclude_nodes, Experiment.author)
+        .join(JobSplit.job).join(Job.block).join(Block.experiment)
         .where(on_queue, JobSplit.status == S.QUEUED,
                JobSplit.submission_tag.is_(None), JobSplit.slurm_job_id.is_(None),
                Job.runnable_date.is_not(None), Job.mirror.is_(False),
@@ -68,11 +83,17 @@ def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) ->
         .order_by(Job.runnable_date, Job.id, JobSplit.split_index)
     ).all()
     chosen = []
-    for split, author in rows:
+    for pk, job_id, split_index, exclude_nodes, author in rows:
         if used.get(author, 0) < q.max_slots_per_user:
             used[author] = used.get(author, 0) + 1
-            chosen.append(split)
+            chosen.append(Candidate(pk, job_id, split_index, exclude_nodes))
     return chosen
+
+
+def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) -> list[JobSplit]:
+    """The seed's function: ``candidate_splits`` as loaded splits, in the same order. Read-only."""
+    ids = [c.id for c in candidate_splits(session, queue)]
+    return _loaded(session, ids, order=False)
 
 
 def mark_similar_jobs_as_mirror(session: Session, job: Job | int) -> list[Job]:
@@ -120,11 +141,16 @@ def release_submission(session: Session, tag: str) -> int:
     return release_array(session, tag)
 
 
-def _loaded(session: Session, ids: Sequence[int]) -> list[JobSplit]:
+def _loaded(session: Session, ids: Sequence[int], *, order: bool = True) -> list[JobSplit]:
+    """The splits of `ids`, loaded: by job and split index, or (order=False) in the order of `ids`."""
     if not ids:
         return []
-    return list(session.scalars(select(JobSplit).where(JobSplit.id.in_(ids))
-                                .order_by(JobSplit.job_id, JobSplit.split_index)))
+    loaded = list(session.scalars(select(JobSplit).where(JobSplit.id.in_(ids))
+                                  .order_by(JobSplit.job_id, JobSplit.split_index)))
+    if order:
+        return loaded
+    by_id = {split.id: split for split in loaded}
+    return [by_id[pk] for pk in ids if pk in by_id]
 
 
 def requeue_lost(session: Session, split: JobSplit | int, array_id: str, reason: str) -> bool:

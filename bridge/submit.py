@@ -36,8 +36,9 @@ from bridge.queue_versions import settings_for_job
 from bridge.resubmission import with_exclude
 from bridge.retry import backoff_delays
 from bridge.sbatch_scripts import spool as spool_files
+from bridge.sbatch_scripts.manifest import write_manifest
 from bridge.slurm_client import OutcomeUnknown, SubmissionRefused
-from bridge.submission_db import element_ids, record_submission, release_submission, retrieve_candidate_splits_for_queue
+from bridge.submission_db import Candidate, candidate_splits, element_ids, record_submission, release_submission
 from bridge.submission_rows import ClaimedSplit, claim_splits, record_array, release_array
 from bridge.tags import abandoned, new_tag
 
@@ -83,7 +84,7 @@ def submit_candidates(session: Session, backend: Backend) -> tuple[list[Submissi
     submitted: list[Submission] = []
     to_cancel: list[str] = []
     for queue in session.scalars(select(Queue).order_by(Queue.id)).all():
-        candidates = retrieve_candidate_splits_for_queue(session, queue)
+        candidates = candidate_splits(session, queue)  # plain values: commits expire no objects of theirs
         # one array per job and excluded nodes (--exclude is the array's): candidates come sorted by job
         for _, splits in groupby(candidates, key=lambda s: (s.job_id, s.exclude_nodes or "")):
             for chunk in array_chunks(list(splits), backend.client.max_array_size()):  # read once, when needed
@@ -101,7 +102,7 @@ def array_chunks(splits: Sequence[JobSplit], max_array_size: int) -> list[list[J
     return [chunks[k] for k in sorted(chunks)]
 
 
-def submit_array(session: Session, backend: Backend, queue: Queue, splits: list[JobSplit],
+def submit_array(session: Session, backend: Backend, queue: Queue, splits: Sequence[Candidate | JobSplit],
                  to_cancel: list[str]) -> Submission | None:
     """Claim, write the array's manifest, render, sbatch and record one array.
 
@@ -111,7 +112,7 @@ def submit_array(session: Session, backend: Backend, queue: Queue, splits: list[
     made submission slow).
     """
     tag = new_tag(deployment=backend.config.deployment)
-    ids = [pk for pk in map(identity_of, splits) if pk is not None]  # no load: the objects may be expired
+    ids = [s.id if isinstance(s, Candidate) else identity_of(s) for s in splits]  # no load of expired objects
     job_id, exclude_nodes = splits[0].job_id, splits[0].exclude_nodes
     version, settings = settings_for_job(session, job_id, queue)  # fixed by the job's first array
     job = job_facts(session, job_id)  # read before the claim: nothing is loaded between claim and record
@@ -179,7 +180,7 @@ def _offset(split: JobSplit | ClaimedSplit, max_array_size: int) -> int:
 
 
 def write_spool(backend: Backend, tag: str, job: JobFacts, splits: Sequence[ClaimedSplit], offset: int) -> Path:
-    """The array's one manifest, `<spool>/<tag>/manifest.json`: what each of its elements runs.
+    """The array's one manifest, `<spool>/<tag>/manifest.jsonl`: what each of its elements runs.
 
     The configuration the splits share is built once; each split adds its
     range, index and id under its array index (split index - offset).
@@ -189,7 +190,7 @@ def write_spool(backend: Backend, tag: str, job: JobFacts, splits: Sequence[Clai
     root = str(Path(config.cache_root).resolve())
     shared = array_configuration(job, root)
     entries = {split.split_index - offset: split_entry(split) for split in splits}
-    spool_files.write_manifest(spool, tag, root, offset, shared, entries)
+    write_manifest(spool, tag, root, offset, shared, entries)
     return spool
 
 

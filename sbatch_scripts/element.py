@@ -5,16 +5,17 @@ path, ``python .../sbatch_scripts/element.py ...``); N is $SLURM_ARRAY_TASK_ID.
 
 Spool contract (written by the bridge before sbatch, in ``<spool_dir>/<tag>/``):
 
-- ``manifest.json``: one per array (format in bridge.sbatch_scripts.spool): the
-  configuration every split shares, the cache root, the submission tag, the
-  array's offset and one entry per array index N. The element takes entry N
-  (its configuration is get_configuration_for_split(split)) and checks that its
-  split_index is N + offset and, when $BEAT_SUBMISSION_TAG is set, that the
-  manifest's tag equals it. N is the array index: the split index itself, or
-  less a multiple of MaxArraySize (the offset) when a job's splits go out in
-  several arrays; the configuration's split_index is the split's own (given to
-  the algorithm). An array without a manifest (submitted by an older bridge)
-  is read from its legacy ``split-N.json``.
+- ``manifest.jsonl``: one per array (format in bridge.sbatch_scripts.manifest):
+  the configuration every split shares, the cache root, the submission tag,
+  the array's offset and one fixed-width line per array index N. The element
+  reads the header and seeks to line N (its configuration is
+  get_configuration_for_split(split)), checks that its split_index is N +
+  offset and, when $BEAT_SUBMISSION_TAG is set, that the manifest's tag equals
+  it. N is the array index: the split index itself, or less a multiple of
+  MaxArraySize (the offset) when a job's splits go out in several arrays; the
+  configuration's split_index is the split's own (given to the algorithm). An
+  array without a manifest (submitted by an older bridge) is read from its
+  legacy ``split-N.json``.
 - ``split-N.result.json`` (written by the element, atomically, also on failure
   whenever the spool directory is writable): BEAT's result dict ``{"status",
   "stdout", "stderr", "user_error", "system_error", "timed_out": false,
@@ -47,7 +48,7 @@ numbered from 0 (so a reducer returns one). Values must be JSON-serialisable.
 What the algorithm prints (fd level, so subprocesses too) becomes the result's
 stdout/stderr, truncated to the first and last MAX_OUTPUT/2 bytes. The data
 format is that of bridge.sbatch_scripts.element_io; bridge.sbatch_scripts.spool
-names, writes and reads the spool files for the bridge's side.
+and .manifest name, write and read the spool files for the bridge's side.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ from bridge.sbatch_scripts.element_io import (
     read_inputs,
     write_output,
 )
-from bridge.sbatch_scripts.spool import ManifestError, read_element, result_file
+from bridge.sbatch_scripts.manifest import ManifestError, read_element
+from bridge.sbatch_scripts.spool import result_file
 
 MAX_OUTPUT = 64 * 1024
 EXIT_OK, EXIT_USER, EXIT_SYSTEM, EXIT_TERMINATED = 0, 1, 2, 128 + signal.SIGTERM

@@ -1,7 +1,7 @@
 """The array element as a real subprocess: spool file in, cache files and result JSON out.
 
-Each test hand-builds the array's ``manifest.json`` as the bridge writes it (see
-bridge.sbatch_scripts.spool) in a temporary spool directory and runs
+Each test writes the array's ``manifest.jsonl`` with the bridge's own writer
+(bridge.sbatch_scripts.manifest) in a temporary spool directory and runs
 ``python -m bridge.sbatch_scripts.element --spool DIR --index N``.
 """
 
@@ -65,7 +65,8 @@ class Setup:
         self.algos.mkdir()
         (self.algos / "myalgos.py").write_text(MY_ALGOS)
         (self.algos / "broken_algos.py").write_text("raise ImportError('no such dependency')\n")
-        self.entries: dict[str, dict[str, Any]] = {}
+        self.entries: dict[int, dict[str, Any]] = {}
+        self.shared: dict[str, Any] = {}
 
     def write_split(self, index: int, *, algorithm: str, inputs: dict[str, Any], outputs: list[str],
                     span: list[int] | None, nb_splits: int = 1, parameters: dict[str, Any] | None = None,
@@ -80,18 +81,15 @@ class Setup:
             "range": span, "split_index": index, "nb_splits": nb_splits,
             "split_id": 100 + index, "job_id": 7, "block_id": 3,
         }
-        own = {key: configuration.pop(key) for key in ("range", "split_index", "split_id")}
-        self.entries[str(index)] = own
-        self.write_manifest(configuration)
+        self.entries[index] = {key: configuration.pop(key) for key in ("range", "split_index", "split_id")}
+        self.shared = configuration
+        self.write_manifest()
         return paths
 
-    def write_manifest(self, shared: dict[str, Any], offset: int = 0) -> None:
-        document = {"format": 1, "submission_tag": TAG, "cache_root": str(self.cache), "offset": offset,
-                    "configuration": shared, "splits": self.entries}
-        (self.spool / "manifest.json").write_text(json.dumps(document))
+    def write_manifest(self, offset: int = 0) -> None:
+        from bridge.sbatch_scripts.manifest import write_manifest
 
-    def manifest(self) -> dict[str, Any]:
-        return json.loads((self.spool / "manifest.json").read_text())
+        write_manifest(self.spool, TAG, self.cache, offset, self.shared, self.entries)
 
     def run(self, index: int, *, as_path: bool = False, env: dict[str, str] | None = None,
             spool: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -232,9 +230,8 @@ def test_array_index_may_be_offset_from_the_split_index(setup):
     """A job of more than MaxArraySize splits goes out in several arrays: index = split - offset."""
     paths = setup.write_split(3, algorithm="myalgos:show_context", inputs={"x": numbers(2000)},
                               outputs=["o"], span=[1500, 1500], nb_splits=2000)
-    document = setup.manifest()
-    setup.entries["3"]["split_index"] = 1003
-    setup.write_manifest(document["configuration"], offset=1000)
+    setup.entries[3]["split_index"] = 1003
+    setup.write_manifest(offset=1000)
 
     assert setup.run(3).returncode == 0
     assert "split_index=1003" in setup.result(3)["stdout"]
@@ -306,15 +303,18 @@ def test_missing_spool_file(setup):
 
 
 def test_an_index_the_manifest_has_no_entry_for_is_a_system_error(setup):
-    setup.write_split(0, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(2)}, outputs=["out"], span=None)
-    assert "no entry for array index 5" in _system_error(setup, 5)
+    for index in (0, 2):
+        setup.write_split(index, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(2)}, outputs=["out"],
+                          span=None)
+    assert "no entry for array index 5" in _system_error(setup, 5)  # past the last
+    assert "no entry for array index 1" in _system_error(setup, 1)  # a gap: its line is blank
 
 
 def test_an_entry_that_is_not_the_elements_own_is_refused(setup):
     """Entry N must be split N + offset: an entry filed under the wrong index never runs another split."""
     setup.write_split(0, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(4)}, outputs=["out"], span=[0, 1])
-    setup.entries["1"] = dict(setup.entries["0"])  # split 0's entry filed under index 1
-    setup.write_manifest(setup.manifest()["configuration"])
+    setup.entries[1] = dict(setup.entries[0])  # split 0's entry filed under index 1
+    setup.write_manifest()
     assert "the entry of array index 1 is split 0" in _system_error(setup, 1)
     assert not list(setup.cache.rglob("*.data"))
 
@@ -325,7 +325,7 @@ def test_each_index_runs_its_own_entry_of_one_manifest(setup):
     for index, span in enumerate(([0, 2], [3, 5], [6, 7])):
         paths = setup.write_split(index, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(8)},
                                   outputs=["out"], span=span, nb_splits=3)
-    assert len(list(setup.spool.glob("*.json"))) == 1  # one manifest, no file per split
+    assert [p.name for p in setup.spool.iterdir()] == ["manifest.jsonl"]  # one manifest, no file per split
     for index, now in ((2, [6, 7]), (0, [0, 1, 2, 6, 7]), (1, range(8))):
         assert setup.run(index).returncode == 0
         assert setup.values(paths["out"]) == {i: i * i for i in now}
@@ -337,9 +337,8 @@ def test_an_array_spooled_before_manifests_still_runs_from_its_split_file(setup)
     """Elements of arrays submitted by an older bridge (split-N.json, no manifest) still run after an upgrade."""
     paths = setup.write_split(2, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(3)},
                               outputs=["out"], span=[1, 2])
-    document = setup.manifest()
-    configuration = {**document["configuration"], **document["splits"]["2"]}
-    (setup.spool / "manifest.json").unlink()
+    configuration = {**setup.shared, **setup.entries[2]}
+    (setup.spool / "manifest.jsonl").unlink()
     (setup.spool / "split-2.json").write_text(json.dumps(
         {"configuration": configuration, "cache_root": str(setup.cache), "submission_tag": TAG}))
     assert setup.run(2, env={"BEAT_SUBMISSION_TAG": TAG}).returncode == 0
@@ -353,10 +352,10 @@ def test_missing_spool_directory_still_exits_2(setup, tmp_path):
 
 
 def test_bad_spool_files(setup):
-    (setup.spool / "manifest.json").write_text("{not json")
+    (setup.spool / "manifest.jsonl").write_text("{not json\n")
     assert "cannot read manifest" in _system_error(setup)
-    (setup.spool / "manifest.json").write_text('{"format": 1, "configuration": {}}')
-    assert "expected a format 1 manifest" in _system_error(setup)
+    (setup.spool / "manifest.jsonl").write_text('{"format": 1, "configuration": {}}\n')
+    assert "expected a format 1 manifest header" in _system_error(setup)
     setup.write_split(0, algorithm="nocolon", inputs={}, outputs=[], span=[3, 1])
     message = _system_error(setup)
     assert "'algorithm' must be" in message and "'outputs' must" in message and "'range' must" in message
@@ -449,7 +448,7 @@ def test_module_docstring_documents_the_contract():
     from bridge.sbatch_scripts import element
 
     doc = textwrap.dedent(element.__doc__ or "")
-    for words in ("manifest.json", "split-N.result.json", "Exit codes", "function(inputs, parameters, context)"):
+    for words in ("manifest.jsonl", "split-N.result.json", "Exit codes", "function(inputs, parameters, context)"):
         assert words in doc
 
 
@@ -476,14 +475,15 @@ def test_datasets_module_missing_is_a_system_error(monkeypatch, tmp_path):
 
 
 def test_spool_helpers_round_trip_through_a_real_element(tmp_path):
-    from bridge.sbatch_scripts.spool import array_spool_dir, read_result, write_manifest
+    from bridge.sbatch_scripts.manifest import write_manifest
+    from bridge.sbatch_scripts.spool import array_spool_dir, read_result
 
     spool = array_spool_dir(tmp_path / "spool", TAG)
     path = cache_path(sha256_json({"round": "trip"}))
     shared = {"algorithm": f"{ALGORITHMS}:square", "inputs": {"in": numbers(3)}, "outputs": {"out": {"path": path}}}
     write_manifest(spool, TAG, tmp_path / "cache", 1000, shared,
                    {4: {"range": None, "split_index": 1004, "split_id": 9}})
-    assert [p.name for p in spool.iterdir()] == ["manifest.json"]  # written atomically: no temporary left
+    assert [p.name for p in spool.iterdir()] == ["manifest.jsonl"]  # written atomically: no temporary left
     assert read_result(spool, 4) is None
 
     done = subprocess.run([sys.executable, "-m", "bridge.sbatch_scripts.element", "--spool", str(spool),

@@ -156,8 +156,9 @@ def wait_for(what: str, probe: Callable[[], object], timeout: float, every: floa
 def tags_by_block(spool_dir: Path) -> dict[str, int]:
     """Every submission tag whose spool directory has a manifest -> the block id it was for."""
     tags = {}
-    for manifest in sorted(Path(spool_dir).glob("*/manifest.json")):
-        tags[manifest.parent.name] = json.loads(manifest.read_text())["configuration"]["block_id"]
+    for manifest in sorted(Path(spool_dir).glob("*/manifest.jsonl")):
+        header = manifest.read_text().split("\n", 1)[0]
+        tags[manifest.parent.name] = json.loads(header)["configuration"]["block_id"]
     return tags
 
 

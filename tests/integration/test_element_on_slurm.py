@@ -17,7 +17,7 @@ from bridge.cache import is_cache_complete, read_index
 from bridge.hashing import cache_path, sha256_json
 from bridge.render import ArraySpec, render_array_script
 from bridge.sacct import parse_sacct
-from bridge.sbatch_scripts.spool import write_manifest
+from bridge.sbatch_scripts.manifest import write_manifest
 from bridge.slurm import parse_sbatch_parsable, sacct_argv, sbatch_argv
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
