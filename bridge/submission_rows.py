@@ -91,8 +91,7 @@ def record_array(session: Session, tag: str, slurm_job_id: str | int, *, offset:
             if job is not None:
                 mirrors.mark_similar(session, job)
     ids = [row.id for row in sorted(rows)]
-    log.info("tag %s recorded as Slurm job %s: %d splits (ids %s..%s)", tag, slurm_job_id, len(ids),
-             ids[0] if ids else "-", ids[-1] if ids else "-")
+    log.info("tag %s recorded as Slurm job %s: splits %s", tag, slurm_job_id, ids)
     return ids
 
 
