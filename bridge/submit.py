@@ -19,33 +19,27 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge import claims, render, strikes
+from bridge.array_files import render_script, write_spool
 from bridge.backend import Backend
-from bridge.element_config import JobFacts, array_configuration, job_facts, split_entry
+from bridge.element_config import JobFacts, job_facts
 from bridge.errors import BridgeError, CommandError
 from bridge.history import identity_of
 from bridge.models import JobSplit, Queue
 from bridge.outcomes import on_split_fail
 from bridge.queue_settings import QueueSettings
 from bridge.queue_versions import settings_for_job
-from bridge.resubmission import with_exclude
 from bridge.retry import backoff_delays
-from bridge.sbatch_scripts import spool as spool_files
-from bridge.sbatch_scripts.manifest import write_manifest
 from bridge.slurm_client import OutcomeUnknown, SubmissionRefused
 from bridge.submission_db import Candidate, candidate_splits, element_ids, record_submission, release_submission
 from bridge.submission_rows import ClaimedSplit, claim_splits, record_array, release_array
 from bridge.tags import abandoned, new_tag
 
 log = logging.getLogger(__name__)
-
-ELEMENT_RUNNER = "bridge.sbatch_scripts.element"
-
 
 class SpoolUnavailable(BridgeError):
     """The spool directory cannot be written (disk full, quota, NFS gone): transient, no split's fault."""
@@ -177,46 +171,6 @@ def _script(session: Session, backend: Backend, settings: QueueSettings, job: Jo
 
 def _offset(split: JobSplit | ClaimedSplit, max_array_size: int) -> int:
     return (split.split_index // max_array_size) * max_array_size
-
-
-def write_spool(backend: Backend, tag: str, job: JobFacts, splits: Sequence[ClaimedSplit], offset: int) -> Path:
-    """The array's one manifest, `<spool>/<tag>/manifest.jsonl`: what each of its elements runs.
-
-    The configuration the splits share is built once; each split adds its
-    range, index and id under its array index (split index - offset).
-    """
-    config = backend.config
-    spool = spool_files.array_spool_dir(config.spool_dir, tag)
-    root = str(Path(config.cache_root).resolve())
-    shared = array_configuration(job, root)
-    entries = {split.split_index - offset: split_entry(split) for split in splits}
-    write_manifest(spool, tag, root, offset, shared, entries)
-    return spool
-
-
-def render_script(backend: Backend, queue: QueueSettings, job: JobFacts, splits: Sequence[ClaimedSplit], tag: str,
-                  spool: Path, offset: int, exclude_nodes: str | None) -> str:
-    """The array's sbatch script, from the queue settings of the job's mapping version alone.
-
-    Never from queues.toml as loaded at start-up: the synced row (or the
-    version the job's first array used) is the only source, so what ran is
-    what its version says.
-    """
-    indices = tuple(s.split_index - offset for s in splits)
-    spec = render.ArraySpec(
-        job_name=tag, submission_tag=tag, partition=queue.partition,
-        cpus_per_task=queue.cores_per_slot, mem_mb=queue.memory_limit, time_minutes=queue.time_limit,
-        array_indices=indices, throttle=queue.max_slots_per_user,
-        output=f"{render.slurm_filename(str(spool))}/slurm-%A_%a.out",
-        error=f"{render.slurm_filename(str(spool))}/slurm-%A_%a.err",
-        python=backend.python, element_runner=ELEMENT_RUNNER, spool_dir=str(spool),
-        comment=f"beat experiment={job.experiment_name} block={job.block_name} job={job.job_id}",
-        account=queue.account, qos=queue.qos,
-        extra_directives=with_exclude(queue.extra_directives, exclude_nodes),
-    )
-    templates_dir = backend.config.templates_dir
-    return render.render_array_script(spec, template=queue.template_ref(),
-                                      search_path=[templates_dir] if templates_dir else [])
 
 
 def sbatch_once(backend: Backend, tag: str, script: str) -> int:
