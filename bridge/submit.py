@@ -41,6 +41,7 @@ from bridge.tags import abandoned, new_tag
 
 log = logging.getLogger(__name__)
 
+
 class SpoolUnavailable(BridgeError):
     """The spool directory cannot be written (disk full, quota, NFS gone): transient, no split's fault."""
 
