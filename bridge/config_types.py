@@ -80,7 +80,7 @@ class SlurmTimeouts:
 class Limits:
     """What one experiment declaration may ask for ([limits]): bounds that keep one user from stopping the bridge.
 
-    Every split is a database row, a spool file and an array element; every data
+    Every split is a database row, a manifest entry and an array element; every data
     unit an index entry. Ranges are computed arithmetically, but the rows and files
     are real, so a declaration asking for millions of them is refused at `add`.
     """

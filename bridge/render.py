@@ -290,7 +290,7 @@ def render_array_script(
         name = template.name
     context = _context(spec)
     try:
-        text = _environment(dirs).get_template(name).render(context)
+        text = _environment(tuple(map(str, dirs))).get_template(name).render(context)
     except jinja2.TemplateNotFound as e:
         raise TemplateError(f"template {name} not found in {', '.join(map(str, dirs))}") from e
     except jinja2.TemplateSyntaxError as e:
