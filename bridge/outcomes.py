@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bridge import wake
 from bridge.cancelling import cancel_pending_blocks, settle_experiment
 from bridge.history import guarded_set, locked, reload, transition
 from bridge.job_rows import cancel_block, delete_job, followers, gone, release_job, stop_splits
@@ -294,4 +295,6 @@ def unblock_dependents(session: Session, block: Block) -> list[Job]:
                            runnable_date=utcnow()):
                 log.info("job %s (block %s) is runnable", job.id, dependent.name)
                 made.append(job)
+    if made:
+        wake.notify(session)  # a daemon other than the caller splits them now (bridge.wake)
     return made

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from bridge import mirrors, outcomes, strikes
+from bridge import mirrors, outcomes, strikes, wake
 from bridge.cache import CacheError, read_index, split_ranges
 from bridge.errors import BridgeError
 from bridge.hashing import job_key
@@ -98,6 +98,8 @@ def schedule_experiment(session: Session, experiment: Experiment | int) -> None:
         transition(session, exp, E.SCHEDULED if pending else E.DONE, {E.PENDING},
                    source="schedule_experiment", start_date=None if pending else now,
                    end_date=None if pending else now)
+        if pending:
+            wake.notify(session)  # the idle daemon splits and submits it now (bridge.wake)
 
 
 def _check_schedulable(exp: Experiment) -> None:
@@ -132,6 +134,8 @@ def cancel_experiment(session: Session, experiment: Experiment | int) -> bool:
         exp = reload(session, Experiment, experiment, lock=True)
         moved = exp is not None and transition(
             session, exp, E.CANCELLING, LIVE_EXPERIMENT, source="cancel_experiment", warn=True)
+        if moved:
+            wake.notify(session)  # the daemon scancels it now (bridge.wake)
     return moved
 
 

@@ -1,0 +1,85 @@
+"""bridge.wake: the helpers that create work wake a waiting daemon (NOTIFY, data_version); quiet is quiet."""
+
+from __future__ import annotations
+
+from dbsupport import declare, run_block, two_blocks
+from sqlalchemy import text, update
+
+from bridge import helpers, wake
+from bridge.models import DaemonHeartbeat
+from poller.early import element_index, result_indices
+
+
+def _signal(factory, ignore: str = "nobody") -> wake.Wake:
+    """The daemon's change signal; on PostgreSQL counting this process's NOTIFYs (it plays the web server)."""
+    engine = factory.kw["bind"]
+    if engine.dialect.name == "postgresql":
+        return wake.ListenWake(wake.listen_url(engine), ignore=ignore)
+    return wake.open_wake(engine)
+
+
+def test_scheduling_cancelling_and_unblocking_wake_the_waiting_daemon(factory, session, cache_root):
+    signal = _signal(factory)
+    try:
+        exp = declare(session, two_blocks(), schedule=False)
+        signal.mark()  # the daemon's cycle has seen what is there
+        assert signal.wait(0.3) is False
+        helpers.schedule_experiment(session, exp)
+        assert signal.wait(30) is True  # woken, not timed out
+        assert signal.changed() is False  # one change, seen once
+        helpers.split_new_jobs(session, str(cache_root))
+        signal.mark()
+        run_block(session, exp, "first")  # on_split_done unblocks "second"
+        assert signal.wait(30) is True
+        signal.mark()
+        assert helpers.cancel_experiment(session, exp)
+        assert signal.wait(30) is True
+    finally:
+        signal.close()
+
+
+def test_subscribers_hear_every_change_and_the_daemons_own_writes_before_mark_wake_no_one(factory, session):
+    signal = _signal(factory)
+    heard: list[int] = []
+    signal.subscribe(lambda: heard.append(1))
+    try:
+        signal.mark()
+        session.execute(update(DaemonHeartbeat).values(cycles=DaemonHeartbeat.cycles + 1))  # as each cycle does
+        session.commit()
+        signal.mark()  # poller.loop marks after its own writes
+        assert signal.wait(0.3) is False and heard == []
+        declare(session, two_blocks("other"))
+        assert signal.wait(30) is True and heard == [1]
+    finally:
+        signal.close()
+
+
+def test_on_postgresql_a_rolled_back_change_or_our_own_notify_wakes_no_one(postgres_url):
+    from bridge.db import create_session_factory
+
+    factory = create_session_factory(postgres_url)
+    signal = wake.open_wake(factory.kw["bind"])  # ignores this process's NOTIFYs, as the daemon its own cycle's
+    try:
+        signal.mark()
+        with factory() as s:
+            wake.notify(s)
+            s.rollback()
+            wake.notify(s)
+            s.commit()
+        assert signal.wait(0.5) is False
+        with factory() as s:  # another process's
+            s.execute(text("SELECT pg_notify(:c, 'elsewhere:1')"), {"c": wake.CHANNEL})
+            s.commit()
+        assert signal.wait(30) is True
+    finally:
+        signal.close()
+        factory.kw["bind"].dispose()
+
+
+def test_result_files_of_an_array_are_found_by_index(tmp_path):
+    for name in ("split-0.result.json", "split-12.result.json", "split-3.json", "split-x.result.json",
+                 "slurm-5_3.err"):
+        (tmp_path / name).write_text("{}")
+    assert result_indices(tmp_path) == {0, 12}
+    assert result_indices(tmp_path / "gone") == set()
+    assert element_index("1234_12") == 12
