@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bridge import cycle, heartbeat, snapshots
+from bridge import cycle, heartbeat, snapshots, wake
 from bridge.backend import Backend
 from bridge.config import PollConfig
 from bridge.cycle import CycleReport
 from bridge.errors import BridgeError, PollError
+from poller.early import CONFIRM_DELAY, ResultWatch
 from poller.poll import PollReport, poll_once
 from poller.unknown import UnknownStates
 
@@ -37,6 +38,8 @@ if TYPE_CHECKING:  # imported by `run` only when [metrics] is configured
 __all__ = ["BridgeLoop", "CycleReport", "Interval", "run_cycle"]
 
 log = logging.getLogger(__name__)
+
+EARLY_GAP = 0.25  # seconds: no wake-up (database change, result file) cuts a wait shorter than this
 
 
 @dataclass
@@ -87,7 +90,7 @@ class BridgeLoop:
 
     def __init__(self, sessions: sessionmaker[Session], backend: Backend, poll: PollConfig,
                  on_cycle: Callable[[Session, CycleReport], None] | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None, wake_on: wake.Wake | None = None) -> None:
         self.sessions, self.backend = sessions, backend
         self.interval = Interval(poll)
         self.on_cycle = on_cycle
@@ -99,6 +102,10 @@ class BridgeLoop:
         self.last_cycle_seconds = 0.0
         self.snapshot_sacct_calls = 0
         self.metrics = metrics  # bridge.metrics, when [metrics] is configured
+        # waking between cycles (bridge.wake, poller.early): `wake` is the database's change signal
+        self.wake = wake_on if wake_on is not None else wake.open_wake(sessions.kw["bind"])
+        self.results = ResultWatch(backend.config.spool_dir)
+        self.woken = {"database": 0, "result": 0}  # early cycles, by what woke them
 
     def stop(self, *_: object) -> None:
         """Finish the current cycle, then return from run()."""
@@ -106,9 +113,17 @@ class BridgeLoop:
 
     def run(self, done: Callable[[Session], bool] | None = None, once: bool = False) -> None:
         """Run cycles until stop(), `done(session)` is true, or after one cycle with once=True."""
+        try:
+            self._run(done, once)
+        finally:
+            self.wake.close()
+
+    def _run(self, done: Callable[[Session], bool] | None, once: bool) -> None:
         while not self._stop.is_set():
             with self.sessions() as session:
                 report = self._cycle(session, once)
+                if not once:
+                    self._watch_results(session, report)
                 if self.on_cycle:
                     self.on_cycle(session, report)
                 if self.metrics is not None:  # bridge.metrics: this cycle's figures, then the textfile; never raises
@@ -123,7 +138,7 @@ class BridgeLoop:
                           "" if finished else f", in {wait:.1f} s")
             if finished:
                 return
-            self._stop.wait(self._between_cycles(wait, report))
+            self._wait(self._between_cycles(wait, report))
         heartbeat.stopped(self.sessions)  # stopped by stop() (SIGTERM): `beat-bridge status` says so at once
 
     def _between_cycles(self, wait: float, report: CycleReport) -> float:
@@ -141,6 +156,47 @@ class BridgeLoop:
                 log.warning("accounting snapshots not read this time: %s", e)
                 discard(session)
         return max(0.0, wait - (time.monotonic() - started))
+
+    # --- waking early (bridge.wake, poller.early): kept apart from the cycle ------------------------
+
+    def _watch_results(self, session: Session, report: CycleReport) -> None:
+        """Re-read which splits are active when that may have changed (poller.early); never raises."""
+        changed = report.submitted or (report.poll is not None and report.poll.changed)
+        if not (changed or self.results.unconfirmed() or self.cycles == 1):
+            return
+        try:
+            self.results.refresh(session)
+        except DBAPIError as e:  # the next cycle fails on it anyway, and refreshes after
+            log.debug("active splits' spool directories not re-read: %s", database_error(e))
+            discard(session)
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep until the next cycle, cut short by another process's commit or an element's result file.
+
+        Slurm is polled no faster for it: a database change costs no Slurm call
+        to notice, and a result file one squeue (at most one per EARLY_GAP).
+        While an active split's result is there unconfirmed, the next poll comes
+        after CONFIRM_DELAY (poller.early).
+        """
+        started = time.monotonic()
+        if self.results.unconfirmed(started):
+            seconds = min(seconds, max(CONFIRM_DELAY, EARLY_GAP))
+        self.wake.mark()
+        woke = None
+        while not self._stop.is_set():
+            elapsed = time.monotonic() - started
+            if elapsed >= seconds:
+                return
+            if self.wake.wait(min(wake.TICK, seconds - elapsed), self._stop):
+                woke = woke or "database"
+            elif elapsed >= EARLY_GAP and self.results.new_results():
+                woke = woke or "result"
+            if woke is not None and time.monotonic() - started >= EARLY_GAP:
+                self.woken[woke] += 1
+                log.debug("woken after %.2f s of %.2f s: %s", time.monotonic() - started, seconds,
+                          "another process changed the database" if woke == "database"
+                          else "an element wrote its result file")
+                return
 
     def _cycle(self, session: Session, once: bool = False) -> CycleReport:
         started = time.monotonic()

@@ -1,0 +1,102 @@
+"""See an element end before the next poll: its result file appearing in its array's spool directory.
+
+Every element writes ``split-N.result.json`` as its last act (bridge.sbatch_scripts.element),
+on success and on failure. Between polls the daemon looks at the spool
+directories of its active arrays every few tenths of a second: one stat() per
+directory (a rename into it changes its mtime), a listing only when that
+changed. A new result file of an active split wakes the loop, whose poll then
+confirms with one squeue and decides as always (poller.poll: result read, cache
+verified, callbacks): the file is only a hint, never a verdict, so BEAT's
+semantics stay the poll's. An element that wrote its result is still running or
+completing for a moment: while such a split is active, the next poll comes after
+CONFIRM_DELAY, for at most CONFIRM_WINDOW seconds per file, then the normal
+interval again. Nothing here reads or changes the database but `refresh`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bridge.models import ACTIVE_SPLIT, JobSplit
+from bridge.sbatch_scripts import spool as spool_files
+
+CONFIRM_DELAY = 0.2  # seconds to the next poll while an active split's result file is there
+CONFIRM_WINDOW = 3.0  # seconds after which a result file no longer shortens the wait
+RESULT_SUFFIX = ".result.json"
+
+_ACTIVE_ELEMENTS = select(JobSplit.submission_tag, JobSplit.slurm_element_id).where(
+    JobSplit.slurm_element_id.is_not(None), JobSplit.status.in_(sorted(ACTIVE_SPLIT)))
+
+
+def element_index(element_id: str) -> int:
+    """The array index of an element id `123_4` (the index its result file is named with)."""
+    return int(element_id.rpartition("_")[2])
+
+
+def result_indices(directory: Path) -> set[int]:
+    """The indices of the result files in an array's spool directory (none when it is gone)."""
+    found = set()
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return found
+    for name in names:
+        if name.startswith("split-") and name.endswith(RESULT_SUFFIX):
+            number = name[len("split-"):-len(RESULT_SUFFIX)]
+            if number.isdigit():
+                found.add(int(number))
+    return found
+
+
+class ResultWatch:
+    """The active arrays' spool directories, checked cheaply for result files of active splits."""
+
+    def __init__(self, spool_root: str | Path) -> None:
+        self.spool_root = Path(spool_root)
+        self.active: dict[str, set[int]] = {}  # submission tag -> array indices of its active splits
+        self._mtimes: dict[str, int | None] = {}
+        self._first_seen: dict[tuple[str, int], float] = {}  # results of active splits -> when first seen
+
+    def refresh(self, session: Session) -> None:
+        """Read which splits are active (one query), and which of them already wrote their result."""
+        active: dict[str, set[int]] = {}
+        for tag, element_id in session.execute(_ACTIVE_ELEMENTS).tuples():
+            if tag:
+                active.setdefault(tag, set()).add(element_index(element_id))
+        self.active = active
+        self._mtimes = {tag: self._mtimes.get(tag) for tag in active}
+        self._first_seen = {key: seen for key, seen in self._first_seen.items()
+                            if key[0] in active and key[1] in active[key[0]]}
+        for tag in active:
+            self._look(tag, force=True)
+
+    def new_results(self) -> bool:
+        """Whether an active split's result file appeared since the last look: a stat per array."""
+        return any([self._look(tag) for tag in self.active])  # a list: every directory is looked at
+
+    def unconfirmed(self, now: float | None = None) -> bool:
+        """Whether an active split has had its result file for less than CONFIRM_WINDOW seconds."""
+        now = time.monotonic() if now is None else now
+        return any(now - seen < CONFIRM_WINDOW for seen in self._first_seen.values())
+
+    def _look(self, tag: str, force: bool = False) -> bool:
+        """List the directory if it changed; True if a result of an active split is new."""
+        try:
+            directory = spool_files.array_spool_dir(self.spool_root, tag)
+            mtime: int | None = directory.stat().st_mtime_ns
+        except (OSError, ValueError):
+            mtime, directory = None, None
+        if directory is None or (mtime == self._mtimes.get(tag) and not force):
+            return False
+        self._mtimes[tag] = mtime
+        now, new = time.monotonic(), False
+        for index in result_indices(directory) & self.active[tag]:
+            if (tag, index) not in self._first_seen:
+                self._first_seen[tag, index] = now
+                new = True
+        return new
