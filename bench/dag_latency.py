@@ -1,66 +1,137 @@
-"""A DAG of three levels of 2-second tasks through the whole bridge (submit, run, poll, unblock).
+"""A DAG of three levels (4 -> 4 -> 1 tasks of 2 s, critical path 6 s) through the whole bridge.
 
-Prints the wall time from scheduling to experiment done against the critical
-path measured in the same run (the elements' own run times, from sacct), and
-against the nominal 6 s. Target: within ~3 s of the critical path.
-Usage: python bench/dag_latency.py [seconds_per_task] [poll min_interval]
+With `beat-bridge run` already running and idle (its interval backed off), timed
+(a) from the user's `beat-bridge experiments add --schedule` and (b) from the
+web server's commit (schedule_experiment in this process) to the experiment
+reading D; baseline in the same run: plain sbatch with --dependency=afterok,
+all three levels submitted up front (bench/dag_baseline.py). Prints each
+wall time over the nominal critical path, ours against the baseline's, and a
+per-phase profile (bench/dag_profile.py).
+Usage: python bench/dag_latency.py [seconds_per_task] [rounds]
 """
 
 from __future__ import annotations
 
+import json
+import os
+import statistics
+import subprocess
 import sys
 import time
+from pathlib import Path
 
+import dag_baseline
 from common import bridge_env, queue_toml, ratio_line
+from dag_profile import profile
+from sqlalchemy import select
 
 from bridge.declaration import load_experiment
 from bridge.helpers import schedule_experiment
-from bridge.models import Experiment
-from poller.demo import audit
-from poller.loop import BridgeLoop
+from bridge.models import Experiment, Job, JobSplit
 
 QUEUES = queue_toml("default", max_slots_per_user=16)
+SHAPE = [4, 4, 1]
+LEVELS = ["one", "two", "three"]
+# the checkout whose daemon and CLI run (another one, e.g. main, to measure "before")
+REPO = Path(os.environ.get("DAG_BRIDGE_REPO") or Path(__file__).resolve().parents[1])
+CHILD_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+IDLE = 5.0  # seconds the daemon idles first: its interval backs off (1, 2, 4 s...)
 
 
-def level(seconds: float, source: dict) -> dict:
-    return {"algorithm": "bridge.examples.algorithms:sleep_then_copy", "queue": "default",
-            "environment": "Python-3.11", "required_slots": 2, "parameters": {"seconds": seconds},
-            "inputs": {"in": source}, "outputs": ["out"]}
+def declaration(name: str, seconds: float) -> dict:
+    def level(slots: int, source: dict) -> dict:
+        return {"algorithm": "bridge.examples.algorithms:sleep_then_copy", "queue": "default",
+                "environment": "Python-3.11", "required_slots": slots,
+                "parameters": {"seconds": seconds, "run": name}, "inputs": {"in": source}, "outputs": ["out"]}
+
+    return {"name": name, "author": "bench", "blocks": {
+        "one": level(SHAPE[0], {"dataset": "numbers", "size": 4}),
+        "two": level(SHAPE[1], {"block": "one", "output": "out"}),
+        "three": level(SHAPE[2], {"block": "two", "output": "out"})}}
 
 
-def main(seconds: float, interval: float | None = None) -> None:
-    env = bridge_env(QUEUES, interval)
-    declaration = {"name": "three-levels", "author": "bench", "blocks": {
-        "one": level(seconds, {"dataset": "numbers", "size": 4}),
-        "two": level(seconds, {"block": "one", "output": "out"}),
-        "three": level(seconds, {"block": "two", "output": "out"}),
-    }}
-    arrays: list[int] = []
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bridge.cli", *args]
+
+
+def wait_done(env, name: str, timeout: float = 90.0) -> tuple[int, dict[int, set[int]]]:
+    """Poll the database (0.05 s) until experiment `name` is D; its id and the split ids seen per block."""
+    splits: dict[int, set[int]] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with env.sessions() as session:
+            for split_id, block_id in session.execute(select(JobSplit.id, Job.block_id).join(Job)):
+                splits.setdefault(block_id, set()).add(split_id)
+            experiment = session.scalars(select(Experiment).where(Experiment.name == name)).first()
+            if experiment is not None and experiment.status.value in ("D", "F"):
+                assert experiment.status.value == "D", experiment.status
+                return experiment.id, splits
+        time.sleep(0.05)
+    raise TimeoutError(f"experiment {name} not done in {timeout:.0f} s")
+
+
+def from_command(env, seconds: float, name: str) -> tuple[float, list]:
+    """(a): `experiments add --schedule` as the user runs it; its wall to D and the profile."""
+    path = env.root / f"{name}.json"
+    path.write_text(json.dumps(declaration(name, seconds)))
+    started = time.time()
+    subprocess.run(cli("experiments", "add", "--schedule", "--config", str(env.root / "bridge.toml"), str(path)),
+                   cwd=REPO, env=CHILD_ENV, check=True, capture_output=True)
+    return _finish(env, name, started, command=True)
+
+
+def from_commit(env, seconds: float, name: str) -> tuple[float, list]:
+    """(b): schedule_experiment in this process, as the web server calls it; from its commit to D."""
     with env.sessions() as session:
-        experiment_id = load_experiment(session, declaration).id
-        started = time.monotonic()
-        schedule_experiment(session, session.get(Experiment, experiment_id))
-    loop = BridgeLoop(env.sessions, env.backend, env.config.poll,
-                      on_cycle=lambda s, report: arrays.extend(sub.job_id for sub in report.submitted))
-    loop.run(done=lambda s: s.get(Experiment, experiment_id).status.value in ("D", "F"))
-    wall = time.monotonic() - started
+        experiment = load_experiment(session, declaration(name, seconds))
+        schedule_experiment(session, experiment)
+    return _finish(env, name, None, command=False)
+
+
+def _finish(env, name: str, started: float | None, command: bool) -> tuple[float, list]:
+    experiment_id, splits = wait_done(env, name)
     with env.sessions() as session:
-        assert session.get(Experiment, experiment_id).status.value == "D"
-    print(f"3 levels x {seconds:g} s tasks, polling every {env.config.poll.min_interval:g} s: "
-          f"done in {wall:.2f} s, {loop.cycles} cycles, "
-          f"{loop.squeue_calls} squeue + {loop.sacct_calls} sacct calls")
-    print(ratio_line("wall vs critical path of the elements' run times", wall, critical_path(env, arrays)))
-    print(ratio_line("wall vs nominal critical path", wall, 3 * seconds))
+        found = profile(session, experiment_id, env.config.spool_dir, LEVELS, splits)
+    origin = started if command else found.scheduled
+    return found.done - origin, found.phases(started)
 
 
-def critical_path(env, arrays: list[int]) -> float:
-    """Sum over the levels of the longest element run time (sacct Start..End), waiting for sacct to settle."""
-    records = [r for r in audit(env.backend.client, arrays, 2 * len(arrays)) if r.start]
-    longest: dict[int, float] = {}
-    for r in records:
-        longest[r.array_job_id] = max(longest.get(r.array_job_id, 0.0), (r.end - r.start).total_seconds())
-    return sum(longest.values())
+def main(seconds: float, rounds: int) -> None:
+    env = bridge_env(QUEUES)
+    nominal = len(SHAPE) * seconds
+    with open(env.root / "run.log", "ab") as log:
+        daemon = subprocess.Popen(cli("run", "--config", str(env.root / "bridge.toml")), cwd=REPO,
+                                  stdout=log, stderr=subprocess.STDOUT, env=CHILD_ENV)
+        try:
+            walls: dict[str, list[float]] = {"command": [], "commit": [], "baseline": []}
+            profiles: dict[str, list] = {"command": [], "commit": []}
+            for n in range(rounds):
+                for kind, measure in (("command", from_command), ("commit", from_commit)):
+                    time.sleep(IDLE)
+                    wall, phases = measure(env, seconds, f"dag-{kind}-{n}")
+                    walls[kind].append(wall)
+                    profiles[kind].append(phases)
+                walls["baseline"].append(dag_baseline.run(env.backend.client, SHAPE, seconds)["wall"])
+        finally:
+            daemon.terminate()
+            daemon.wait(timeout=30)
+    report(walls, profiles, nominal, seconds, rounds)
+
+
+def report(walls: dict[str, list[float]], profiles: dict[str, list], nominal: float, seconds: float,
+           rounds: int) -> None:
+    print(f"DAG {' -> '.join(map(str, SHAPE))} tasks of {seconds:g} s (critical path {nominal:g} s), "
+          f"idle daemon, medians of {rounds} round(s)")
+    base = statistics.median(walls["baseline"]) - nominal
+    for kind in ("command", "commit"):
+        over = statistics.median(walls[kind]) - nominal
+        print(ratio_line(f"over the critical path from the {kind} (baseline: sbatch afterok)", over, base))
+    for kind in ("command", "commit"):
+        print(f"profile from the {kind} (median s):")
+        names = [name for name, _ in profiles[kind][0]]
+        for i, name in enumerate(names):
+            print(f"  {name:24s} {statistics.median(p[i][1] for p in profiles[kind]):7.3f}")
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]) if len(sys.argv) > 1 else 2.0, float(sys.argv[2]) if len(sys.argv) > 2 else None)
+    main(float(sys.argv[1]) if len(sys.argv) > 1 else 2.0, int(sys.argv[2]) if len(sys.argv) > 2 else 1)
