@@ -44,8 +44,10 @@ def run(client: SlurmClient, shape: list[int], seconds: float, timeout: float = 
             raise TimeoutError(f"baseline DAG not done in {timeout:.0f} s: {sorted(directory.iterdir())}")
         time.sleep(0.05)
     times = {p.name: float(p.read_text()) for p in directory.iterdir() if p.suffix != ".tmp"}
-    out = {"wall": max(v for k, v in times.items() if k.startswith(f"L{last}-") and k.endswith(".end")) - started}
-    for level in range(1, last + 1):
-        starts = [v for k, v in times.items() if k.startswith(f"L{level}-") and k.endswith(".start")]
-        out[f"L{level} start"] = min(starts) - started
+    def at(level: int, what: str, pick) -> float:
+        return pick(v for k, v in times.items() if k.startswith(f"L{level}-") and k.endswith(what)) - started
+
+    out = {"wall": at(last, ".end", max), "L1 Slurm start": at(1, ".start", min)}
+    for level in range(2, last + 1):  # Slurm's own hand-over: the last upstream end to the first start
+        out[f"L{level} hand-over"] = at(level, ".start", min) - at(level - 1, ".end", max)
     return out

@@ -100,22 +100,38 @@ def main(seconds: float, rounds: int) -> None:
     env = bridge_env(QUEUES)
     nominal = len(SHAPE) * seconds
     with open(env.root / "run.log", "ab") as log:
-        daemon = subprocess.Popen(cli("run", "--config", str(env.root / "bridge.toml")), cwd=REPO,
+        verbose = ["-v"] if os.environ.get("DAG_VERBOSE") else []  # the daemon's DEBUG lines in run.log
+        daemon = subprocess.Popen(cli(*verbose, "run", "--config", str(env.root / "bridge.toml")), cwd=REPO,
                                   stdout=log, stderr=subprocess.STDOUT, env=CHILD_ENV)
         try:
             walls: dict[str, list[float]] = {"command": [], "commit": [], "baseline": []}
-            profiles: dict[str, list] = {"command": [], "commit": []}
+            profiles: dict[str, list] = {"command": [], "commit": [], "baseline": []}
             for n in range(rounds):
                 for kind, measure in (("command", from_command), ("commit", from_commit)):
                     time.sleep(IDLE)
                     wall, phases = measure(env, seconds, f"dag-{kind}-{n}")
                     walls[kind].append(wall)
+                    print(f"round {n + 1} from the {kind}: {wall - len(SHAPE) * seconds:.3f} s over", file=sys.stderr)
                     profiles[kind].append(phases)
-                walls["baseline"].append(dag_baseline.run(env.backend.client, SHAPE, seconds)["wall"])
+                baseline = baseline_round(env, seconds)
+                walls["baseline"].append(baseline.pop("wall"))
+                print(f"round {n + 1} baseline: {walls['baseline'][-1] - len(SHAPE) * seconds:.3f} s over",
+                      file=sys.stderr)
+                profiles["baseline"].append(list(baseline.items()))
         finally:
             daemon.terminate()
             daemon.wait(timeout=30)
     report(walls, profiles, nominal, seconds, rounds)
+    print(f"daemon log: {env.root / 'run.log'}")
+
+
+def baseline_round(env, seconds: float) -> dict[str, float]:
+    """One baseline run; run again once if the shared cluster lost it (a node failure injected by a test)."""
+    try:
+        return dag_baseline.run(env.backend.client, SHAPE, seconds, timeout=30)
+    except TimeoutError as e:
+        print(f"baseline round lost, run again: {e}", file=sys.stderr)
+        return dag_baseline.run(env.backend.client, SHAPE, seconds, timeout=30)
 
 
 def report(walls: dict[str, list[float]], profiles: dict[str, list], nominal: float, seconds: float,
@@ -126,11 +142,16 @@ def report(walls: dict[str, list[float]], profiles: dict[str, list], nominal: fl
     for kind in ("command", "commit"):
         over = statistics.median(walls[kind]) - nominal
         print(ratio_line(f"over the critical path from the {kind} (baseline: sbatch afterok)", over, base))
-    for kind in ("command", "commit"):
-        print(f"profile from the {kind} (median s):")
+    for kind in ("command", "commit", "baseline"):
+        print(f"profile from the {kind} (median s):" if kind != "baseline" else
+              "baseline: Slurm alone (first sbatch -> L1's first start; last upstream end -> first start):")
         names = [name for name, _ in profiles[kind][0]]
         for i, name in enumerate(names):
             print(f"  {name:24s} {statistics.median(p[i][1] for p in profiles[kind]):7.3f}")
+    per_level = [statistics.median(sum(v for n, v in p if n.startswith(f"L{level} ") and "element" not in n)
+                                   for p in profiles["commit"]) for level in range(1, len(SHAPE) + 1)]
+    print("ours per level, all but the element's own run (median s): "
+          + ", ".join(f"L{n} {v:.3f}" for n, v in enumerate(per_level, 1)))
 
 
 if __name__ == "__main__":

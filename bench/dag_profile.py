@@ -6,7 +6,8 @@ split file is written just before its array's sbatch; a result file is the
 element's last act) and each Result's own elapsed time. No log parsing.
 Phases per level: split+submit (the level's splits created -> its last split
 file written), Slurm start (-> the first element's work begins: Slurm's start
-and the element's interpreter start-up), element (the longest work), detection
+and the element's interpreter start-up), element (the longest work), element spread (its
+elements ending apart: they do not all start together), detection
 (the last result file -> the last on_split_done), callbacks (-> the next level's
 splits created, or the experiment done).
 """
@@ -54,7 +55,7 @@ class Profile:
             out += [(f"L{number} split+submit", level.submitted - level.split),
                     (f"L{number} Slurm start", level.work_start - level.submitted),
                     (f"L{number} element", level.element),
-                    (f"L{number} rest of element", level.last_result - level.work_start - level.element),
+                    (f"L{number} element spread", level.last_result - level.work_start - level.element),
                     (f"L{number} detection", level.last_done - level.last_result),
                     (f"L{number} callbacks", after - level.last_done)]
         return out

@@ -10,7 +10,8 @@ verified, callbacks): the file is only a hint, never a verdict, so BEAT's
 semantics stay the poll's. An element that wrote its result is still running or
 completing for a moment: while such a split is active, the next poll comes after
 CONFIRM_DELAY, for at most CONFIRM_WINDOW seconds per file, then the normal
-interval again. Nothing here reads or changes the database but `refresh`.
+interval again. With more than WATCH_LIMIT active splits nothing is watched. Nothing
+here reads or changes the database but `refresh`.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ from sqlalchemy.orm import Session
 from bridge.models import ACTIVE_SPLIT, JobSplit
 from bridge.sbatch_scripts import spool as spool_files
 
-CONFIRM_DELAY = 0.2  # seconds to the next poll while an active split's result file is there
+CONFIRM_DELAY = 0.15  # seconds to the next poll while an active split's result file is there
 CONFIRM_WINDOW = 3.0  # seconds after which a result file no longer shortens the wait
 RESULT_SUFFIX = ".result.json"
+# Above this many active splits nothing is watched: ends come all the time, so the regular poll sees one
+# every interval anyway, and listing huge spool directories every tick would cost more than it saves.
+WATCH_LIMIT = 500
 
 _ACTIVE_ELEMENTS = select(JobSplit.submission_tag, JobSplit.slurm_element_id).where(
     JobSplit.slurm_element_id.is_not(None), JobSplit.status.in_(sorted(ACTIVE_SPLIT)))
@@ -65,7 +69,8 @@ class ResultWatch:
     def refresh(self, session: Session) -> None:
         """Read which splits are active (one query), and which of them already wrote their result."""
         active: dict[str, set[int]] = {}
-        for tag, element_id in session.execute(_ACTIVE_ELEMENTS).tuples():
+        rows = session.execute(_ACTIVE_ELEMENTS.limit(WATCH_LIMIT + 1)).all()
+        for tag, element_id in rows if len(rows) <= WATCH_LIMIT else ():
             if tag:
                 active.setdefault(tag, set()).add(element_index(element_id))
         self.active = active
