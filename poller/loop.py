@@ -8,6 +8,10 @@ down: nothing is changed; the database lost mid-cycle: the cycle's open
 transaction is rolled back). Either way the loop recovers by itself when they
 return: every cycle reads its work afresh from the database (active splits,
 claims without an array id, runnable jobs), so a failed cycle loses nothing.
+
+Between cycles the loop does not just sleep: another process's commit (bridge.wake)
+or a result file of an active element (poller.early) starts the next cycle at once,
+so new work and ends wait for no interval, while Slurm is polled no faster.
 """
 
 from __future__ import annotations
