@@ -43,7 +43,7 @@ __all__ = ["BridgeLoop", "CycleReport", "Interval", "run_cycle"]
 
 log = logging.getLogger(__name__)
 
-EARLY_GAP = 0.15  # seconds: no wake-up (database change, result file) cuts a wait shorter than this
+EARLY_GAP = 0.1  # seconds: no wake-up (database change, result file) cuts a wait shorter than this
 
 
 @dataclass
