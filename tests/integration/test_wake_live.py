@@ -1,6 +1,6 @@
 """An idle `beat-bridge run` starts new work at once and sees elements end before its next poll.
 
-The daemon polls Slurm every 30 s here (min = max), so anything that happens
+The daemon polls Slurm every 60 s here (min = max), so anything that happens
 before its next poll was due (its heartbeat's time + wait) was started by a
 wake-up: another process's commit (bridge.wake: NOTIFY on PostgreSQL,
 data_version on SQLite) or an element's result file (poller.early). The
@@ -13,14 +13,17 @@ import signal
 from datetime import timedelta
 
 from bridge_env import block, make_env
-from poller_env import FINAL, blocks, schedule, start_run, status, wait_for
+from poller_env import FINAL, blocks, start_run, status, wait_for
 from sqlalchemy import select
 
 from bridge import heartbeat
+from bridge.db import write_sessions
+from bridge.declaration import load_experiment
+from bridge.helpers import schedule_experiment
 from bridge.models import StateHistory
 from bridge.status import BlockStatus, CacheStatus
 
-SLOW_POLL = "[poll]\nmin_interval = 30\nmax_interval = 30\n"
+SLOW_POLL = "[poll]\nmin_interval = 60\nmax_interval = 60\n"
 
 
 def _idle_beat(env):
@@ -30,6 +33,14 @@ def _idle_beat(env):
             found = heartbeat.read(session)
             return found if found.cycles >= 1 else None
     return wait_for("the daemon's first cycle", beat, timeout=30, every=0.1)
+
+
+def schedule(env, declaration: dict) -> int:
+    """Add and schedule an experiment as the web server does beside the running daemon (write sessions)."""
+    with write_sessions(env.sessions)() as session:
+        experiment = load_experiment(session, declaration)
+        schedule_experiment(session, experiment)
+        return experiment.id
 
 
 def _history(env, entity: str) -> list[StateHistory]:
@@ -51,7 +62,7 @@ def test_idle_daemon_starts_new_work_and_sees_ends_before_its_next_poll(tmp_path
             failing = schedule(env, {"name": "failing", "author": "ann", "blocks": {
                 "f": block("fail_always", slots=1, size=2)}})
             wait_for("both experiments final", lambda: all(status(env, i) in FINAL for i in (two, failing)),
-                     timeout=40, every=0.2)
+                     timeout=55, every=0.2)  # within the 60 s: no poll
         finally:
             run.send_signal(signal.SIGTERM)
             code = run.wait(timeout=20)
