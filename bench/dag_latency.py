@@ -25,6 +25,7 @@ from common import bridge_env, queue_toml, ratio_line
 from dag_profile import profile
 from sqlalchemy import select
 
+from bridge.db import write_sessions
 from bridge.declaration import load_experiment
 from bridge.helpers import schedule_experiment
 from bridge.models import Experiment, Job, JobSplit
@@ -82,7 +83,7 @@ def from_command(env, seconds: float, name: str) -> tuple[float, list]:
 
 def from_commit(env, seconds: float, name: str) -> tuple[float, list]:
     """(b): schedule_experiment in this process, as the web server calls it; from its commit to D."""
-    with env.sessions() as session:
+    with write_sessions(env.sessions)() as session:  # beside the running daemon (bridge.db)
         experiment = load_experiment(session, declaration(name, seconds))
         schedule_experiment(session, experiment)
     return _finish(env, name, None, command=False)
