@@ -13,9 +13,12 @@ experiment the web server schedules waits for the next poll, up to
 - SQLite: no NOTIFY; `PRAGMA data_version` on a kept connection changes when any
   other connection commits (https://www.sqlite.org/pragma.html#pragma_data_version),
   read every TICK seconds (a read of the WAL index, no lock). The daemon's own
-  sessions are other connections too, so the loop calls `mark()` after its own
-  writes and before waiting: a commit landing between the cycle's reads and that
-  mark waits for the next poll.
+  sessions are other connections too: `exclude_own(sessions)` reads data_version
+  just before and just after each of their commits. A change seen before one
+  counts (another process committed meanwhile); the one after is the new baseline.
+  SQLite has one writer at a time, so nothing else can commit between the two
+  reads of a transaction that has written (every helper writes first: the
+  scheduler lock), and no commit by another process is ever mistaken for ours.
 
 `changed()` is the plain signal ("another process committed since I last
 looked"), and `subscribe` registers a callback run on every change seen, for
@@ -36,7 +39,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
@@ -69,6 +72,9 @@ class Wake:
 
     def mark(self) -> None:
         """What the database holds now is known (this process just wrote it): only later changes count."""
+
+    def exclude_own(self, sessions: Any) -> None:
+        """Never count the commits of these sessions (a sessionmaker) as changes: they are this daemon's."""
 
     def changed(self) -> bool:
         """Whether another process committed since the last mark() or changed(); never blocks."""
@@ -109,11 +115,31 @@ class DataVersionWake(Wake):
         self.path = path
         self._connection: sqlite3.Connection | None = None
         self._seen: int | None = None
+        self._pending = False  # another process committed while one of ours was open
+        self._own: Any = None  # the sessionmaker whose commits are ours (exclude_own)
 
     def mark(self) -> None:
+        if self._own is None or self._seen is None:  # with exclude_own, our commits never count anyway
+            self._seen = self._version()
+
+    def exclude_own(self, sessions: Any) -> None:
+        event.listen(sessions, "before_commit", self._before_own_commit)
+        event.listen(sessions, "after_commit", self._after_own_commit)
+        self._own = sessions
+
+    def _before_own_commit(self, session: Session) -> None:
+        version = self._version()
+        if version is not None and self._seen is not None and version != self._seen:
+            self._pending = True
+
+    def _after_own_commit(self, session: Session) -> None:
         self._seen = self._version()
 
     def close(self) -> None:
+        if self._own is not None:
+            event.remove(self._own, "before_commit", self._before_own_commit)
+            event.remove(self._own, "after_commit", self._after_own_commit)
+            self._own = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -125,7 +151,8 @@ class DataVersionWake(Wake):
         if version is None or self._seen is None:
             self._seen = version
             return False
-        changed, self._seen = version != self._seen, version
+        changed, self._seen = self._pending or version != self._seen, version
+        self._pending = False
         return changed
 
     def _version(self) -> int | None:

@@ -62,13 +62,16 @@ class Interval:
 
 
 def run_cycle(session: Session, backend: Backend, watch: UnknownStates | None = None,
-              read_snapshots: bool = True) -> CycleReport:
+              read_snapshots: bool = True, skip_poll: PollReport | None = None) -> CycleReport:
     """The cycle (bridge.cycle) with this poller's poll: what `run`, `run --once` and `submit` do.
 
     `watch` is the daemon's memory of unknown Slurm states across cycles (poller.unknown);
     the daemon reads accounting snapshots between cycles (read_snapshots=False here).
+    With `skip_poll` (a cycle woken by a database change soon after a poll), Slurm is
+    not asked: that report stands for the poll, and the cycle only splits, submits and cancels.
     """
-    return cycle.run_cycle(session, backend, partial(logged_poll, watch=watch), read_snapshots)
+    poll = partial(logged_poll, watch=watch) if skip_poll is None else (lambda s, b: skip_poll)
+    return cycle.run_cycle(session, backend, poll, read_snapshots)
 
 
 def logged_poll(session: Session, backend: Backend, watch: UnknownStates | None = None) -> PollReport:
@@ -108,8 +111,12 @@ class BridgeLoop:
         self.metrics = metrics  # bridge.metrics, when [metrics] is configured
         # waking between cycles (bridge.wake, poller.early): `wake` is the database's change signal
         self.wake = wake_on if wake_on is not None else wake.open_wake(sessions.kw["bind"])
+        self.wake.exclude_own(sessions)  # this loop's own commits wake no one
         self.results = ResultWatch(backend.config.spool_dir)
         self.woken = {"database": 0, "result": 0}  # early cycles, by what woke them
+        self._woke: str | None = None  # what ended the last wait early
+        self._polled_at = -float("inf")  # monotonic time of the last poll that asked Slurm
+        self._last_active = 0  # active splits at that poll
 
     def stop(self, *_: object) -> None:
         """Finish the current cycle, then return from run()."""
@@ -186,7 +193,7 @@ class BridgeLoop:
         if self.results.unconfirmed(started):
             seconds = min(seconds, max(CONFIRM_DELAY, EARLY_GAP))
         self.wake.mark()
-        woke = None
+        self._woke = woke = None
         while not self._stop.is_set():
             elapsed = time.monotonic() - started
             if elapsed >= seconds:
@@ -197,15 +204,27 @@ class BridgeLoop:
                 woke = woke or "result"
             if woke is not None and time.monotonic() - started >= EARLY_GAP:
                 self.woken[woke] += 1
+                self._woke = woke
                 log.debug("woken after %.2f s of %.2f s: %s", time.monotonic() - started, seconds,
                           "another process changed the database" if woke == "database"
                           else "an element wrote its result file")
                 return
 
+    def _skip_poll(self) -> PollReport | None:
+        """For a cycle woken by a database change within min_interval of the last poll: no Slurm call.
+
+        New work needs no squeue to be split and submitted, so another process's
+        commits never make the daemon poll Slurm faster than min_interval.
+        """
+        if self._woke != "database" or time.monotonic() - self._polled_at >= self.interval.config.min_interval:
+            return None
+        return PollReport(active=self._last_active)
+
     def _cycle(self, session: Session, once: bool = False) -> CycleReport:
         started = time.monotonic()
+        skip = self._skip_poll()
         try:
-            report = run_cycle(session, self.backend, self.unknown, read_snapshots=once)
+            report = run_cycle(session, self.backend, self.unknown, read_snapshots=once, skip_poll=skip)
         except BridgeError as e:  # sbatch/scancel errors already handled per array; anything else: retry later
             session.rollback()
             report = CycleReport(poll=None, error=str(e))
@@ -219,6 +238,8 @@ class BridgeLoop:
             discard(session)
             report = CycleReport(poll=None, error=f"unexpected {type(e).__name__}: {e}")
         self.cycles += 1
+        if report.poll is not None and skip is None:
+            self._polled_at, self._last_active = started, report.poll.active
         if report.poll:
             self.squeue_calls += report.poll.squeue_calls
             self.sacct_calls += report.poll.sacct_calls

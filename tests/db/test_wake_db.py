@@ -83,3 +83,29 @@ def test_result_files_of_an_array_are_found_by_index(tmp_path):
     assert result_indices(tmp_path) == {0, 12}
     assert result_indices(tmp_path / "gone") == set()
     assert element_index("1234_12") == 12
+
+
+def test_on_sqlite_a_commit_between_two_of_the_daemons_own_is_not_taken_for_its_own(sqlite_url):
+    from sqlalchemy.orm import sessionmaker
+
+    from bridge.db import create_session_factory
+
+    daemon = create_session_factory(sqlite_url)
+    other = sessionmaker(daemon.kw["bind"])  # another writer (in another process, in real life)
+    signal = wake.open_wake(daemon.kw["bind"])
+    signal.exclude_own(daemon)
+    beat = update(DaemonHeartbeat).values(cycles=DaemonHeartbeat.cycles + 1)
+    try:
+        signal.mark()
+        for sessions in (daemon, other, daemon):  # the cycle's commits, with the web server's between them
+            with sessions() as s:
+                s.execute(beat)
+                s.commit()
+        signal.mark()  # as the loop does before waiting: the other writer's commit still counts
+        assert signal.wait(30) is True
+        with daemon() as s:
+            s.execute(beat)
+            s.commit()
+        assert signal.wait(0.3) is False  # the daemon's own commits alone wake no one
+    finally:
+        signal.close()
