@@ -1,11 +1,11 @@
 """Where the time of one DAG run went, per phase, from what the run left behind.
 
 Timestamps used: the state history rows (experiment scheduled and done, each
-split's creation and on_split_done, microseconds, UTC), the spool's files (a
-split file is written just before its array's sbatch; a result file is the
+split's creation and on_split_done, microseconds, UTC), the spool's files (an
+array's manifest is written just before its sbatch; a result file is the
 element's last act) and each Result's own elapsed time. No log parsing.
-Phases per level: split+submit (the level's splits created -> its last split
-file written), Slurm start (-> the first element's work begins: Slurm's start
+Phases per level: split+submit (the level's splits created -> its manifest
+written), Slurm start (-> the first element's work begins: Slurm's start
 and the element's interpreter start-up), element (the longest work), element spread (its
 elements ending apart: they do not all start together), detection
 (the last result file -> the last on_split_done), callbacks (-> the next level's
@@ -83,17 +83,14 @@ def _history(session: Session, entity: str, ids: list[int]) -> list[StateHistory
 
 
 def _spool_files(spool_dir: Path) -> dict[int, dict[str, list[float]]]:
-    """block id -> {"split": split file mtimes, "result": result file mtimes}."""
+    """block id -> {"split": its arrays' manifest mtimes (written just before sbatch), "result": result mtimes}."""
     found: dict[int, dict[str, list[float]]] = {}
-    for split_file in Path(spool_dir).glob("*/split-*.json"):
-        if split_file.name.endswith(".result.json"):
-            continue
-        block_id = json.loads(split_file.read_text())["configuration"]["block_id"]
+    for manifest in Path(spool_dir).glob("*/manifest.jsonl"):
+        with manifest.open() as file:
+            block_id = json.loads(file.readline())["configuration"]["block_id"]
         entry = found.setdefault(block_id, {"split": [], "result": []})
-        entry["split"].append(split_file.stat().st_mtime)
-        result = split_file.with_name(split_file.name.replace(".json", ".result.json"))
-        if result.exists():
-            entry["result"].append(result.stat().st_mtime)
+        entry["split"].append(manifest.stat().st_mtime)
+        entry["result"] += [result.stat().st_mtime for result in manifest.parent.glob("split-*.result.json")]
     return found
 
 
