@@ -26,7 +26,7 @@ from bridge.config import SlurmTimeouts
 from bridge.errors import BridgeError, CommandError
 from bridge.runner import CommandResult, Runner
 from bridge.sacct import SlurmRecord, parse_sacct
-from bridge.squeue import SqueueView, by_element, parse_squeue, squeue_view
+from bridge.squeue import SqueueLines, SqueueView, by_element, parse_squeue, squeue_view
 from bridge.tags import tag_age
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,16 @@ class StatusView(SqueueView):
     squeue_calls: int = 0
     sacct_calls: int = 0
 
-    def unseen(self, elements: Iterable[Element]) -> list[Element]:
-        """The elements neither started (a record) nor pending in this view."""
+    def unseen(self, elements: Iterable[Element] | Mapping[str, Element]) -> list[Element]:
+        """The elements neither started (a record) nor pending in this view.
+
+        Given by element id (a Mapping), found with set operations: a poll of
+        10,000 elements asks this twice per cycle.
+        """
+        if isinstance(elements, Mapping):
+            ids = elements.keys() - self.records.keys()
+            ids.difference_update(self.pending)
+            return [elements[i] for i in ids]
         return [e for e in elements
                 if e.slurm_element_id not in self.records and e.slurm_element_id not in self.pending]
 
@@ -83,6 +91,7 @@ class SlurmClient:
     runner: Runner
     timeouts: SlurmTimeouts = field(default_factory=SlurmTimeouts)
     _max_array_size: int | None = field(default=None, repr=False)
+    _lines: SqueueLines = field(default_factory=SqueueLines, repr=False)  # squeue lines parsed last round
 
     def _run(self, argv: Sequence[str], timeout: float, stdin: str | None = None) -> CommandResult:
         return self.runner.run(argv, stdin=stdin, timeout=timeout)
@@ -182,16 +191,23 @@ class SlurmClient:
 
     # --- status -------------------------------------------------------------------------
 
-    def status(self, elements: Sequence[Element]) -> StatusView:
+    def status(self, elements: Sequence[Element] | Mapping[str, Element],
+               arrays: Sequence[int] | None = None) -> StatusView:
         """Every element's latest state: one squeue for all their arrays, sacct for what it forgot.
 
-        Never raises for a failing source: the view carries each source's error
-        and the poller decides what that means.
+        `elements` may be keyed by element id, and `arrays` their array ids when
+        the caller keeps them (the poller's memory): nothing then costs a pass
+        over every element. Never raises for a failing source: the view carries
+        each source's error and the poller decides what that means.
         """
         view = StatusView()
         if not elements:
             return view
-        self._squeue(view, sorted({int(e.slurm_job_id) for e in elements}))
+        if arrays is None:
+            values = elements.values() if isinstance(elements, Mapping) else elements
+            arrays = sorted({int(e.slurm_job_id) for e in values})
+        self._lines.new_round()
+        self._squeue(view, arrays)
         missing = view.unseen(elements)
         if missing:
             self._sacct(view, missing)
@@ -221,7 +237,7 @@ class SlurmClient:
         except CommandError as e:
             return str(e)
         if result.ok:
-            found = squeue_view(result.stdout)
+            found = squeue_view(result.stdout, self._lines)
             view.records.update(found.records)
             view.pending |= found.pending
             view.bare += found.bare

@@ -28,6 +28,7 @@ from bridge.backend import Backend
 from bridge.config import PollConfig
 from bridge.cycle import CycleReport
 from bridge.errors import BridgeError, PollError
+from poller.memory import ActiveMemory
 from poller.poll import PollReport, poll_once
 from poller.unknown import UnknownStates
 
@@ -55,16 +56,18 @@ class Interval:
 
 
 def run_cycle(session: Session, backend: Backend, watch: UnknownStates | None = None,
-              read_snapshots: bool = True) -> CycleReport:
+              read_snapshots: bool = True, memory: ActiveMemory | None = None) -> CycleReport:
     """The cycle (bridge.cycle) with this poller's poll: what `run`, `run --once` and `submit` do.
 
-    `watch` is the daemon's memory of unknown Slurm states across cycles (poller.unknown);
-    the daemon reads accounting snapshots between cycles (read_snapshots=False here).
+    `watch` is the daemon's memory of unknown Slurm states across cycles (poller.unknown),
+    `memory` its memory of the active splits (poller.memory); the daemon reads
+    accounting snapshots between cycles (read_snapshots=False here).
     """
-    return cycle.run_cycle(session, backend, partial(logged_poll, watch=watch), read_snapshots)
+    return cycle.run_cycle(session, backend, partial(logged_poll, watch=watch, memory=memory), read_snapshots)
 
 
-def logged_poll(session: Session, backend: Backend, watch: UnknownStates | None = None) -> PollReport:
+def logged_poll(session: Session, backend: Backend, watch: UnknownStates | None = None,
+                memory: ActiveMemory | None = None) -> PollReport:
     """poll_once between two DEBUG lines, the second saying its transactions are over.
 
     With the runner's DEBUG line of the squeue call between them, they bracket
@@ -74,7 +77,7 @@ def logged_poll(session: Session, backend: Backend, watch: UnknownStates | None 
     """
     log.debug("poll begins")
     try:
-        report = poll_once(session, backend, watch=watch)
+        report = poll_once(session, backend, watch=watch, memory=memory)
     except PollError:
         log.debug("poll over: Slurm unreadable, nothing changed")
         raise
@@ -94,6 +97,7 @@ class BridgeLoop:
         self._stop = threading.Event()
         self.cycles = self.squeue_calls = self.sacct_calls = self.failures = 0
         self.unknown = UnknownStates()
+        self.memory = ActiveMemory()  # the active splits between polls; memory.invalidate() forces a full read
         self.unknown_states = 0  # splits in an unknown Slurm state past its bound, at the last poll
         self.stuck = 0  # submissions whose sbatch outcome is unknown past [claims] stuck_after, last cycle
         self.last_cycle_seconds = 0.0
@@ -145,7 +149,7 @@ class BridgeLoop:
     def _cycle(self, session: Session, once: bool = False) -> CycleReport:
         started = time.monotonic()
         try:
-            report = run_cycle(session, self.backend, self.unknown, read_snapshots=once)
+            report = run_cycle(session, self.backend, self.unknown, read_snapshots=once, memory=self.memory)
         except BridgeError as e:  # sbatch/scancel errors already handled per array; anything else: retry later
             session.rollback()
             report = CycleReport(poll=None, error=str(e))
