@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bridge import slurm as cmds
 from bridge import slurm_checks as checks
@@ -56,6 +56,19 @@ class Element(Protocol):
     def submit_time(self) -> datetime | None: ...
 
 
+@runtime_checkable
+class Tracked(Protocol):
+    """Elements a caller keeps between status calls (the poller's memory, poller.memory).
+
+    It names their arrays and says which of them a view neither shows started nor
+    pending, remembering what it can between calls: at 10,000 elements, one pass
+    over them costs a noticeable part of the squeue call itself.
+    """
+
+    def arrays(self) -> Sequence[int]: ...
+    def unseen(self, view: SqueueView) -> list[Element]: ...
+
+
 @dataclass
 class StatusView(SqueueView):
     """Slurm's answer on a set of elements: squeue's view, completed from sacct where it forgot.
@@ -65,21 +78,14 @@ class StatusView(SqueueView):
     """
 
     from_sacct: set[str] = field(default_factory=set)
+    missing: list[Element] = field(default_factory=list)  # the elements squeue did not show (asked of sacct)
     squeue_error: str | None = None
     sacct_error: str | None = None
     squeue_calls: int = 0
     sacct_calls: int = 0
 
-    def unseen(self, elements: Iterable[Element] | Mapping[str, Element]) -> list[Element]:
-        """The elements neither started (a record) nor pending in this view.
-
-        Given by element id (a Mapping), found with set operations: a poll of
-        10,000 elements asks this twice per cycle.
-        """
-        if isinstance(elements, Mapping):
-            ids = elements.keys() - self.records.keys()
-            ids.difference_update(self.pending)
-            return [elements[i] for i in ids]
+    def unseen(self, elements: Iterable[Element]) -> list[Element]:
+        """The elements neither started (a record) nor pending in this view."""
         return [e for e in elements
                 if e.slurm_element_id not in self.records and e.slurm_element_id not in self.pending]
 
@@ -191,26 +197,24 @@ class SlurmClient:
 
     # --- status -------------------------------------------------------------------------
 
-    def status(self, elements: Sequence[Element] | Mapping[str, Element],
-               arrays: Sequence[int] | None = None) -> StatusView:
+    def status(self, elements: Sequence[Element] | Tracked) -> StatusView:
         """Every element's latest state: one squeue for all their arrays, sacct for what it forgot.
 
-        `elements` may be keyed by element id, and `arrays` their array ids when
-        the caller keeps them (the poller's memory): nothing then costs a pass
-        over every element. Never raises for a failing source: the view carries
-        each source's error and the poller decides what that means.
+        `elements` may be Tracked (the poller's memory): it then names the arrays
+        and the elements squeue did not show, without a pass over every element.
+        Never raises for a failing source: the view carries each source's error
+        and the poller decides what that means.
         """
         view = StatusView()
-        if not elements:
+        tracked = isinstance(elements, Tracked)
+        arrays = elements.arrays() if tracked else sorted({int(e.slurm_job_id) for e in elements})
+        if not arrays:
             return view
-        if arrays is None:
-            values = elements.values() if isinstance(elements, Mapping) else elements
-            arrays = sorted({int(e.slurm_job_id) for e in values})
         self._lines.new_round()
         self._squeue(view, arrays)
-        missing = view.unseen(elements)
-        if missing:
-            self._sacct(view, missing)
+        view.missing = elements.unseen(view) if tracked else view.unseen(elements)
+        if view.missing:
+            self._sacct(view, view.missing)
         return view
 
     def _squeue(self, view: StatusView, array_ids: Sequence[int]) -> None:
@@ -238,9 +242,12 @@ class SlurmClient:
             return str(e)
         if result.ok:
             found = squeue_view(result.stdout, self._lines)
-            view.records.update(found.records)
-            view.pending |= found.pending
-            view.bare += found.bare
+            if view.records or view.pending or view.bare:  # a later chunk: merged
+                view.records.update(found.records)
+                view.pending = view.pending | found.pending  # a new set: found's may be shared (frozen)
+                view.bare += found.bare
+            else:  # the first (usually the only) chunk: its containers, not a copy of 10,000 ids
+                view.records, view.pending, view.bare = found.records, found.pending, found.bare
         elif cmds.NO_SUCH_JOB not in result.stderr.lower():  # every array of the chunk forgotten: no error
             return result.stderr.strip() or f"exit {result.returncode}"
         return None

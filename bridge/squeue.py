@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 
 from bridge.sacct import SlurmRecord, expand_array_id, latest_by_element, normalize_state, parse_line
@@ -39,7 +40,7 @@ class SqueueView:
     the rows under a bare array id (no `_T`: e.g. a cancelled array's never-started elements)."""
 
     records: dict[str, SlurmRecord] = field(default_factory=dict)
-    pending: set[str] = field(default_factory=set)
+    pending: AbstractSet[str] = field(default_factory=set)  # frozen when shared between rounds (SqueueLines)
     bare: list[SlurmRecord] = field(default_factory=list)
 
 
@@ -62,10 +63,29 @@ class SqueueLines:
     def __init__(self) -> None:
         self._last: dict[str, frozenset[str] | tuple[SlurmRecord, ...]] = {}
         self._now: dict[str, frozenset[str] | tuple[SlurmRecord, ...]] = {}
+        self._views_last: dict[str, SqueueView] = {}  # whole answers: pending ids frozen, shared
+        self._views_now: dict[str, SqueueView] = {}
 
     def new_round(self) -> None:
         """A status round starts: lines the previous round did not print are dropped at its end."""
         self._last, self._now = self._now, {}
+        self._views_last, self._views_now = self._views_now, {}
+
+    def view_of(self, text: str) -> SqueueView | None:
+        """The view of an answer printed again whole: its own records and rows, the pending ids shared (frozen)."""
+        known = self._views_now.get(text) or self._views_last.get(text)
+        if known is None:
+            return None
+        self._views_now[text] = known
+        for line in text.splitlines():  # its lines stay known for the round its text changes
+            part = self._last.get(line)
+            if part is not None:
+                self._now[line] = part
+        return SqueueView(dict(known.records), known.pending, list(known.bare))
+
+    def keep_view(self, text: str, view: SqueueView) -> None:
+        view.pending = frozenset(view.pending)
+        self._views_now[text] = SqueueView(dict(view.records), view.pending, list(view.bare))
 
     def get(self, line: str) -> frozenset[str] | tuple[SlurmRecord, ...] | None:
         part = self._now.get(line)
@@ -88,23 +108,33 @@ def squeue_view(text: str, lines: SqueueLines | None = None) -> SqueueView:
     tests/data/replay/pending.json), so it gives each of them a record. `lines`
     remembers each line's meaning across calls (SqueueLines).
     """
+    if lines is not None:
+        known = lines.view_of(text)
+        if known is not None:  # nothing changed: not even 10,000 pending ids are gathered again
+            return known
     view = SqueueView()
     rows: list[SlurmRecord] = []
+    pending: set[str] = set()
+    clean = True  # no malformed line: an answer with one is parsed (and warned about) every time
     for number, line in enumerate(text.splitlines(), 1):
         part = lines.get(line) if lines is not None else None
         if part is None:
             part = _meaning(number, line)
             if not part:
+                clean = clean and not line.strip()
                 continue
             if lines is not None:
                 lines.put(line, part)
         if isinstance(part, frozenset):
-            view.pending |= part
+            pending |= part
         else:
             rows += part
     view.records = by_element(rows)
     view.bare = [r for r in rows if r.array_task_id is None]
-    view.pending.difference_update(view.records)
+    pending.difference_update(view.records)
+    view.pending = pending
+    if lines is not None and clean:
+        lines.keep_view(text, view)
     return view
 
 

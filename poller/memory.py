@@ -20,7 +20,13 @@ The memory only filters: every transition is still a guarded update
 Nothing lives only here: a restart reads everything again, as before.
 `invalidate()` forces a full read at the next poll (a writer that bypassed the
 lock, or anything an outside detector cannot vouch for); a full read also
-happens every FULL_READ_EVERY seconds, as a backstop.
+happens every FULL_READ_EVERY seconds, as a backstop. A wake-up on database
+change (NOTIFY, SQLite's data_version) need not call it for the helpers'
+writes, which the counter already shows: each call costs one full read. The
+daemon's memory is `poller.loop.BridgeLoop.memory`. Idle cycles must not take
+the lock for nothing (split_new_jobs and process_newly_cancelled_experiments
+look first), or every poll would read everything again: still correct, as
+slow as before.
 """
 
 from __future__ import annotations
@@ -29,13 +35,16 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from datetime import datetime
+from itertools import filterfalse
 from typing import NamedTuple
 
 from sqlalchemy import String, select, type_coerce
 from sqlalchemy.orm import Session
 
 from bridge.models import ACTIVE_SPLIT, JobSplit, SchedulerLock
+from bridge.squeue import SqueueView
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +112,10 @@ class ActiveMemory:
         self._read_at = 0.0
         self._own = 0  # locked transactions the poller ran since `counter`
         self._touched: set[int] = set()  # the splits they were about
+        self._version = 0  # bumped whenever the rows change
+        self._pending: AbstractSet[str] | None = None  # the pending ids `_uncovered` was found against
+        self._covered_at = -1  # and the version it was found at
+        self._uncovered: list[Active] = []  # the active splits not in `_pending`
 
     def invalidate(self) -> None:
         """Forget what the memory knows: the next poll reads every active split again."""
@@ -125,6 +138,18 @@ class ActiveMemory:
         self.counter, self._own = counter, 0
         self._touched = set()
         return self._rows
+
+    def unseen(self, view: SqueueView) -> list[Active]:
+        """The active splits the view neither shows started nor pending (bridge.slurm_client.Tracked).
+
+        Those not pending are found once per pending set and memory content:
+        squeue's answer printed again shares its frozen pending ids (bridge.squeue.SqueueLines),
+        so a poll where nothing changed makes no pass over 10,000 splits.
+        """
+        if view.pending is not self._pending or self._covered_at != self._version:
+            self._pending, self._covered_at = view.pending, self._version
+            self._uncovered = [self._rows[e] for e in filterfalse(view.pending.__contains__, self._rows)]
+        return [row for row in self._uncovered if row.slurm_element_id not in view.records]
 
     def arrays(self) -> list[int]:
         """The array ids of the active splits, sorted."""
@@ -151,7 +176,22 @@ class ActiveMemory:
         log.debug("active splits read in full: %d", len(self._rows))
 
     def _update(self, ids: Iterable[int], rows: list[Active]) -> None:
-        """Replace the entries of `ids` by `rows` (those of them still active)."""
+        """Replace the entries of `ids` by `rows` (those of them still active).
+
+        The splits not pending (`unseen`) are corrected in place, not found again
+        over every split: the next poll most often reads the same squeue answer.
+        """
+        ids = set(ids)
+        current = self._covered_at == self._version
+        self._remove(ids)
+        self._add(rows)
+        if current and self._pending is not None:
+            pending = self._pending
+            self._uncovered = [r for r in self._uncovered if r.id not in ids]
+            self._uncovered += [r for r in rows if r.slurm_element_id not in pending]
+            self._covered_at = self._version
+
+    def _remove(self, ids: Iterable[int]) -> None:
         for split_id in ids:
             element = self._elements.pop(split_id, None)
             if element is not None:
@@ -160,9 +200,9 @@ class ActiveMemory:
                 if not self._arrays[int(old.slurm_job_id)]:
                     del self._arrays[int(old.slurm_job_id)]
                     self._array_ids = None
-        self._add(rows)
 
     def _add(self, rows: Iterable[Active]) -> None:
+        self._version += 1
         for row in rows:
             self._rows[row.slurm_element_id] = row
             self._elements[row.id] = row.slurm_element_id

@@ -63,21 +63,20 @@ class PollReport:
         return bool(self.events)
 
 
-def read_states(backend: Backend, splits: Mapping[str, Active], report: PollReport,
-                arrays: Sequence[int] | None = None) -> tuple[StatusView, list[Active]]:
-    """Slurm's view of the splits (squeue, sacct for what it forgot) and the splits it does not show.
+def read_states(backend: Backend, memory: ActiveMemory, report: PollReport) -> tuple[StatusView, list[Active]]:
+    """Slurm's view of the memory's splits (squeue, sacct for what it forgot) and the splits it does not show.
 
     PollError when neither source answers.
     """
-    view = backend.client.status(splits, arrays)
+    view = backend.client.status(memory)
     report.squeue_calls += view.squeue_calls
     report.sacct_calls += view.sacct_calls
-    unseen = view.unseen(splits)
+    unseen = view.unseen(view.missing)  # of those squeue did not show, those sacct did not show either
     if view.sacct_error is not None:
         if view.squeue_error is not None:
             raise PollError(f"squeue failed ({view.squeue_error}) and sacct failed: {view.sacct_error}")
         if not (view.records or view.pending):  # no source knows anything: an outage, so back off
-            raise PollError(f"squeue knows none of the {len(splits)} active elements, "
+            raise PollError(f"squeue knows none of the {len(view.missing)} active elements, "
                             f"and sacct failed: {view.sacct_error}")
         log.warning("%d elements unknown to squeue, and sacct failed: %s", len(unseen), view.sacct_error)
     found = never_started(view.bare, unseen)
@@ -129,7 +128,7 @@ def _poll(session: Session, backend: Backend, now: float | None, watch: UnknownS
     if not splits:
         watch.keep_only(())
         return report
-    view, unseen = read_states(backend, splits, report, memory.arrays())
+    view, unseen = read_states(backend, memory, report)
     wall = now if now is not None else time.time()
     unknown: list[int] = []
     for split, record in _to_look_at(splits, view.records, unseen):

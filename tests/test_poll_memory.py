@@ -171,3 +171,16 @@ def test_an_unknown_state_and_a_missing_element_are_looked_at_on_every_poll(env)
     weird_split = next(s.id for s in splits(env) if s.slurm_state == "WEIRD_NEW_STATE")
     assert [r.unknown for r in reports] == [[], [(weird_split, "WEIRD_NEW_STATE")], [(weird_split, "WEIRD_NEW_STATE")]]
     assert all(len(r.missing) == 1 for r in reports)  # submitted long before T0: past the grace period
+
+
+def test_after_its_own_event_the_memory_still_finds_the_element_slurm_does_not_show(env):
+    """The splits Slurm does not show are corrected in place after the poller's own events, not lost."""
+    declare(env, {"a": block(slots=3, size=3)})
+    sub = submit(env, job=9000)
+    env.fake.always("squeue", rows({"9000_0": "RUNNING", "9000_1": "PENDING"}))  # 9000_2: not shown
+    env.fake.always("sacct", Answer(""))  # nor recorded by slurmdbd yet
+    memory = ActiveMemory()
+    reports = [poll_with(env, memory, now=T0 + offset) for offset in (0.0, 1.0, 2.0)]
+    assert [r.events for r in reports] == [[(sub.split_ids[0], "started")], [], []]
+    assert [r.missing for r in reports] == [[sub.split_ids[2]]] * 3
+    assert memory.partial_reads == 1

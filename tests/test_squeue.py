@@ -71,8 +71,8 @@ def test_lines_printed_again_mean_the_same_and_a_view_changed_by_its_reader_chan
     lines = SqueueLines()
     text = (DATA / "squeue_states.txt").read_text()
     first = squeue_view(text, lines)
-    first.pending.clear()  # the poller changes its view (never_started, sacct's records)
-    first.records.clear()
+    first.records.clear()  # the poller changes its view (never_started, sacct's records)
+    first.bare.clear()
     lines.new_round()
     again = squeue_view(text, lines)
     fresh = squeue_view(text)
@@ -90,3 +90,15 @@ def test_a_malformed_line_is_warned_about_each_time_it_is_printed(caplog):
         lines.new_round()
         squeue_view("277_x|277|cpu|RUNNING|n1|N/A|N/A|N/A|0|bb|\n", lines)
     assert len([r for r in caplog.records if "skipped" in r.getMessage()]) == 2
+
+
+def test_an_answer_printed_again_whole_keeps_its_lines_known_for_when_one_changes():
+    lines = SqueueLines()
+    text = (DATA / "squeue_states.txt").read_text()
+    for _ in range(3):  # the second and third rounds reuse the whole answer
+        lines.new_round()
+        squeue_view(text, lines)
+    lines.new_round()
+    changed = text.replace("277_0|278|cpu|RUNNING|", "277_0|278|cpu|COMPLETED|")
+    unchanged = [line for line in changed.splitlines() if line in text.splitlines()]
+    assert unchanged and all(lines.get(line) is not None for line in unchanged)
