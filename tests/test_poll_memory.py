@@ -184,3 +184,18 @@ def test_after_its_own_event_the_memory_still_finds_the_element_slurm_does_not_s
     assert [r.events for r in reports] == [[(sub.split_ids[0], "started")], [], []]
     assert [r.missing for r in reports] == [[sub.split_ids[2]]] * 3
     assert memory.partial_reads == 1
+
+
+def test_idle_cycles_take_no_lock_so_the_memory_stays_current(env):
+    """A whole cycle with nothing to split, cancel or submit leaves the counter alone: no full read again."""
+    from poller.loop import run_cycle
+
+    declare(env, {"a": block(slots=2, size=2)})
+    sub = submit(env)
+    env.fake.always("squeue", Answer(recorded_stdout("pending", "squeue", sub)))
+    memory = ActiveMemory()
+    for _ in range(3):
+        with env.sessions() as session:
+            report = run_cycle(session, env.backend, memory=memory)
+        assert report.error is None and report.poll.active == 2
+    assert (memory.full_reads, memory.partial_reads) == (1, 0)
