@@ -17,11 +17,15 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
-from bridge.config import RUNNERS, BridgeConfig
+from bridge.back_pressure import BackPressure
+from bridge.config import RUNNERS, BridgeConfig, SshConfig
 from bridge.errors import BridgeError, ConfigError
 from bridge.runner import LocalRunner, Runner
-from bridge.slurm_client import SlurmClient
+
+if TYPE_CHECKING:
+    from bridge.slurm_client import SlurmClient  # imported when a backend is made: commands without Slurm skip it
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +41,15 @@ class Backend:
     """What a cycle needs besides the database: the Slurm client and the loaded configuration.
 
     `python` is the interpreter the elements run with; `sleep` waits between
-    sbatch retries (a test passes a no-op).
+    sbatch retries (a test passes a no-op); `pressure` is what the submitter
+    knows of Slurm's submit limits (bridge.back_pressure), kept across cycles.
     """
 
     client: SlurmClient
     config: BridgeConfig
     python: str = sys.executable
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    pressure: BackPressure = field(default_factory=BackPressure, compare=False, repr=False)
 
     @property
     def runner(self) -> Runner:
@@ -51,12 +57,29 @@ class Backend:
 
     def with_runner(self, runner: Runner) -> Backend:
         """The same backend speaking through another runner (a test's fault injector)."""
+        from bridge.slurm_client import SlurmClient
+
         return replace(self, client=SlurmClient(runner, self.config.timeouts))
 
 
 def make_backend(config: BridgeConfig, runner: Runner | None = None) -> Backend:
     """The backend of a configuration: its runner (unless one is given) behind a Slurm client."""
+    from bridge.slurm_client import SlurmClient
+
     return Backend(SlurmClient(runner or make_runner(config), config.timeouts), config)
+
+
+def check_runner(config: BridgeConfig) -> None:
+    """Refuse a runner bridge.toml names but this bridge cannot build, without building one.
+
+    Commands check this before they touch the database (a pyslurm configuration must not
+    leave a database behind), and make the runner only when they speak to Slurm: an SSH
+    runner imports paramiko, which a command like `experiments list` never needs.
+    """
+    if config.runner == "ssh":
+        _ssh_config(config)
+    elif config.runner != "local":
+        make_runner(config)  # pyslurm, or a name the loader let through: raises, naming why
 
 
 def make_runner(config: BridgeConfig) -> Runner:
@@ -72,13 +95,7 @@ def make_runner(config: BridgeConfig) -> Runner:
 
 
 def _ssh_runner(config: BridgeConfig) -> Runner:
-    ssh = config.ssh
-    if ssh is None:
-        raise ConfigError(f"{config.path}: runner = \"ssh\" needs an [ssh] table (host, key_file, known_hosts)")
-    if ssh.key_file is None:
-        raise ConfigError(
-            f"{config.path}: [ssh] key_file is missing: the SSH runner uses key authentication only"
-        )
+    ssh = _ssh_config(config)
     from bridge.ssh_runner import SshRunner  # paramiko is imported only when SSH is used
 
     return SshRunner(
@@ -86,6 +103,18 @@ def _ssh_runner(config: BridgeConfig) -> Runner:
         known_hosts=ssh.known_hosts, allow_unknown_hosts=ssh.allow_unknown_hosts,
         connect_timeout=ssh.connect_timeout, env=config.runner_env(),
     )
+
+
+def _ssh_config(config: BridgeConfig) -> SshConfig:
+    """The [ssh] table, with what the SSH runner cannot do without."""
+    ssh = config.ssh
+    if ssh is None:
+        raise ConfigError(f"{config.path}: runner = \"ssh\" needs an [ssh] table (host, key_file, known_hosts)")
+    if ssh.key_file is None:
+        raise ConfigError(
+            f"{config.path}: [ssh] key_file is missing: the SSH runner uses key authentication only"
+        )
+    return ssh
 
 
 def pyslurm_message(config: BridgeConfig) -> str:
@@ -100,6 +129,8 @@ def pyslurm_message(config: BridgeConfig) -> str:
 
 def cluster_slurm_version(config: BridgeConfig) -> str:
     """'Slurm 22.05.8' from `sbatch --version`, or why it is unknown."""
+    from bridge.slurm_client import SlurmClient
+
     try:
         return f"Slurm {SlurmClient(LocalRunner(env=config.runner_env()), config.timeouts).version()}"
     except BridgeError as e:

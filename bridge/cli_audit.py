@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from bridge.audit import DIMENSIONS
 from bridge.errors import BridgeError
 from bridge.when import FORMS, parse_when, utc_now
 
 FORMATS = ("table", "csv", "json", "html")
+# bridge.audit.DIMENSIONS, named here so that building the parser does not import the audit
+# (tests/test_cli_imports.py checks that they agree)
+DIMENSIONS = ("experiment", "block", "author", "queue", "mapping", "partition", "algorithm", "node")
 
 
 def add_audit(commands: argparse._SubParsersAction, config_option: Callable, id_type: Callable) -> None:
@@ -75,6 +76,8 @@ def parse_when_option(name: str, text: str, now: datetime) -> datetime:
 
 def _write(text: str, output: Path | None) -> None:
     """To stdout, or to FILE whole or not at all (a temporary file beside it, renamed)."""
+    import tempfile
+
     if output is None:
         sys.stdout.write(text)
         return

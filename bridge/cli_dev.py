@@ -95,7 +95,7 @@ def add_demo(commands: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--workdir", type=Path, default=None,
                       help="where run directories go (default: <cluster state dir>/../demo)")
-    demo.set_defaults(handler=demo_command)
+    demo.set_defaults(handler=demo_command, keeps_running=True)  # the garbage collector stays on (bridge.cli)
 
 
 def demo_command(args: argparse.Namespace) -> int:

@@ -58,6 +58,7 @@ def add_experiments(commands: argparse._SubParsersAction, action: Action, config
                       help="last lines of a failed or running element's stderr to show (default 10; 0: none)")
     show.add_argument("--no-slurm", action="store_true", help="do not ask squeue for pending reasons")
     wait = action(actions, "wait", _wait, WAIT_HELP)
+    wait.set_defaults(keeps_running=True)  # it may wait for hours: the garbage collector stays on (bridge.cli)
     wait.add_argument("id", type=id_type, metavar="ID")
     wait.add_argument("--timeout", type=_seconds, default=None, metavar="S", help="give up after S seconds (exit 2)")
     wait.add_argument("--interval", type=_seconds, default=2.0, metavar="S",
@@ -90,7 +91,7 @@ def _app(args: argparse.Namespace):
 
 def _add(args: argparse.Namespace) -> int:
     from bridge.declaration import load_experiment_file
-    from bridge.helpers import schedule_experiment
+    from bridge.scheduling import schedule_experiment  # as bridge.helpers, without the submitter's modules
 
     app = _app(args)
     with app.write_sessions() as session:
@@ -104,16 +105,16 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _schedule(args: argparse.Namespace) -> int:
-    from bridge.helpers import schedule_experiment
     from bridge.models import ExperimentStatus
+    from bridge.scheduling import schedule_experiment  # as bridge.helpers, without the submitter's modules
 
     return _each_experiment(args, schedule_experiment, "scheduled", {ExperimentStatus.PENDING}, "a pending (P)",
                             "scheduled")
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    from bridge.helpers import cancel_experiment
     from bridge.models import LIVE_EXPERIMENT
+    from bridge.scheduling import cancel_experiment  # as bridge.helpers, without the submitter's modules
 
     return _each_experiment(args, cancel_experiment, "cancelling", LIVE_EXPERIMENT,
                             "a scheduled (S) or running (R)", "cancelled")
@@ -147,17 +148,19 @@ def _each_experiment(args: argparse.Namespace, action: Callable, verb: str, vali
 
 
 def _list(args: argparse.Namespace) -> int:
-    from sqlalchemy import select
+    from sqlalchemy import case, func, select
 
-    from bridge.models import Experiment
+    from bridge.models import Block, BlockStatus, Experiment
 
+    done = func.count(case((Block.status == BlockStatus.DONE, 1)))
+    query = (select(Experiment.id, Experiment.name, Experiment.author, Experiment.status, done, func.count(Block.id))
+             .outerjoin(Block, Block.experiment_id == Experiment.id)
+             .group_by(Experiment.id).order_by(Experiment.id))  # one query, not one per experiment's blocks
     app = _app(args)
-    rows = []
     with app.sessions() as session:
-        for e in session.scalars(select(Experiment).order_by(Experiment.id)):
-            done = sum(1 for b in e.blocks if b.status.value == "C")
-            rows.append({"id": e.id, "name": e.name, "author": e.author, "status": e.status.value,
-                         "status_name": e.status.name.lower(), "blocks_done": done, "blocks": len(e.blocks)})
+        rows = [{"id": id_, "name": name, "author": author, "status": status.value,
+                 "status_name": status.name.lower(), "blocks_done": blocks_done, "blocks": blocks}
+                for id_, name, author, status, blocks_done, blocks in session.execute(query)]
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

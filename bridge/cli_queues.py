@@ -19,8 +19,9 @@ CHECK_DESCRIPTION = (
     "each queue against `scontrol show partition` (State UP, MaxTime, MaxMemPerNode, MaxMemPerCPU, "
     "MaxCPUsPerNode, AllowAccounts/DenyAccounts, AllowQos/DenyQos) and the nodes' memory and CPUs; "
     "the account and QOS exist and the bridge's Slurm user has an association allowing them (`sacctmgr show`; "
-    "an unreadable slurmdbd is a 'could not check' finding); the script each queue's template renders for a "
-    "sample split passes `bash -n` and `sbatch --test-only` (which submits nothing). Exit 0 when clean, "
+    "an unreadable slurmdbd is a 'could not check' finding); each account bridge.toml's [accounts] names, the same "
+    "way for every queue (exists, associated, allowed by the partition); the script each queue's template renders "
+    "for a sample split passes `bash -n` and `sbatch --test-only` (which submits nothing). Exit 0 when clean, "
     "1 on any finding or when scontrol/sinfo cannot be read."
 )
 
@@ -82,7 +83,7 @@ def queues_check(args: argparse.Namespace) -> int:
     dirs = (config.templates_dir,) if config.templates_dir else ()
     count = len(config.queues) + len(load_errors)
     try:
-        findings = lint_mapping(config.queues, load_errors, make_backend(config).client, dirs)
+        findings = lint_mapping(config.queues, load_errors, make_backend(config).client, dirs, config.accounts)
     except BridgeError as e:
         if not args.json:
             raise

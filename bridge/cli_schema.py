@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 Action = Callable[..., argparse.ArgumentParser]  # bridge.cli's _action: one sub-command with its handler
+NAMES = ("bridge", "experiment", "queues")  # sorted(bridge.schema.SCHEMAS), without importing it for argparse
 
 EPILOG = """\
 The schema is written from the tables the loader itself reads by, so an editor
@@ -35,15 +36,12 @@ settings.json: "json.schemas": [{"fileMatch": ["*.experiment.json"],
 
 
 def add_schema(commands: argparse._SubParsersAction, _action: Action) -> None:
-    from bridge.schema import SCHEMAS
-
     parser = _action(commands, "schema", schema_command,
                      "print the JSON Schema (draft 2020-12) of queues.toml, bridge.toml or an experiment "
                      "declaration, for editors")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    parser.add_argument("name", choices=sorted(SCHEMAS), metavar="NAME",
-                        help=f"which file: {', '.join(sorted(SCHEMAS))}")
+    parser.add_argument("name", choices=NAMES, metavar="NAME", help=f"which file: {', '.join(NAMES)}")
     parser.add_argument("--config", type=Path, default=None,
                         help="experiment only: take required_slots, blocks and dataset bounds from this "
                         "bridge.toml's [limits] (default: the built-in limits)")

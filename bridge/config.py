@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from bridge.accounts_config import load_accounts
 from bridge.config_fields import _SPOOL_RULE, BRIDGE_FIELDS, RUNNERS  # the Field tables the loader reads by
 from bridge.config_types import (  # re-exported: the dataclasses are bridge.config's to its callers
     BridgeConfig,
@@ -90,6 +91,7 @@ def load_config(path: str | Path, queue_errors: dict[str, ConfigError] | None = 
         deployment=v["deployment"],
         reconcile=LostRule(**(v["reconcile"] or {})),
         metrics=load_metrics(top, v["metrics"]),
+        accounts=load_accounts(v["accounts"]),
     )
     log.debug("loaded configuration %s (%d queues)", path, len(config.queues))
     return config

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from bridge.accounts_config import ACCOUNTS_FIELDS
 from bridge.config_types import ClaimRule, Limits, LostRule, PollConfig, RetryPolicy, SlurmTimeouts
 from bridge.metrics_config import METRICS_FIELDS
 from bridge.tags import DEFAULT_DEPLOYMENT, DEPLOYMENT, DEPLOYMENT_RULE
@@ -104,4 +105,6 @@ BRIDGE_FIELDS = (
           fields=LOST_FIELDS),
     Field("metrics", "table", None, "where `beat-bridge run` publishes Prometheus metrics (both off by default)",
           fields=METRICS_FIELDS),
+    Field("accounts", "table", None, "the Slurm account each BEAT author's arrays are charged to (fair share per "
+          "person)", fields=ACCOUNTS_FIELDS),
 )

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.accounts_config import AccountsConfig
 from bridge.metrics_config import MetricsConfig
 from bridge.queues_config import QueueConfig
 from bridge.tags import DEFAULT_DEPLOYMENT
@@ -79,7 +80,7 @@ class SlurmTimeouts:
 class Limits:
     """What one experiment declaration may ask for ([limits]): bounds that keep one user from stopping the bridge.
 
-    Every split is a database row, a spool file and an array element; every data
+    Every split is a database row, a manifest entry and an array element; every data
     unit an index entry. Ranges are computed arithmetically, but the rows and files
     are real, so a declaration asking for millions of them is refused at `add`.
     """
@@ -118,6 +119,7 @@ class BridgeConfig:
     deployment: str = DEFAULT_DEPLOYMENT  # in every submission tag: which arrays are this bridge's (bridge.tags)
     reconcile: LostRule = field(default_factory=LostRule)  # [reconcile]
     metrics: MetricsConfig = field(default_factory=MetricsConfig)  # [metrics] (bridge.metrics_config)
+    accounts: AccountsConfig = field(default_factory=AccountsConfig)  # [accounts] (bridge.accounts_config)
 
     def runner_env(self) -> dict[str, str]:
         """Environment for Slurm commands: SLURM_CONF (if set) plus [slurm].env."""

@@ -83,6 +83,8 @@ def run_cycle(session: Session, backend: Backend, poll: Poll, read_snapshots: bo
     except PollError as e:
         session.rollback()
         report.error = str(e)
+    if report.poll is not None and any(not what.startswith("started") for _, what in report.poll.events):
+        backend.pressure.room_freed()  # an element ended: a full submit limit may have room again
     config = backend.config
     split_new_jobs(session, str(config.cache_root), config.split_errors)
     process_newly_cancelled_experiments(session)

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bridge import cache as cache_module
-from bridge import cancelling, outcomes, scheduling, submission_db
+from bridge import cancelling, element_config, outcomes, scheduling, submission_db
 from bridge.history import locked, reload
 from bridge.models import Block, Experiment, Job, JobSplit, Queue, Worker
 from bridge.submit import assign_splits_to_workers
@@ -73,7 +73,7 @@ def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) ->
 
 def get_configuration_for_split(split: JobSplit, cache_root: str | None = None) -> dict[str, Any]:
     """The configuration an array element runs with: the block's command plus its range."""
-    return submission_db.get_configuration_for_split(split, cache_root)
+    return element_config.get_configuration_for_split(split, cache_root)
 
 
 def on_split_started(session: Session, split: JobSplit | int) -> bool:

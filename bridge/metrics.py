@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 from sqlalchemy import String, func, select, type_coerce
 from sqlalchemy.orm import Session
 
+from bridge.back_pressure import BackPressure
 from bridge.backend import Backend
 from bridge.config import BridgeConfig
 from bridge.errors import BridgeError, CommandError, CommandTimeout
@@ -93,6 +94,12 @@ class Metrics:
                              "know, past its bound (poller.unknown), at the last poll", registry=r)
         self.snapshot_calls = Counter("beat_bridge_snapshot_sacct_calls", "sacct calls reading accounting "
                                       "snapshots (bridge.snapshots)", registry=r)
+        self.limit_refusals = Counter("beat_bridge_submit_limit_refusals", "sbatch calls refused at a submit limit "
+                                      "of an association or QOS (back-pressure: the splits stay queued)", registry=r)
+        self.held_limits = Gauge("beat_bridge_held_submit_limits", "Account/QOS/partition keys held back at a full "
+                                 "submit limit at the last cycle (bridge.back_pressure)", registry=r)
+        self._pressure: BackPressure | None = None
+        self._refusals_seen = 0
         self._snapshot_calls_seen = 0
         self._queues: set[str] = set()
         self._warned: dict[str, str] = {}
@@ -101,6 +108,7 @@ class Metrics:
 
     def instrument(self, backend: Backend) -> Backend:
         """The backend with every Slurm command metered and every sbatch retry counted; behaviour unchanged."""
+        self._pressure = backend.pressure  # shared by the returned backend: its submit-limit refusals and holds
         return replace(backend.with_runner(MeteredRunner(backend.runner, self)),
                        sleep=self.counting_retries(backend.sleep))
 
@@ -146,6 +154,10 @@ class Metrics:
         self.unknown.set(loop.unknown_states)
         self.snapshot_calls.inc(max(0, loop.snapshot_sacct_calls - self._snapshot_calls_seen))
         self._snapshot_calls_seen = loop.snapshot_sacct_calls
+        if self._pressure is not None:
+            self.limit_refusals.inc(self._pressure.refusals - self._refusals_seen)
+            self._refusals_seen = self._pressure.refusals
+            self.held_limits.set(len(self._pressure.held()))
 
     def set_splits(self, counts: Mapping[tuple[str, str], int], queues: Iterable[str] = ()) -> None:
         """The split gauge from (queue, state letter) -> rows: every state of every queue seen, 0 when none."""

@@ -7,11 +7,12 @@ SQLite file is a file (not a directory, not some other file, not `:memory:`,
 which every new connection would see empty). `open_database` and
 `upgrade_database` create a missing parent directory of an SQLite file (a fresh
 checkout has no var/ yet) and turn a refused connection into one line naming
-the file and key.
+the file and key; `open_database` also checks the schema's revision (bridge.db_revision).
 """
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from bridge.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 EXAMPLES = "sqlite:///path/to/bridge.sqlite or postgresql+psycopg://user@host/database"
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -90,12 +93,31 @@ def ensure_dir(config_file: Path, key: str, path: Path) -> None:
         raise ConfigError(f"{config_file}: {key} = {str(path)!r} is invalid: expected {problem}")
 
 
-def open_database(config_file: Path, url: str) -> sessionmaker[Session]:
-    """The session factory of the configured database (schema migrated), or one ConfigError line."""
-    from bridge.db import create_session_factory
+def open_database(config_file: Path, url: str, *, may_upgrade: bool = False) -> sessionmaker[Session]:
+    """The session factory of the configured database at the code's schema revision, or one error line.
+
+    One SELECT reads the revision (bridge.db_revision); Alembic runs only for a brand-new
+    database (no table: first use just works) or, with `may_upgrade` (the daemon's start-up),
+    for one behind. Any other command refuses a database behind, naming `beat-bridge db upgrade`:
+    a command never migrates a database behind its users' back.
+    """
+    from bridge.db import create_engine_for, upgrade
+    from bridge.db_revision import SchemaAction, SchemaError, code_revisions, decide, read_schema, refusal
 
     with _database_errors(config_file, url):
-        return create_session_factory(url)
+        engine = create_engine_for(url)
+        with engine.connect() as connection:
+            found = read_schema(connection)
+        revisions = code_revisions()
+        action = decide(found, revisions, may_upgrade)
+        if action in (SchemaAction.CREATE, SchemaAction.UPGRADE):
+            upgrade(url)
+            change = "created at" if action is SchemaAction.CREATE else f"upgraded from {found.revision} to"
+            log.info("database %s: schema %s revision %s", _shown(url), change, revisions[-1])
+        elif action is not SchemaAction.USE:
+            engine.dispose()
+            raise SchemaError(refusal(action, found, revisions[-1], _shown(url), config_file))
+        return sessionmaker(engine)
 
 
 def upgrade_database(config_file: Path, url: str) -> None:
@@ -127,9 +149,13 @@ class _database_errors:
             raise self._error(f"cannot connect or migrate: {_first_line(cause)}") from error
 
     def _error(self, text: str) -> ConfigError:
-        shown = make_url(self.url).render_as_string(hide_password=True) if url_problem(self.url) is None \
-            else self.url
+        shown = _shown(self.url) if url_problem(self.url) is None else self.url
         return ConfigError(f"{self.config_file}: database.url = {shown!r} {text}")
+
+
+def _shown(url: str) -> str:
+    """The URL as a message may show it: without its password."""
+    return make_url(url).render_as_string(hide_password=True)
 
 
 def _first_line(error: BaseException) -> str:

@@ -14,9 +14,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bridge.accounts_config import AccountsConfig
 from bridge.errors import BridgeError, CommandError, ConfigError
 from bridge.queue_lint import Finding, access_findings, load_finding, partition_findings
 from bridge.queue_lint_accounts import account_findings, effective_account, effective_qos
+from bridge.queue_lint_authors import author_account_findings
 from bridge.queue_lint_failures import failure_findings
 from bridge.queues_config import QueueConfig, sample_spec
 from bridge.render import DEFAULT_TEMPLATE, render_array_script
@@ -27,8 +29,11 @@ log = logging.getLogger(__name__)
 
 
 def lint_mapping(queues: Mapping[str, QueueConfig], load_errors: Mapping[str, ConfigError], client: SlurmClient,
-                 templates_dirs: Sequence[Path] = ()) -> list[Finding]:
-    """Every finding for the mapping, grouped by queue; CommandError only when scontrol or sinfo cannot be read."""
+                 templates_dirs: Sequence[Path] = (), accounts: AccountsConfig | None = None) -> list[Finding]:
+    """Every finding for the mapping, grouped by queue; CommandError only when scontrol or sinfo cannot be read.
+
+    `accounts` (bridge.toml's [accounts]) adds each author's and the default account, checked per queue.
+    """
     found = [load_finding(name, error) for name, error in load_errors.items()]
     partitions = {p["PartitionName"]: p for p in client.partitions()}
     nodes = client.nodes()
@@ -39,6 +44,8 @@ def lint_mapping(queues: Mapping[str, QueueConfig], load_errors: Mapping[str, Co
         whose = f"chosen by Slurm for user {facts.user}" if facts else ""
         found += access_findings(queue, partitions.get(queue.partition), effective_account(queue, facts),
                                  effective_qos(queue, facts), whose)
+        if accounts is not None:
+            found += author_account_findings(queue, accounts, facts, partitions.get(queue.partition))
         found += script_findings(queue, client, templates_dirs)
         found += failure_findings(queue, queues)
     order = {name: i for i, name in enumerate([*queues, *load_errors])}

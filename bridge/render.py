@@ -24,6 +24,7 @@ import re
 import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -42,6 +43,7 @@ from bridge.sbatch_text import (  # re-exported: the quoting rules render applie
     sbatch_unquote,
     slurm_filename,
 )
+from bridge.template_loader import SearchPathLoader
 
 log = logging.getLogger(__name__)
 
@@ -230,8 +232,17 @@ def _finalize(value: object) -> object:
 
 
 def _environment(search_path: Sequence[Path]) -> jinja2.Environment:
+    return _cached_environment(tuple(str(p) for p in search_path))
+
+
+@lru_cache(maxsize=32)
+def _cached_environment(search_path: tuple[str, ...]) -> jinja2.Environment:
+    """One environment per search path: a template is compiled once, not at each render (each queue's, at load).
+
+    An edited or newly overriding file is still seen by the next render (bridge.template_loader).
+    """
     env = _TemplateEnvironment(
-        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
+        loader=SearchPathLoader(list(search_path)),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
@@ -279,7 +290,7 @@ def render_array_script(
         name = template.name
     context = _context(spec)
     try:
-        text = _environment(dirs).get_template(name).render(context)
+        text = _environment(tuple(map(str, dirs))).get_template(name).render(context)
     except jinja2.TemplateNotFound as e:
         raise TemplateError(f"template {name} not found in {', '.join(map(str, dirs))}") from e
     except jinja2.TemplateSyntaxError as e:

@@ -13,6 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bridge.errors import BridgeError
+from bridge.slurm_errors import (  # noqa: F401  re-exported: callers read stderr's meaning from bridge.slurm
+    PERMANENT_PATTERNS,
+    TRANSIENT_PATTERNS,
+    is_transient,
+    permanent_reason,
+    submit_limit_reason,
+    surely_not_submitted,
+)
 
 log = logging.getLogger(__name__)
 
@@ -31,42 +39,6 @@ SQUEUE_FIELDS: tuple[tuple[str, str], ...] = (
 NO_SUCH_JOB = "invalid job id specified"
 SINFO_NODE_FORMAT = "%N|%P|%c|%m|%T"
 DEFAULT_MAX_ARRAY_SIZE = 1001
-
-# Retrying these is safe: the controller or slurmdbd was busy or unreachable.
-# A submission that timed out may still have been accepted: reconcile by tag first.
-TRANSIENT_PATTERNS: tuple[str, ...] = (
-    "socket timed out",
-    "resource temporarily unavailable",
-    "unable to contact slurm controller",
-    "slurm temporarily unable to accept job",
-    "problem talking to the database",
-    "failed to open persistent connection",
-    "slurmdbd",
-    "connection refused",
-    "zero bytes were transmitted or received",
-    "communication connection failure",
-    "transport endpoint is not connected",
-    "controller in standby mode",
-    "try again",
-)
-# These will fail the same way every time: the splits fail with this message.
-PERMANENT_PATTERNS: tuple[str, ...] = (
-    "invalid partition name specified",
-    "requested time limit is invalid",
-    "more processors requested than permitted",
-    "requested node configuration is not available",
-    "job violates accounting/qos policy",
-    "invalid qos specification",
-    "invalid account",
-    "invalid job array specification",
-    "memory required by task is not available",
-    "qosmax",
-    "assocmax",
-    "invalid generic resource",
-    "invalid feature specification",
-    "batch job submission failed",
-)
-
 
 class SlurmParseError(BridgeError):
     """Slurm printed something the bridge cannot read."""
@@ -324,39 +296,3 @@ def parse_sinfo_nodes(text: str) -> list[NodeInfo]:
             node = NodeInfo(name, old.partitions + node.partitions, old.cpus, old.memory_mb, old.state)
         nodes[name] = node
     return list(nodes.values())
-
-
-# sbatch never reached slurmctld: nothing was submitted, so sbatch may simply be run again.
-NOT_SUBMITTED_PATTERNS: tuple[str, ...] = (
-    "unable to contact slurm controller",
-    "connection refused",
-    "slurm temporarily unable to accept job",
-    "controller in standby mode",
-)
-
-
-def surely_not_submitted(stderr: str) -> bool:
-    """True if sbatch's error says the request never reached slurmctld (a socket timeout does not)."""
-    text = stderr.lower()
-    return any(p in text for p in NOT_SUBMITTED_PATTERNS)
-
-
-def is_transient(stderr: str) -> bool:
-    """True if retrying the command later may succeed (and no permanent cause is named)."""
-    text = stderr.lower()
-    if permanent_reason(stderr) is not None:
-        return False
-    return any(p in text for p in TRANSIENT_PATTERNS)
-
-
-def permanent_reason(stderr: str) -> str | None:
-    """The line of stderr naming a cause that retrying will not fix, or None."""
-    for line in stderr.splitlines():
-        low = line.lower()
-        if any(p in low for p in PERMANENT_PATTERNS if p != "batch job submission failed"):
-            return line.strip()
-    for line in stderr.splitlines():
-        low = line.lower()
-        if "batch job submission failed" in low and not any(p in low for p in TRANSIENT_PATTERNS):
-            return line.strip()
-    return None

@@ -41,6 +41,18 @@ class SubmissionRefused(BridgeError):
     """sbatch refused a job array for a reason retrying will not fix."""
 
 
+class SubmitLimitReached(BridgeError):
+    """sbatch refused the array at a submit limit of an association or QOS: nothing was submitted.
+
+    Back-pressure, not a failure: room frees as jobs end (bridge.back_pressure).
+    `limit` is slurmctld's reason, e.g. "AssocMaxSubmitJobLimit".
+    """
+
+    def __init__(self, limit: str, stderr: str) -> None:
+        super().__init__(f"{limit}: {stderr.strip().splitlines()[-1] if stderr.strip() else 'refused'}")
+        self.limit = limit
+
+
 class OutcomeUnknown(CommandError):
     """sbatch may or may not have been accepted (timed out, connection lost, no answer from slurmctld)."""
 
@@ -107,7 +119,9 @@ class SlurmClient:
     def submit(self, script: str) -> int:
         """sbatch the script once; its array job id.
 
-        SubmissionRefused for a permanent cause (named from sbatch's stderr);
+        SubmitLimitReached when an association's or QOS's submit limit refused it
+        (nothing submitted; room frees as jobs end); SubmissionRefused for a
+        permanent cause (named from sbatch's stderr);
         CommandError when sbatch never reached slurmctld (nothing was
         submitted: run it again); OutcomeUnknown when it may have been accepted
         (a timeout, a lost connection, an error after slurmctld had the request):
@@ -121,6 +135,9 @@ class SlurmClient:
             raise
         if result.ok:
             return cmds.parse_sbatch_parsable(result.stdout)
+        limit = cmds.submit_limit_reason(result.stderr)
+        if limit is not None:
+            raise SubmitLimitReached(limit, result.stderr)
         if not cmds.is_transient(result.stderr):
             raise SubmissionRefused(cmds.permanent_reason(result.stderr) or result.stderr.strip()
                                     or f"sbatch exited {result.returncode}")

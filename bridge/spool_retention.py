@@ -1,6 +1,6 @@
 """Removing settled arrays' spool directories once past `spool_retention_hours`.
 
-A spool directory (``<spool_dir>/<tag>/``: split files, result files, element
+A spool directory (``<spool_dir>/<tag>/``: the manifest, result files, element
 logs) is settled when no split is active under its tag: its results are in the
 database (or its claim was released). It is removed once nothing in it has
 changed for the retention. Only directories named by a submission tag of the

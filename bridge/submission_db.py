@@ -6,25 +6,26 @@ builds on: claim splits with a tag (``mark_splits_submitting``) *before*
 sbatch, record the array job id under that tag afterwards
 (``record_submission``), or give the claim back when sbatch surely failed
 (``release_submission``). A tag without a Slurm id means "being submitted".
+Each is one statement per array (bridge.submission_rows, which the submitter
+calls directly for plain values); these return the splits loaded.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, cast, func, literal, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from bridge import mirrors, outcomes
-from bridge.cache import CacheError
-from bridge.cache import cache_root as resolve_cache_root
+from bridge import mirrors
 from bridge.history import guarded_set, identity_of, locked, record, reload, transition
-from bridge.models import LIVE_EXPERIMENT, Block, Experiment, Job, JobSplit, Queue, SplitStatus, Worker, utcnow
+from bridge.models import LIVE_EXPERIMENT, Block, Experiment, Job, JobSplit, Queue, SplitStatus, Worker
 from bridge.sacct import slurm_final
+from bridge.submission_rows import claim_splits, record_array, release_array
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,21 @@ def on_slurm_clause() -> Any:
                and_(JobSplit.status == S.QUEUED, JobSplit.submission_tag.is_not(None)))
 
 
-def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) -> list[JobSplit]:
+@dataclass(frozen=True)
+class Candidate:
+    """A split that could be submitted now, as plain values: what the submitter groups and claims by.
+
+    Plain values, not ORM objects: 1,000s of loaded splits held through the
+    submitter's commits would each be expired on every commit.
+    """
+
+    id: int
+    job_id: int
+    split_index: int
+    exclude_nodes: str | None
+
+
+def candidate_splits(session: Session, queue: Queue | int) -> list[Candidate]:
     """Queued, unclaimed splits of the queue, oldest runnable first, per-author limited.
 
     A split's queue is its block's, or the one a resubmission gave it (JobSplit.queue_id).
@@ -59,8 +74,8 @@ def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) ->
         .where(on_queue, on_slurm_clause()).group_by(Experiment.author)
     ).all())
     rows = session.execute(
-        select(JobSplit, Experiment.author).join(JobSplit.job).join(Job.block)
-        .join(Block.experiment)
+        select(JobSplit.id, JobSplit.job_id, JobSplit.split_index, JobSplit.exclude_nodes, Experiment.author)
+        .join(JobSplit.job).join(Job.block).join(Block.experiment)
         .where(on_queue, JobSplit.status == S.QUEUED,
                JobSplit.submission_tag.is_(None), JobSplit.slurm_job_id.is_(None),
                Job.runnable_date.is_not(None), Job.mirror.is_(False),
@@ -68,11 +83,17 @@ def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) ->
         .order_by(Job.runnable_date, Job.id, JobSplit.split_index)
     ).all()
     chosen = []
-    for split, author in rows:
+    for pk, job_id, split_index, exclude_nodes, author in rows:
         if used.get(author, 0) < q.max_slots_per_user:
             used[author] = used.get(author, 0) + 1
-            chosen.append(split)
+            chosen.append(Candidate(pk, job_id, split_index, exclude_nodes))
     return chosen
+
+
+def retrieve_candidate_splits_for_queue(session: Session, queue: Queue | int) -> list[JobSplit]:
+    """The seed's function: ``candidate_splits`` as loaded splits, in the same order. Read-only."""
+    ids = [c.id for c in candidate_splits(session, queue)]
+    return _loaded(session, ids, order=False)
 
 
 def mark_similar_jobs_as_mirror(session: Session, job: Job | int) -> list[Job]:
@@ -85,27 +106,7 @@ def mark_similar_jobs_as_mirror(session: Session, job: Job | int) -> list[Job]:
 
 
 
-def get_configuration_for_split(split: JobSplit, cache_root: str | None = None) -> dict[str, Any]:
-    """What an array element needs: the block's command, its range and its identifiers.
-
-    Input and output ``path`` entries are relative to the cache root, given
-    as ``cache`` when one is passed or configured (None otherwise).
-    """
-    job = split.job
-    configuration = json.loads(job.block.command)
-    try:
-        root: str | None = str(resolve_cache_root(cache_root))
-    except CacheError:
-        root = None
-    configuration.update(
-        range=None if split.start_index is None else [split.start_index, split.end_index],
-        split_index=split.split_index, nb_splits=len(job.splits),
-        split_id=split.id, job_id=job.id, block_id=job.block.id, cache=root,
-    )
-    return configuration
-
-
-# --- the submitter's primitives ------------------------------------------------------------
+# --- the submitter's primitives (ORM views of bridge.submission_rows) ------------------------
 
 
 def mark_splits_submitting(
@@ -113,27 +114,13 @@ def mark_splits_submitting(
 ) -> list[JobSplit]:
     """Claim queued, unclaimed splits of live experiments with `tag`, before sbatch.
 
-    One guarded UPDATE for all of them, which also records the queue mapping
-    version the array renders with; returns those this call claimed.
+    One guarded UPDATE for all of them (submission_rows.claim_splits), which
+    also records the queue mapping version the array renders with; returns
+    those this call claimed, loaded (the submitter itself takes the plain values).
     """
     ids = [pk for pk in map(identity_of, splits) if pk is not None]
-    with locked(session):
-        live_jobs = (select(Job.id).join(Job.block).join(Block.experiment)
-                     .where(Job.mirror.is_(False), Experiment.status.in_(LIVE_EXPERIMENT)))
-        session.execute(
-            update(JobSplit).where(
-                JobSplit.id.in_(ids), JobSplit.status == S.QUEUED,
-                JobSplit.submission_tag.is_(None), JobSplit.slurm_job_id.is_(None),
-                JobSplit.job_id.in_(live_jobs))
-            .values(submission_tag=tag, mapping_version=mapping_version)
-            .execution_options(synchronize_session=False))
-        claimed = list(session.scalars(
-            select(JobSplit).where(JobSplit.submission_tag == tag, JobSplit.id.in_(ids))
-            .order_by(JobSplit.job_id, JobSplit.split_index)))
-        if len(claimed) < len(ids):
-            log.info("tag %s claimed %d of %d splits (others taken, gone or not queued)",
-                     tag, len(claimed), len(ids))
-    return claimed
+    claimed = claim_splits(session, ids, tag, mapping_version=mapping_version)
+    return _loaded(session, [c.id for c in claimed])
 
 
 def record_submission(
@@ -142,42 +129,28 @@ def record_submission(
     """Record the array job id of the splits claimed with `tag`; element ids are ``<id>_<index>``.
 
     The array index is ``split_index - offset`` (a job of more splits than
-    MaxArraySize goes out as several arrays). One guarded UPDATE. Then the jobs
-    with the same key as a submitted job become its mirrors.
+    MaxArraySize goes out as several arrays). One guarded UPDATE
+    (submission_rows.record_array). Then the jobs with the same key as a
+    submitted job become its mirrors. Returns the splits recorded, loaded.
     """
-    unrecorded = and_(JobSplit.submission_tag == tag, JobSplit.slurm_job_id.is_(None))
-    with locked(session):
-        ids = list(session.scalars(select(JobSplit.id).where(unrecorded)))
-        index = cast(JobSplit.split_index - offset, String)
-        session.execute(
-            update(JobSplit).where(JobSplit.id.in_(ids), unrecorded)
-            .values(slurm_job_id=str(slurm_job_id), submit_time=utcnow(),
-                    slurm_element_id=literal(f"{slurm_job_id}_") + index)
-            .execution_options(synchronize_session=False))
-        splits = list(session.scalars(
-            select(JobSplit).where(JobSplit.id.in_(ids))
-            .order_by(JobSplit.job_id, JobSplit.split_index)))
-        log.info("tag %s recorded as Slurm job %s: splits %s", tag, slurm_job_id,
-                 [split.id for split in splits])
-        for job in {split.job for split in splits}:
-            mirrors.mark_similar(session, job)
-    return splits
+    return _loaded(session, record_array(session, tag, slurm_job_id, offset=offset))
 
 
 def release_submission(session: Session, tag: str) -> int:
     """Give back splits claimed with `tag` that sbatch surely did not take; returns how many."""
-    with locked(session):
-        splits = list(session.scalars(select(JobSplit).where(
-            JobSplit.submission_tag == tag, JobSplit.slurm_job_id.is_(None))))
-        for split in splits:
-            if split.status == S.CANCELLING:
-                transition(session, split, S.CANCELLED, {S.CANCELLING}, source="release_submission",
-                           submission_tag=None)
-                outcomes.settle_job(session, split.job, "release_submission")
-            else:
-                guarded_set(session, split, JobSplit.slurm_job_id.is_(None), source="release",
-                            submission_tag=None)
-    return len(splits)
+    return release_array(session, tag)
+
+
+def _loaded(session: Session, ids: Sequence[int], *, order: bool = True) -> list[JobSplit]:
+    """The splits of `ids`, loaded: by job and split index, or (order=False) in the order of `ids`."""
+    if not ids:
+        return []
+    loaded = list(session.scalars(select(JobSplit).where(JobSplit.id.in_(ids))
+                                  .order_by(JobSplit.job_id, JobSplit.split_index)))
+    if order:
+        return loaded
+    by_id = {split.id: split for split in loaded}
+    return [by_id[pk] for pk in ids if pk in by_id]
 
 
 def requeue_lost(session: Session, split: JobSplit | int, array_id: str, reason: str) -> bool:

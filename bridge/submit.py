@@ -16,38 +16,33 @@ recorded when found, released only after the misses of bridge.claims.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge import claims, render, strikes
+from bridge.array_files import render_script, write_spool
+from bridge.back_pressure import Key
 from bridge.backend import Backend
+from bridge.element_config import JobFacts, job_facts
 from bridge.errors import BridgeError, CommandError
+from bridge.history import identity_of
 from bridge.models import JobSplit, Queue
 from bridge.outcomes import on_split_fail
 from bridge.queue_settings import QueueSettings
 from bridge.queue_versions import settings_for_job
-from bridge.resubmission import with_exclude
 from bridge.retry import backoff_delays
-from bridge.sbatch_scripts import spool as spool_files
-from bridge.slurm_client import OutcomeUnknown, SubmissionRefused
-from bridge.submission_db import (
-    element_ids,
-    get_configuration_for_split,
-    mark_splits_submitting,
-    record_submission,
-    release_submission,
-    retrieve_candidate_splits_for_queue,
-)
+from bridge.sbatch_scripts.spool import array_spool_dir
+from bridge.slurm_client import OutcomeUnknown, SubmissionRefused, SubmitLimitReached
+from bridge.submission_db import Candidate, candidate_splits, element_ids, record_submission, release_submission
+from bridge.submission_rows import ClaimedSplit, claim_splits, record_array, release_array
 from bridge.tags import abandoned, new_tag
 
 log = logging.getLogger(__name__)
-
-ELEMENT_RUNNER = "bridge.sbatch_scripts.element"
 
 
 class SpoolUnavailable(BridgeError):
@@ -87,14 +82,47 @@ def submit_candidates(session: Session, backend: Backend) -> tuple[list[Submissi
     submitted: list[Submission] = []
     to_cancel: list[str] = []
     for queue in session.scalars(select(Queue).order_by(Queue.id)).all():
-        candidates = retrieve_candidate_splits_for_queue(session, queue)
+        candidates = candidate_splits(session, queue)  # plain values: commits expire no objects of theirs
         # one array per job and excluded nodes (--exclude is the array's): candidates come sorted by job
         for _, splits in groupby(candidates, key=lambda s: (s.job_id, s.exclude_nodes or "")):
             for chunk in array_chunks(list(splits), backend.client.max_array_size()):  # read once, when needed
-                submission = submit_array(session, backend, queue, chunk, to_cancel)
-                if submission is not None:
-                    submitted.append(submission)
+                submitted += submit_within_limits(session, backend, queue, chunk, to_cancel)
     return submitted, to_cancel
+
+
+def submit_within_limits(session: Session, backend: Backend, queue: Queue, splits: Sequence[Candidate],
+                         to_cancel: list[str]) -> list[Submission]:
+    """Submit the splits as arrays no larger than Slurm's submit limits let in now (bridge.back_pressure).
+
+    A refusal at a submit limit releases the claim and tries half as many at
+    once; when even one is refused, the rest stay queued until room frees.
+    """
+    key = pressure_key(session, backend, queue, splits[0].job_id)
+    submitted: list[Submission] = []
+    while splits and key is not None:
+        size = backend.pressure.size(key, len(splits))
+        if size == 0:
+            break
+        try:
+            submission = submit_array(session, backend, queue, splits[:size], to_cancel)
+        except SubmitLimitReached as e:
+            backend.pressure.refused(key, size, e.limit)
+            continue
+        backend.pressure.accepted(key, size)
+        if submission is not None:
+            submitted.append(submission)
+        splits = splits[size:]
+    return submitted
+
+
+def pressure_key(session: Session, backend: Backend, queue: Queue, job_id: int) -> Key | None:
+    """What a submit limit of the job's arrays is counted over: their account, QOS and partition (None: job gone)."""
+    job = job_facts(session, job_id)
+    if job is None:
+        return None
+    _, settings = settings_for_job(session, job_id, queue)
+    account = backend.config.accounts.account_for(job.author, settings.account)
+    return Key(account or "", settings.qos or "", settings.partition)
 
 
 def array_chunks(splits: Sequence[JobSplit], max_array_size: int) -> list[list[JobSplit]]:
@@ -105,25 +133,38 @@ def array_chunks(splits: Sequence[JobSplit], max_array_size: int) -> list[list[J
     return [chunks[k] for k in sorted(chunks)]
 
 
-def submit_array(session: Session, backend: Backend, queue: Queue, splits: list[JobSplit],
+def submit_array(session: Session, backend: Backend, queue: Queue, splits: Sequence[Candidate | JobSplit],
                  to_cancel: list[str]) -> Submission | None:
-    """Claim, write the element configurations, render, sbatch and record one array."""
+    """Claim, write the array's manifest, render, sbatch and record one array.
+
+    Per array, not per split: one claim and one record statement, one
+    manifest file; the splits are handled as plain values after the claim (a
+    commit expires ORM objects, and reloading 1,000 of them one by one is what
+    made submission slow).
+    """
     tag = new_tag(deployment=backend.config.deployment)
-    version, settings = settings_for_job(session, splits[0].job_id, queue)  # fixed by the job's first array
-    claimed = mark_splits_submitting(session, splits, tag, mapping_version=version)
+    ids = [s.id if isinstance(s, Candidate) else identity_of(s) for s in splits]  # no load of expired objects
+    job_id, exclude_nodes = splits[0].job_id, splits[0].exclude_nodes
+    version, settings = settings_for_job(session, job_id, queue)  # fixed by the job's first array
+    job = job_facts(session, job_id)  # read before the claim: nothing is loaded between claim and record
+    claimed = claim_splits(session, ids, tag, mapping_version=version) if job is not None else []
     if not claimed:
         return None
     offset = _offset(claimed[0], backend.client.max_array_size())
     try:
-        script = _script(session, backend, settings, claimed, tag, offset, to_cancel)
+        script = _script(session, backend, settings, job, claimed, tag, offset, exclude_nodes, to_cancel)
         if script is None:
             return None
-        job_id = sbatch_once(backend, tag, script)
+        slurm_id = sbatch_once(backend, tag, script)
+    except SubmitLimitReached:  # nothing was submitted: the splits go back to the queue, no fault of theirs
+        release_array(session, tag)
+        shutil.rmtree(array_spool_dir(backend.config.spool_dir, tag), ignore_errors=True)
+        raise
     except (render.TemplateError, render.UnsafeValueError, SubmissionRefused) as e:
         to_cancel += _fail_claimed(session, claimed, f"submission to queue {queue.name!r} failed: {e}")
         return None
     except OSError as e:  # the spool's disk (full, quota, NFS away): never the splits' fault
-        release_submission(session, tag)
+        release_array(session, tag)
         raise SpoolUnavailable(f"cannot write the spool files of {tag} under {backend.config.spool_dir}: {e}; "
                                "nothing submitted, nothing failed: retried when the disk has room") from e
     except OutcomeUnknown as e:  # Slurm may have it: keep the claim and look the tag up
@@ -132,97 +173,60 @@ def submit_array(session: Session, backend: Backend, queue: Queue, splits: list[
         claims.note_unknown(session, tag, str(e))
         if settle_claim(session, backend, tag) != RECORDED:
             return None
-        recorded = session.scalars(select(JobSplit).where(JobSplit.submission_tag == tag)
+        recorded = session.execute(select(JobSplit.id, JobSplit.slurm_job_id).where(JobSplit.submission_tag == tag)
                                    .order_by(JobSplit.split_index)).all()
-        return Submission(tag, int(recorded[0].slurm_job_id), tuple(s.id for s in recorded), queue.name)
+        return Submission(tag, int(recorded[0].slurm_job_id), tuple(r.id for r in recorded), queue.name)
     except CommandError as e:  # sbatch never reached slurmctld, on every attempt: nothing was submitted
         log.warning("sbatch of %s failed for now, splits go back to the queue: %s", tag, e)
-        release_submission(session, tag)
+        release_array(session, tag)
         return None
-    recorded = record_submission(session, tag, job_id, offset=offset)
-    log.info("array %s (%s) submitted to %s: %d splits of job %s (queue %s version %s)", job_id, tag,
-             settings.partition, len(recorded), claimed[0].job_id, queue.name, version)
-    return Submission(tag, job_id, tuple(s.id for s in recorded), queue.name)
+    recorded = record_array(session, tag, slurm_id, offset=offset)
+    log.info("array %s (%s) submitted to %s: %d splits of job %s (queue %s version %s)", slurm_id, tag,
+             settings.partition, len(recorded), job_id, queue.name, version)
+    return Submission(tag, slurm_id, tuple(recorded), queue.name)
 
 
-def _script(session: Session, backend: Backend, settings: QueueSettings, claimed: list[JobSplit], tag: str,
-            offset: int, to_cancel: list[str]) -> str | None:
-    """Write the spool files and render the script; None when the job's own data broke it (its strike).
+def _script(session: Session, backend: Backend, settings: QueueSettings, job: JobFacts, claimed: list[ClaimedSplit],
+            tag: str, offset: int, exclude_nodes: str | None, to_cancel: list[str]) -> str | None:
+    """Write the manifest and render the script; None when the job's own data broke it (its strike).
 
     Disk and template errors propagate (the caller tells them apart); an error
     only the job's data can cause releases the claim and counts a strike
     (bridge.strikes): on the third cycle in a row the job fails, naming it.
     """
-    job = claimed[0].job_id
     try:
-        spool = write_spool(backend, tag, claimed, offset)
-        script = render_script(backend, settings, claimed, tag, spool, offset)
+        spool = write_spool(backend, tag, job, claimed, offset)
+        script = render_script(backend, settings, job, claimed, tag, spool, offset, exclude_nodes)
     except Exception as e:
         if not strikes.is_job_data_error(e):
             raise
-        release_submission(session, tag)
-        reason = strikes.strike(job, f"the spool files or script of job {job} (block "
-                                     f"{claimed[0].job.block.name!r}) cannot be written", e)
+        release_array(session, tag)
+        reason = strikes.strike(job.job_id, f"the spool files or script of job {job.job_id} (block "
+                                            f"{job.block_name!r}) cannot be written", e)
         if reason is not None:
             to_cancel += _fail_claimed(session, claimed, reason)
         return None
-    strikes.clear(job)
+    strikes.clear(job.job_id)
     return script
 
 
-def _offset(split: JobSplit, max_array_size: int) -> int:
+def _offset(split: JobSplit | ClaimedSplit, max_array_size: int) -> int:
     return (split.split_index // max_array_size) * max_array_size
-
-
-def write_spool(backend: Backend, tag: str, splits: Sequence[JobSplit], offset: int) -> Path:
-    """One JSON per split, `<spool>/<tag>/split-<array index>.json`: what its element runs."""
-    config = backend.config
-    spool = spool_files.array_spool_dir(config.spool_dir, tag)
-    root = str(Path(config.cache_root).resolve())
-    for split in splits:
-        configuration = get_configuration_for_split(split, root)
-        spool_files.write_split_file(spool, split.split_index - offset, configuration, root, tag)
-    return spool
-
-
-def render_script(backend: Backend, queue: QueueSettings, splits: Sequence[JobSplit], tag: str, spool: Path,
-                  offset: int) -> str:
-    """The array's sbatch script, from the queue settings of the job's mapping version alone.
-
-    Never from queues.toml as loaded at start-up: the synced row (or the
-    version the job's first array used) is the only source, so what ran is
-    what its version says.
-    """
-    block = splits[0].job.block
-    indices = tuple(s.split_index - offset for s in splits)
-    spec = render.ArraySpec(
-        job_name=tag, submission_tag=tag, partition=queue.partition,
-        cpus_per_task=queue.cores_per_slot, mem_mb=queue.memory_limit, time_minutes=queue.time_limit,
-        array_indices=indices, throttle=queue.max_slots_per_user,
-        output=f"{render.slurm_filename(str(spool))}/slurm-%A_%a.out",
-        error=f"{render.slurm_filename(str(spool))}/slurm-%A_%a.err",
-        python=backend.python, element_runner=ELEMENT_RUNNER, spool_dir=str(spool),
-        comment=f"beat experiment={block.experiment.name} block={block.name} job={splits[0].job_id}",
-        account=queue.account, qos=queue.qos,
-        extra_directives=with_exclude(queue.extra_directives, splits[0].exclude_nodes),
-    )
-    templates_dir = backend.config.templates_dir
-    return render.render_array_script(spec, template=queue.template_ref(),
-                                      search_path=[templates_dir] if templates_dir else [])
 
 
 def sbatch_once(backend: Backend, tag: str, script: str) -> int:
     """sbatch the script; run it again (after a backoff) only while sbatch surely never reached slurmctld.
 
-    Raises SubmissionRefused (permanent), OutcomeUnknown (it may have been
-    accepted: the caller keeps the claim and looks the tag up), or the last
-    CommandError once every attempt surely failed.
+    Raises SubmitLimitReached (nothing submitted: back-pressure), SubmissionRefused
+    (permanent), OutcomeUnknown (it may have been accepted: the caller keeps the
+    claim and looks the tag up), or the last CommandError once every attempt
+    surely failed.
     """
     delays = backoff_delays(backend.config.retry)
     while True:
         try:
             return backend.client.submit(script)
-        except (SubmissionRefused, OutcomeUnknown):
+        except (SubmitLimitReached, SubmissionRefused, OutcomeUnknown):
             raise
         except CommandError as e:  # never reached slurmctld: nothing was submitted
             delay = next(delays, None)
@@ -287,7 +291,7 @@ def _claimed_offset(session: Session, tag: str, max_array_size: int) -> int:
     return _offset(first, max_array_size) if first is not None else 0
 
 
-def _fail_claimed(session: Session, splits: Sequence[JobSplit], reason: str) -> list[str]:
+def _fail_claimed(session: Session, splits: Sequence[ClaimedSplit], reason: str) -> list[str]:
     """Fail splits whose array Slurm refused for good; the element ids of siblings to scancel."""
     log.error("%s (splits %s)", reason, [s.id for s in splits])
     to_cancel: list[str] = []

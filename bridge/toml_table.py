@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.errors import ConfigError
-from bridge.values import INT32_MAX, JsonError, decode_utf8, has_control
+from bridge.values import INT32_MAX, JsonError, decode_utf8, has_control, printable
 
 MISSING = object()
 
@@ -35,7 +35,7 @@ class Table:
         return f"{self.prefix}.{name}" if self.prefix else name
 
     def fail(self, name: str, value: Any, expected: str) -> ConfigError:
-        return ConfigError(f"{self.file}: {self.key(name)} = {value!r} is invalid: expected {expected}")
+        return ConfigError(f"{self.file}: {printable(self.key(name))} = {value!r} is invalid: expected {expected}")
 
     def raw(self, name: str, default: Any) -> Any:
         self.seen.add(name)
@@ -196,7 +196,8 @@ def _read_map(t: Table, f: Field) -> dict[str, Any]:
     for name in t.data:
         if not f.key_pattern.fullmatch(name):
             raise t.fail(name, name, f.expected or f"a name matching {f.key_pattern.pattern}")
-        values[name] = Field(name, f.item.kind, pattern=f.item.pattern, max_length=f.item.max_length).read(t)
+        values[name] = Field(name, f.item.kind, pattern=f.item.pattern, max_length=f.item.max_length,
+                             expected=f.item.expected).read(t)
     t.done()
     return values
 

@@ -1,16 +1,21 @@
-"""What one job-array element runs: one split of one block, from its spool file to its result.
+"""What one job-array element runs: one split of one block, from its manifest entry to its result.
 
 Run as ``python -m bridge.sbatch_scripts.element --spool DIR --index N`` (or as a
 path, ``python .../sbatch_scripts/element.py ...``); N is $SLURM_ARRAY_TASK_ID.
 
 Spool contract (written by the bridge before sbatch, in ``<spool_dir>/<tag>/``):
 
-- ``split-N.json``: ``{"configuration": get_configuration_for_split(split),
-  "cache_root": "/abs/cache", "submission_tag": tag}``. The element checks that
-  the configuration's split_index is N and, when $BEAT_SUBMISSION_TAG is set,
-  that it equals the tag. N is the array index: the split index itself, or
-  less a multiple of MaxArraySize when a job's splits go out in several arrays;
-  the configuration's split_index is the split's own (given to the algorithm).
+- ``manifest.jsonl``: one per array (format in bridge.sbatch_scripts.manifest):
+  the configuration every split shares, the cache root, the submission tag,
+  the array's offset and one fixed-width line per array index N. The element
+  reads the header and seeks to line N (its configuration is
+  get_configuration_for_split(split)), checks that its split_index is N +
+  offset and, when $BEAT_SUBMISSION_TAG is set, that the manifest's tag equals
+  it. N is the array index: the split index itself, or less a multiple of
+  MaxArraySize (the offset) when a job's splits go out in several arrays; the
+  configuration's split_index is the split's own (given to the algorithm). An
+  array without a manifest (submitted by an older bridge) is read from its
+  legacy ``split-N.json``.
 - ``split-N.result.json`` (written by the element, atomically, also on failure
   whenever the spool directory is writable): BEAT's result dict ``{"status",
   "stdout", "stderr", "user_error", "system_error", "timed_out": false,
@@ -22,7 +27,7 @@ Spool contract (written by the bridge before sbatch, in ``<spool_dir>/<tag>/``):
 
 Exit codes: 0 success (status 0, outputs written); 1 user error (the algorithm
 raised, or returned outputs that do not fit the block: status 1, ``user_error``);
-2 system error (bad or missing spool file, algorithm not importable, unknown
+2 system error (bad or missing manifest or entry, algorithm not importable, unknown
 dataset, missing or corrupt upstream cache, cannot write the cache: status 1,
 ``system_error``); 143 terminated by SIGTERM (scancel, or Slurm's time limit:
 status 1, ``system_error``, no output written). One line goes to the real
@@ -43,7 +48,7 @@ numbered from 0 (so a reducer returns one). Values must be JSON-serialisable.
 What the algorithm prints (fd level, so subprocesses too) becomes the result's
 stdout/stderr, truncated to the first and last MAX_OUTPUT/2 bytes. The data
 format is that of bridge.sbatch_scripts.element_io; bridge.sbatch_scripts.spool
-names, writes and reads the spool files for the bridge's side.
+and .manifest name, write and read the spool files for the bridge's side.
 """
 
 from __future__ import annotations
@@ -75,7 +80,8 @@ from bridge.sbatch_scripts.element_io import (
     read_inputs,
     write_output,
 )
-from bridge.sbatch_scripts.spool import result_file, split_file
+from bridge.sbatch_scripts.manifest import ManifestError, read_element
+from bridge.sbatch_scripts.spool import result_file
 
 MAX_OUTPUT = 64 * 1024
 EXIT_OK, EXIT_USER, EXIT_SYSTEM, EXIT_TERMINATED = 0, 1, 2, 128 + signal.SIGTERM
@@ -116,15 +122,12 @@ class ElementReport:
 
 
 def load_spool(spool: Path, index: int) -> tuple[dict[str, Any], Path, str]:
-    """(configuration, cache root, submission tag) from ``split-<index>.json``, checked."""
-    file = split_file(spool, index)
+    """(configuration, cache root, submission tag) of array index `index`, from the array's manifest, checked."""
     try:
-        document = json.loads(file.read_text())
-    except (OSError, ValueError) as e:
-        raise ElementSystemError(f"cannot read spool file {file}: {e}") from e
-    if not isinstance(document, dict) or not isinstance(document.get("configuration"), dict):
-        raise ElementSystemError(f"{file}: expected an object with a 'configuration' object")
-    configuration, tag, root = document["configuration"], document.get("submission_tag"), document.get("cache_root")
+        entry = read_element(spool, index)
+    except ManifestError as e:
+        raise ElementSystemError(str(e)) from e
+    configuration, root, tag, file = entry.configuration, entry.cache_root, entry.submission_tag, entry.file
     if not isinstance(root, str) or not os.path.isabs(root):
         raise ElementSystemError(f"{file}: 'cache_root' must be an absolute path, got {root!r}")
     expected_tag = os.environ.get("BEAT_SUBMISSION_TAG")
@@ -208,7 +211,7 @@ def _algorithm_traceback(error: BaseException) -> str:
 
 
 def run_split(spool: Path, index: int, report: ElementReport) -> None:
-    """Read the spool file, run the algorithm over its range, write its outputs; raise on failure."""
+    """Read the manifest entry, run the algorithm over its range, write its outputs; raise on failure."""
     configuration, root, tag = load_spool(spool, index)
     report.label = (f"element {tag} split {index} (split {configuration.get('split_id')}, "
                      f"job {configuration.get('job_id')}, block {configuration.get('block')!r})")

@@ -1,20 +1,19 @@
-"""The spool directory shared by the bridge (writer of split files) and the elements (writers of results).
+"""The spool directory shared by the bridge (writer of the manifest) and the elements (writers of results).
 
-One directory per submitted array, ``<spool_root>/<submission tag>/``, holding per
-split (array index == split index) ``split-N.json`` (from the bridge, before
-sbatch) and ``split-N.result.json`` (from the element). The bridge's submitter and
-poller may use these functions so that both sides name and write files one way.
+One directory per submitted array, ``<spool_root>/<submission tag>/``, holding
+the array's ``manifest.jsonl`` (from the bridge, before sbatch: every
+element's configuration, see bridge.sbatch_scripts.manifest) and per element
+``split-N.result.json`` (N the array index, from the element). The bridge's
+submitter and poller use these functions so that both sides name and write
+files one way.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bridge.results import result_problem
-from bridge.sbatch_scripts.element_io import atomic_write
 from bridge.values import JsonError, load_json
 
 
@@ -25,24 +24,8 @@ def array_spool_dir(spool_root: str | Path, tag: str) -> Path:
     return Path(spool_root) / tag
 
 
-def split_file(spool: Path, index: int) -> Path:
-    return spool / f"split-{index}.json"
-
-
 def result_file(spool: Path, index: int) -> Path:
     return spool / f"split-{index}.result.json"
-
-
-def write_split_file(
-    spool: Path, index: int, configuration: Mapping[str, Any], cache_root: str | Path, tag: str
-) -> Path:
-    """Write ``split-<index>.json`` atomically (the directory is created); returns its path."""
-    spool.mkdir(parents=True, exist_ok=True)
-    document = {"configuration": dict(configuration), "cache_root": str(Path(cache_root).resolve()),
-                "submission_tag": tag}
-    target = split_file(spool, index)
-    atomic_write(target, json.dumps(document, sort_keys=True).encode())
-    return target
 
 
 def read_result(spool: Path, index: int) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 """The array element as a real subprocess: spool file in, cache files and result JSON out.
 
-Each test hand-builds ``split-N.json`` files as the bridge writes them (see
-bridge.sbatch_scripts.element) in a temporary spool directory and runs
+Each test writes the array's ``manifest.jsonl`` with the bridge's own writer
+(bridge.sbatch_scripts.manifest) in a temporary spool directory and runs
 ``python -m bridge.sbatch_scripts.element --spool DIR --index N``.
 """
 
@@ -65,11 +65,14 @@ class Setup:
         self.algos.mkdir()
         (self.algos / "myalgos.py").write_text(MY_ALGOS)
         (self.algos / "broken_algos.py").write_text("raise ImportError('no such dependency')\n")
+        self.entries: dict[int, dict[str, Any]] = {}
+        self.shared: dict[str, Any] = {}
 
     def write_split(self, index: int, *, algorithm: str, inputs: dict[str, Any], outputs: list[str],
                     span: list[int] | None, nb_splits: int = 1, parameters: dict[str, Any] | None = None,
                     block: str = "b") -> dict[str, str]:
-        """Write split-<index>.json; returns each output's cache path."""
+        """Add array index `index` to the manifest, whose shared part becomes this split's; returns each
+        output's cache path."""
         paths = {o: cache_path(sha256_json({"block": block, "output": o})) for o in outputs}
         configuration = {
             "experiment": "exp", "author": "alice", "block": block, "algorithm": algorithm,
@@ -78,15 +81,23 @@ class Setup:
             "range": span, "split_index": index, "nb_splits": nb_splits,
             "split_id": 100 + index, "job_id": 7, "block_id": 3,
         }
-        document = {"configuration": configuration, "cache_root": str(self.cache), "submission_tag": TAG}
-        (self.spool / f"split-{index}.json").write_text(json.dumps(document))
+        self.entries[index] = {key: configuration.pop(key) for key in ("range", "split_index", "split_id")}
+        self.shared = configuration
+        self.write_manifest()
         return paths
+
+    def write_manifest(self, offset: int = 0) -> None:
+        from bridge.sbatch_scripts.manifest import write_manifest
+
+        write_manifest(self.spool, TAG, self.cache, offset, self.shared, self.entries)
 
     def run(self, index: int, *, as_path: bool = False, env: dict[str, str] | None = None,
             spool: Path | None = None) -> subprocess.CompletedProcess[str]:
         runner = [str(ELEMENT)] if as_path else ["-m", "bridge.sbatch_scripts.element"]
         environment = {k: v for k, v in os.environ.items() if k != "BEAT_SUBMISSION_TAG"}
-        environment.update(PYTHONPATH=str(self.algos), **(env or {}))
+        # the checkout under test stays first on the path (a worktree's PYTHONPATH), then the test algorithms
+        path = [p for p in (os.environ.get("PYTHONPATH"), str(self.algos)) if p]
+        environment.update(PYTHONPATH=os.pathsep.join(path), **(env or {}))
         return subprocess.run(
             [sys.executable, *runner, "--spool", str(spool or self.spool), "--index", str(index)],
             capture_output=True, text=True, timeout=60, env=environment,
@@ -219,10 +230,8 @@ def test_array_index_may_be_offset_from_the_split_index(setup):
     """A job of more than MaxArraySize splits goes out in several arrays: index = split - offset."""
     paths = setup.write_split(3, algorithm="myalgos:show_context", inputs={"x": numbers(2000)},
                               outputs=["o"], span=[1500, 1500], nb_splits=2000)
-    configuration_file = setup.spool / "split-3.json"
-    document = json.loads(configuration_file.read_text())
-    document["configuration"]["split_index"] = 1003
-    configuration_file.write_text(json.dumps(document))
+    setup.entries[3]["split_index"] = 1003
+    setup.write_manifest(offset=1000)
 
     assert setup.run(3).returncode == 0
     assert "split_index=1003" in setup.result(3)["stdout"]
@@ -290,18 +299,63 @@ def _system_error(setup: Setup, index: int = 0) -> str:
 
 
 def test_missing_spool_file(setup):
-    assert "cannot read spool file" in _system_error(setup, 5)
+    assert "no manifest" in _system_error(setup, 5)
+
+
+def test_an_index_the_manifest_has_no_entry_for_is_a_system_error(setup):
+    for index in (0, 2):
+        setup.write_split(index, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(2)}, outputs=["out"],
+                          span=None)
+    assert "no entry for array index 5" in _system_error(setup, 5)  # past the last
+    assert "no entry for array index 1" in _system_error(setup, 1)  # a gap: its line is blank
+
+
+def test_an_entry_that_is_not_the_elements_own_is_refused(setup):
+    """Entry N must be split N + offset: an entry filed under the wrong index never runs another split."""
+    setup.write_split(0, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(4)}, outputs=["out"], span=[0, 1])
+    setup.entries[1] = dict(setup.entries[0])  # split 0's entry filed under index 1
+    setup.write_manifest()
+    assert "the entry of array index 1 is split 0" in _system_error(setup, 1)
+    assert not list(setup.cache.rglob("*.data"))
+
+
+def test_each_index_runs_its_own_entry_of_one_manifest(setup):
+    """Three elements of one array read one manifest: each computes its own range and nothing else."""
+    paths = {}
+    for index, span in enumerate(([0, 2], [3, 5], [6, 7])):
+        paths = setup.write_split(index, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(8)},
+                                  outputs=["out"], span=span, nb_splits=3)
+    assert [p.name for p in setup.spool.iterdir()] == ["manifest.jsonl"]  # one manifest, no file per split
+    for index, now in ((2, [6, 7]), (0, [0, 1, 2, 6, 7]), (1, range(8))):
+        assert setup.run(index).returncode == 0
+        assert setup.values(paths["out"]) == {i: i * i for i in now}
+        assert setup.result(index)["status"] == 0
+    assert is_cache_complete(paths["out"], 3, setup.cache)
+
+
+def test_an_array_spooled_before_manifests_still_runs_from_its_split_file(setup):
+    """Elements of arrays submitted by an older bridge (split-N.json, no manifest) still run after an upgrade."""
+    paths = setup.write_split(2, algorithm=f"{ALGORITHMS}:square", inputs={"in": numbers(3)},
+                              outputs=["out"], span=[1, 2])
+    configuration = {**setup.shared, **setup.entries[2]}
+    (setup.spool / "manifest.jsonl").unlink()
+    (setup.spool / "split-2.json").write_text(json.dumps(
+        {"configuration": configuration, "cache_root": str(setup.cache), "submission_tag": TAG}))
+    assert setup.run(2, env={"BEAT_SUBMISSION_TAG": TAG}).returncode == 0
+    assert setup.values(paths["out"]) == {1: 1, 2: 4}
 
 
 def test_missing_spool_directory_still_exits_2(setup, tmp_path):
     done = setup.run(0, spool=tmp_path / "nowhere")
     assert done.returncode == 2
-    assert "cannot write result" in done.stderr and "cannot read spool file" in done.stderr
+    assert "cannot write result" in done.stderr and "no manifest" in done.stderr
 
 
 def test_bad_spool_files(setup):
-    (setup.spool / "split-0.json").write_text("{not json")
-    assert "cannot read spool file" in _system_error(setup)
+    (setup.spool / "manifest.jsonl").write_text("{not json\n")
+    assert "cannot read manifest" in _system_error(setup)
+    (setup.spool / "manifest.jsonl").write_text('{"format": 1, "configuration": {}}\n')
+    assert "expected a format 1 manifest header" in _system_error(setup)
     setup.write_split(0, algorithm="nocolon", inputs={}, outputs=[], span=[3, 1])
     message = _system_error(setup)
     assert "'algorithm' must be" in message and "'outputs' must" in message and "'range' must" in message
@@ -394,7 +448,7 @@ def test_module_docstring_documents_the_contract():
     from bridge.sbatch_scripts import element
 
     doc = textwrap.dedent(element.__doc__ or "")
-    for words in ("split-N.json", "split-N.result.json", "Exit codes", "function(inputs, parameters, context)"):
+    for words in ("manifest.jsonl", "split-N.result.json", "Exit codes", "function(inputs, parameters, context)"):
         assert words in doc
 
 
@@ -421,18 +475,20 @@ def test_datasets_module_missing_is_a_system_error(monkeypatch, tmp_path):
 
 
 def test_spool_helpers_round_trip_through_a_real_element(tmp_path):
-    from bridge.sbatch_scripts.spool import array_spool_dir, read_result, write_split_file
+    from bridge.sbatch_scripts.manifest import write_manifest
+    from bridge.sbatch_scripts.spool import array_spool_dir, read_result
 
     spool = array_spool_dir(tmp_path / "spool", TAG)
     path = cache_path(sha256_json({"round": "trip"}))
-    configuration = {"algorithm": f"{ALGORITHMS}:square", "inputs": {"in": numbers(3)},
-                     "outputs": {"out": {"path": path}}, "range": None, "split_index": 4}
-    write_split_file(spool, 4, configuration, tmp_path / "cache", TAG)
+    shared = {"algorithm": f"{ALGORITHMS}:square", "inputs": {"in": numbers(3)}, "outputs": {"out": {"path": path}}}
+    write_manifest(spool, TAG, tmp_path / "cache", 1000, shared,
+                   {4: {"range": None, "split_index": 1004, "split_id": 9}})
+    assert [p.name for p in spool.iterdir()] == ["manifest.jsonl"]  # written atomically: no temporary left
     assert read_result(spool, 4) is None
 
     done = subprocess.run([sys.executable, "-m", "bridge.sbatch_scripts.element", "--spool", str(spool),
                            "--index", "4"], capture_output=True, text=True, timeout=60,
-                          env={k: v for k, v in os.environ.items() if k != "BEAT_SUBMISSION_TAG"})
+                          env={**os.environ, "BEAT_SUBMISSION_TAG": TAG})
 
     assert done.returncode == 0, done.stderr
     assert read_result(spool, 4)["status"] == 0

@@ -30,3 +30,22 @@ def test_an_unexpected_error_fails_one_cycle_and_the_daemon_goes_on(tmp_path, ca
         loop.run(done=lambda session: session.get(Experiment, experiment).status.value == "D")
     assert status_of(env, experiment) == "D" and loop.failures == 1
     assert any(r.exc_info and "an unexpected bug" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_the_start_up_queue_comparison_logs_a_database_outage_instead_of_ending_the_daemon(tmp_path, caplog):
+    """`run` compares queues.toml with the database once before its first cycle: with the database away (a real
+    refused connection, nothing listens on port 1) that is a warning; the loop then rides out the outage."""
+    from types import SimpleNamespace
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    from bridge.cli import _warn_unsynced
+
+    env = make_replay_env(tmp_path)
+    away = sessionmaker(create_engine("postgresql+psycopg://beat@127.0.0.1:1/beat",
+                                      connect_args={"connect_timeout": 2}))
+    with caplog.at_level(logging.WARNING, logger="bridge.cli"):
+        _warn_unsynced(SimpleNamespace(sessions=away, config=env.config))
+    [record] = [r for r in caplog.records if "could not compare queues.toml" in r.getMessage()]
+    assert "database error" in record.getMessage() and "OperationalError" in record.getMessage()

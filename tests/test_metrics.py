@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import socket
 import urllib.request
+from pathlib import Path
 
 import pytest
 from fakes import LOST, NOT_SUBMITTED, SQUEUE_DOWN, TIMEOUT, Answer, ReplayRunner
@@ -35,6 +36,8 @@ from bridge.models import JobSplit
 from bridge.reconcile_facts import KINDS, Divergence, ReconcileReport
 from bridge.submit import Submission
 from poller.loop import BridgeLoop
+
+DATA = Path(__file__).parent / "data"
 
 
 def samples(text: str) -> dict[tuple[str, frozenset], float]:
@@ -306,3 +309,23 @@ def test_a_reconcile_that_could_not_read_slurm_writes_no_counts():
     assert value(text, "beat_bridge_reconcile_error") == 1
     assert value(text, "beat_bridge_reconcile_last_run_timestamp_seconds") == 1.0e9
     assert not [k for k in samples(text) if k[0].startswith("beat_bridge_reconcile_divergences")]
+
+
+def test_submit_limit_refusals_and_held_keys_are_counted(tmp_path):
+    """sbatch refuses at a submit limit (sbatch's stderr as the dev cluster printed it): the array is halved
+    twice, the last split is refused too and the key held; both show in the metrics, no split failed."""
+    limit = Answer(stderr=(DATA / "stderr" / "sbatch_assoc_max_submit.txt").read_text(), returncode=1)
+    env = make_replay_env(tmp_path)
+    declare(env, {"a": block(slots=4, size=4)})
+    env.fake.then("sbatch", limit, limit, limit)
+    metrics = Metrics(process=False)
+    loop = BridgeLoop(env.sessions, metrics.instrument(env.backend), env.config.poll, metrics=metrics)
+    loop.run(once=True)
+    text = scrape(metrics)
+    assert env.fake.count("sbatch") == 3  # 4, 2, then 1 split: each refused
+    assert value(text, "beat_bridge_submit_limit_refusals_total") == 3
+    assert value(text, "beat_bridge_held_submit_limits") == 1
+    assert _by_state(env) == {("default", "queued"): 4}  # back-pressure: still queued, unclaimed
+    with env.sessions() as session:
+        assert session.scalar(select(func.count()).where(JobSplit.submission_tag.is_not(None))) == 0
+    assert not list(Path(env.config.spool_dir).glob("bb-*"))  # the refused arrays' spool files are gone

@@ -312,3 +312,26 @@ def test_a_comment_over_slurms_limit_is_cut_at_a_character_and_marked() -> None:
     assert bounded_comment("short ✓") == "short ✓"
     cut = bounded_comment("✓" * 2000)
     assert cut.endswith(" …") and len(cut.encode()) <= SLURM_TEXT_MAX and set(cut[:-2]) == {"✓"}
+
+
+def test_a_kept_template_is_reused_until_edited_even_within_one_mtime_tick_or_overridden(tmp_path: Path) -> None:
+    """Environments are kept between renders (one compile per template, not per queue and render): an admin's
+    edit must still show at the next render, also on a file system whose mtime did not move (coarse NFS
+    clocks), and so must an override put into an earlier directory of the search path."""
+    from bridge.render import _environment
+
+    admin, base = tmp_path / "admin", tmp_path / "base"
+    admin.mkdir()
+    base.mkdir()
+    template = base / "q.j2"
+    template.write_text("first {{ spec.partition | sbatchquote }}\n")
+    path = [admin, base]
+    assert render_array_script(BASIC, template="q.j2", search_path=path) == "first cpu\n"
+    env = _environment(path)
+    assert env.get_template("q.j2") is env.get_template("q.j2")  # compiled once, reused
+    mtime = template.stat().st_mtime_ns
+    template.write_text("second {{ spec.partition | sbatchquote }}\n")
+    os.utime(template, ns=(mtime, mtime))
+    assert render_array_script(BASIC, template="q.j2", search_path=path) == "second cpu\n"
+    (admin / "q.j2").write_text("override {{ spec.partition | sbatchquote }}\n")
+    assert render_array_script(BASIC, template="q.j2", search_path=path) == "override cpu\n"

@@ -1,4 +1,4 @@
-"""Settled arrays' spool directories (split files, results, element logs) are removed after the retention
+"""Settled arrays' spool directories (manifest, results, element logs) are removed after the retention
 (issue 9, hole 8); anything still active, claimed, young, or not of the bridge's making is kept.
 
 Real spool files and database; Slurm is the replay fake (recorded squeue answers).

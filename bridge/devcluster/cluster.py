@@ -20,19 +20,11 @@ from bridge.devcluster import procs
 from bridge.devcluster.conf import ClusterSpec, render_slurm_conf, render_slurmdbd_conf
 from bridge.devcluster.mariadb import OwnMariaDB, answers
 from bridge.devcluster.packages import install_packages, missing_packages
+from bridge.devcluster.paths import default_state_dir
 from bridge.errors import ClusterError, CommandError
 from bridge.runner import LocalRunner
 
-STATE_ENV = "BEAT_BRIDGE_CLUSTER_DIR"
 Say = Callable[[str], None]
-
-
-def default_state_dir() -> Path:
-    """$BEAT_BRIDGE_CLUSTER_DIR, else $XDG_STATE_HOME (or ~/.local/state)/beat-bridge/cluster."""
-    if os.environ.get(STATE_ENV):
-        return Path(os.environ[STATE_ENV]).expanduser().resolve()
-    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
-    return Path(base) / "beat-bridge" / "cluster"
 
 
 def load_spec(state_dir: Path | None = None, mysql_port: int = 3306) -> ClusterSpec:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bridge.devcluster.paths import slurm_conf_in
+
 
 @dataclass(frozen=True)
 class Node:
@@ -57,7 +59,7 @@ class ClusterSpec:
 
     @property
     def slurm_conf(self) -> Path:
-        return self.state_dir / "etc" / "slurm.conf"
+        return slurm_conf_in(self.state_dir)
 
     @property
     def slurmdbd_conf(self) -> Path:

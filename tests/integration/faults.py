@@ -74,3 +74,25 @@ def terminate_backends(url: str) -> int:
         rows = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                              "WHERE datname = %s AND pid <> pg_backend_pid()", (url.database,)).fetchall()
     return sum(1 for (done,) in rows if done)
+
+
+@contextmanager
+def database_closed(url: str) -> Iterator[int]:
+    """The database of `url` alone refuses new connections and loses its open ones; reopened on exit.
+
+    ALLOW_CONNECTIONS false (superusers too) on this test's own database, then its
+    backends terminated; yields how many were. Other databases of the server are untouched.
+    """
+    import psycopg
+    from psycopg import sql
+
+    url = make_url(url)
+    allow = sql.SQL("ALTER DATABASE {} WITH ALLOW_CONNECTIONS {}")
+    name = sql.Identifier(url.database)
+    with psycopg.connect(host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+                         dbname="postgres", autocommit=True, connect_timeout=5) as admin:
+        admin.execute(allow.format(name, sql.SQL("false")))
+        try:
+            yield terminate_backends(str(url))
+        finally:
+            admin.execute(allow.format(name, sql.SQL("true")))

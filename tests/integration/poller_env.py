@@ -154,13 +154,11 @@ def wait_for(what: str, probe: Callable[[], object], timeout: float, every: floa
 
 
 def tags_by_block(spool_dir: Path) -> dict[str, int]:
-    """Every submission tag whose spool directory has a split file -> the block id it was for."""
+    """Every submission tag whose spool directory has a manifest -> the block id it was for."""
     tags = {}
-    for split_file in sorted(Path(spool_dir).glob("*/split-*.json")):
-        if split_file.name.endswith(".result.json"):
-            continue
-        document = json.loads(split_file.read_text())
-        tags[split_file.parent.name] = document["configuration"]["block_id"]
+    for manifest in sorted(Path(spool_dir).glob("*/manifest.jsonl")):
+        header = manifest.read_text().split("\n", 1)[0]
+        tags[manifest.parent.name] = json.loads(header)["configuration"]["block_id"]
     return tags
 
 

@@ -17,27 +17,26 @@ from bridge.cache import is_cache_complete, read_index
 from bridge.hashing import cache_path, sha256_json
 from bridge.render import ArraySpec, render_array_script
 from bridge.sacct import parse_sacct
+from bridge.sbatch_scripts.manifest import write_manifest
 from bridge.slurm import parse_sbatch_parsable, sacct_argv, sbatch_argv
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL"}
 
 
 def _write_spool(spool: Path, cache: Path, tag: str, out_path: str) -> None:
-    for index, span in enumerate(([0, 4], [5, 9])):
-        configuration = {
-            "experiment": "slurm-test", "author": "alice", "block": "scaled",
-            "algorithm": "bridge.examples.algorithms:scale", "parameters": {"factor": 5},
-            "inputs": {"in": {"dataset": "numbers", "size": 10, "hash": "h", "path": "p"}},
-            "outputs": {"out": {"hash": out_path.replace("/", ""), "path": out_path}},
-            "range": span, "split_index": index, "nb_splits": 2,
-            "split_id": index + 1, "job_id": 1, "block_id": 1,
-        }
-        document = {"configuration": configuration, "cache_root": str(cache), "submission_tag": tag}
-        (spool / f"split-{index}.json").write_text(json.dumps(document))
-    configuration.update(algorithm="bridge.examples.algorithms:fail_always", range=None, split_index=2,
-                         parameters={"message": "meant to fail"}, block="failing")
-    document = {"configuration": configuration, "cache_root": str(cache), "submission_tag": tag}
-    (spool / "split-2.json").write_text(json.dumps(document))
+    """One manifest for three elements: two halves of a scale block, and a third with its own algorithm."""
+    shared = {
+        "experiment": "slurm-test", "author": "alice", "block": "scaled",
+        "algorithm": "bridge.examples.algorithms:scale", "parameters": {"factor": 5},
+        "inputs": {"in": {"dataset": "numbers", "size": 10, "hash": "h", "path": "p"}},
+        "outputs": {"out": {"hash": out_path.replace("/", ""), "path": out_path}},
+        "nb_splits": 2, "job_id": 1, "block_id": 1,
+    }
+    entries = {index: {"range": span, "split_index": index, "split_id": index + 1}
+               for index, span in enumerate(([0, 4], [5, 9]))}
+    entries[2] = {"range": None, "split_index": 2, "split_id": 3, "block": "failing",
+                  "algorithm": "bridge.examples.algorithms:fail_always", "parameters": {"message": "meant to fail"}}
+    write_manifest(spool, tag, cache, 0, shared, entries)
 
 
 def _wait_terminal(slurm, job_id: int, since: datetime, count: int, timeout: float = 120) -> dict:
@@ -77,7 +76,7 @@ def test_array_elements_run_the_algorithm_and_write_a_verified_cache(slurm, tmp_
         assert result["status"] == 0 and result["system_error"] is None, result
         assert result["statistics"]["data"]["written"] > 0
         out = (logs / f"{job_id}_{index}.out").read_text()
-        assert f"element {tag} split {index}" in out and "done in" in out
+        assert f"element {tag} split {index} (split {index + 1}," in out and "done in" in out  # its own entry
     failed = json.loads((spool / "split-2.result.json").read_text())
     assert failed["status"] == 1 and "RuntimeError: meant to fail" in failed["user_error"]
     assert "user error (exit 1)" in (logs / f"{job_id}_2.err").read_text()
@@ -94,16 +93,14 @@ def test_allocate_is_killed_over_its_memory_and_scancel_reaches_the_element(slur
     spool, cache, logs = tmp_path / "spool" / tag, tmp_path / "cache", tmp_path / "logs"
     for directory in (spool, cache, logs):
         directory.mkdir(parents=True)
-    for index, (function, parameters) in enumerate((
-            ("allocate", {"megabytes": 400, "seconds": 20}), ("sleep_then_copy", {"seconds": 60}))):
-        configuration = {
-            "experiment": "slurm-test", "block": function, "algorithm": f"bridge.examples.algorithms:{function}",
-            "parameters": parameters, "inputs": {"in": {"dataset": "numbers", "size": 2}},
-            "outputs": {"out": {"path": cache_path(sha256_json({"test": tag, "i": index}))}},
-            "range": None, "split_index": index, "nb_splits": 2,
-        }
-        document = {"configuration": configuration, "cache_root": str(cache), "submission_tag": tag}
-        (spool / f"split-{index}.json").write_text(json.dumps(document))
+    entries = {index: {
+        "block": function, "algorithm": f"bridge.examples.algorithms:{function}", "parameters": parameters,
+        "outputs": {"out": {"path": cache_path(sha256_json({"test": tag, "i": index}))}},
+        "range": None, "split_index": index,
+    } for index, (function, parameters) in enumerate((
+        ("allocate", {"megabytes": 400, "seconds": 20}), ("sleep_then_copy", {"seconds": 60})))}
+    write_manifest(spool, tag, cache, 0, {"experiment": "slurm-test", "nb_splits": 2,
+                                          "inputs": {"in": {"dataset": "numbers", "size": 2}}}, entries)
     script = render_array_script(ArraySpec(
         job_name="bb-element-limits", submission_tag=tag, partition="debug", cpus_per_task=1,
         mem_mb=100, time_minutes=2, array_indices=(0, 1),
@@ -114,7 +111,7 @@ def test_allocate_is_killed_over_its_memory_and_scancel_reaches_the_element(slur
     job_id = parse_sbatch_parsable(slurm.run(sbatch_argv(), stdin=script, timeout=30).check().stdout)
 
     deadline = time.monotonic() + 60
-    while not (spool / "split-1.json").exists() or not _running(slurm, job_id, since, 1):
+    while not _running(slurm, job_id, since, 1):
         assert time.monotonic() < deadline, "element 1 never ran"
         time.sleep(0.5)
     time.sleep(1.0)  # let python start and reach the algorithm

@@ -15,6 +15,7 @@ from bridge.hashing import cache_path
 from bridge.helpers import schedule_experiment, split_new_jobs
 from bridge.models import Block, Experiment, JobSplit, Result
 from bridge.runner import CommandResult
+from bridge.sbatch_scripts.manifest import read_element
 from bridge.slurm import parse_key_values, sacct_argv
 from bridge.submit import assign_splits_to_workers, reconcile_claims
 
@@ -72,10 +73,17 @@ def test_three_jobs_of_four_splits_go_out_as_three_arrays_with_the_queue_limits(
         for b in experiment.blocks:
             for output in b.outputs:
                 assert is_cache_complete(cache_path(output.hash), 4, env.config.cache_root), b.name
+        by_element = {s.slurm_element_id: s for s in splits}
         for sub in submissions:
+            spool = env.config.spool_dir / sub.tag
+            assert sorted(p.name for p in spool.glob("*.json*") if "result" not in p.name) == ["manifest.jsonl"]
             for index in range(4):
-                result = json.loads((env.config.spool_dir / sub.tag / f"split-{index}.result.json").read_text())
+                result = json.loads((spool / f"split-{index}.result.json").read_text())
                 assert result["status"] == 0 and not result["system_error"], result
+                # element <job>_<index> ran the manifest entry of the split recorded under that element id
+                split = by_element[f"{sub.job_id}_{index}"]
+                out = (spool / f"slurm-{sub.job_id}_{index}.out").read_text()
+                assert f"split {index} (split {split.id}, job {split.job_id}," in out, out
 
 
 class CrashAfterSbatch:
@@ -201,8 +209,10 @@ def test_a_job_of_more_splits_than_max_array_size_goes_out_in_chunks_with_offset
             assert splits[limit - 1].slurm_element_id == f"{first.job_id}_{limit - 1}"
             assert splits[limit].slurm_element_id == f"{second.job_id}_0"  # index = split index - offset
             spool = env.config.spool_dir / second.tag
-            payload = json.loads((spool / "split-3.json").read_text())
-            assert payload["configuration"]["split_index"] == limit + 3
+            header, *lines = (spool / "manifest.jsonl").read_text().splitlines()
+            assert json.loads(header)["offset"] == limit and json.loads(header)["first"] == 0
+            assert [json.loads(line)["split_index"] for line in lines] == [limit + i for i in range(4)]
+            assert read_element(spool, 3).configuration["split_index"] == limit + 3
             shown = _show_job(slurm, second.job_id)
             assert shown["ArrayTaskId"].startswith("0-3"), shown
         finally:
