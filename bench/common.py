@@ -18,12 +18,16 @@ def cluster() -> LocalCluster:
     return found
 
 
-def bridge_env(queues: str, min_interval: float | None = None) -> Sandbox:
-    """A fresh bridge (SQLite, spool, cache) in a temporary directory, with these queues."""
+def bridge_env(queues: str, min_interval: float | None = None, db_url: str | None = None,
+               extra: str = "") -> Sandbox:
+    """A fresh bridge (SQLite unless `db_url`, spool, cache) in a temporary directory, with these queues.
+
+    `extra`: top-level bridge.toml keys (`deployment = "..."`: arrays no other bridge's reconcile touches).
+    """
     local = cluster()
     root = Path(tempfile.mkdtemp(prefix="beat-bench-"))
     poll = f"[poll]\nmin_interval = {min_interval}\n" if min_interval else ""
-    return open_sandbox(root, local.spec.slurm_conf, queues, local.runner, extra=poll)
+    return open_sandbox(root, local.spec.slurm_conf, queues, local.runner, db_url=db_url, extra=extra + "\n" + poll)
 
 
 def median_seconds(action, rounds: int) -> float:

@@ -114,6 +114,9 @@ def process_newly_cancelled_experiments(session: Session) -> list[JobSplit]:
     Splits already cancelling from an earlier cycle are returned again until
     Slurm reports them cancelled: scancel is idempotent, and a lost one is retried.
     """
+    if session.scalar(select(Experiment.id).where(Experiment.status == E.CANCELLING).limit(1)) is None:
+        session.commit()  # what the session held, as locked() would; the usual cycle: no write transaction
+        return []
     with locked(session):
         to_scancel: list[JobSplit] = []
         cancelling = session.scalars(

@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import inspect, select
+from sqlalchemy import Select, inspect, select
 from sqlalchemy.orm import Session
 
 from bridge import mirrors, outcomes, strikes, wake
@@ -152,21 +153,26 @@ def split_new_jobs(
     upstream index counts a split error and is retried next call; past
     `max_split_errors` (default MAX_SPLIT_ERRORS) the block fails.
     """
+    if session.scalar(_unsplit(select(Job.id)).limit(1)) is None:
+        session.commit()  # what the session held, as locked() would; the usual cycle: no write transaction
+        return []
     with locked(session):
         limit = MAX_SPLIT_ERRORS if max_split_errors is None else max_split_errors
         created: list[JobSplit] = []
-        jobs = list(session.scalars(
-            select(Job).join(Job.block).join(Block.experiment)
-            .where(Job.runnable_date.is_not(None), Job.mirror.is_(False), ~Job.splits.any(),
-                   Experiment.status.in_(LIVE_EXPERIMENT))
-            .order_by(Job.runnable_date, Job.id)
-        ))
+        jobs = list(session.scalars(_unsplit(select(Job)).order_by(Job.runnable_date, Job.id)))
         while jobs:
             more: list[Job] = []
             for job in jobs:
                 more.extend(_split_guarded(session, job, cache_root, limit, created))
             jobs = more
     return created
+
+
+def _unsplit(query: Select[Any]) -> Select[Any]:
+    """`query` limited to runnable, non-mirror jobs of live experiments that have no splits yet."""
+    return (query.join(Job.block).join(Block.experiment)
+            .where(Job.runnable_date.is_not(None), Job.mirror.is_(False), ~Job.splits.any(),
+                   Experiment.status.in_(LIVE_EXPERIMENT)))
 
 
 def _split_guarded(

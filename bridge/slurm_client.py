@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bridge import slurm as cmds
 from bridge import slurm_checks as checks
@@ -26,7 +26,7 @@ from bridge.config import SlurmTimeouts
 from bridge.errors import BridgeError, CommandError
 from bridge.runner import CommandResult, Runner
 from bridge.sacct import SlurmRecord, parse_sacct
-from bridge.squeue import SqueueView, by_element, parse_squeue, squeue_view
+from bridge.squeue import SqueueLines, SqueueView, by_element, parse_squeue, squeue_view
 from bridge.tags import tag_age
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,19 @@ class Element(Protocol):
     def submit_time(self) -> datetime | None: ...
 
 
+@runtime_checkable
+class Tracked(Protocol):
+    """Elements a caller keeps between status calls (the poller's memory, poller.memory).
+
+    It names their arrays and says which of them a view neither shows started nor
+    pending, remembering what it can between calls: at 10,000 elements, one pass
+    over them costs a noticeable part of the squeue call itself.
+    """
+
+    def arrays(self) -> Sequence[int]: ...
+    def unseen(self, view: SqueueView) -> list[Element]: ...
+
+
 @dataclass
 class StatusView(SqueueView):
     """Slurm's answer on a set of elements: squeue's view, completed from sacct where it forgot.
@@ -77,6 +90,7 @@ class StatusView(SqueueView):
     """
 
     from_sacct: set[str] = field(default_factory=set)
+    missing: list[Element] = field(default_factory=list)  # the elements squeue did not show (asked of sacct)
     squeue_error: str | None = None
     sacct_error: str | None = None
     squeue_calls: int = 0
@@ -95,6 +109,7 @@ class SlurmClient:
     runner: Runner
     timeouts: SlurmTimeouts = field(default_factory=SlurmTimeouts)
     _max_array_size: int | None = field(default=None, repr=False)
+    _lines: SqueueLines = field(default_factory=SqueueLines, repr=False)  # squeue lines parsed last round
 
     def _run(self, argv: Sequence[str], timeout: float, stdin: str | None = None) -> CommandResult:
         return self.runner.run(argv, stdin=stdin, timeout=timeout)
@@ -199,19 +214,24 @@ class SlurmClient:
 
     # --- status -------------------------------------------------------------------------
 
-    def status(self, elements: Sequence[Element]) -> StatusView:
+    def status(self, elements: Sequence[Element] | Tracked) -> StatusView:
         """Every element's latest state: one squeue for all their arrays, sacct for what it forgot.
 
+        `elements` may be Tracked (the poller's memory): it then names the arrays
+        and the elements squeue did not show, without a pass over every element.
         Never raises for a failing source: the view carries each source's error
         and the poller decides what that means.
         """
         view = StatusView()
-        if not elements:
+        tracked = isinstance(elements, Tracked)
+        arrays = elements.arrays() if tracked else sorted({int(e.slurm_job_id) for e in elements})
+        if not arrays:
             return view
-        self._squeue(view, sorted({int(e.slurm_job_id) for e in elements}))
-        missing = view.unseen(elements)
-        if missing:
-            self._sacct(view, missing)
+        self._lines.new_round()
+        self._squeue(view, arrays)
+        view.missing = elements.unseen(view) if tracked else view.unseen(elements)
+        if view.missing:
+            self._sacct(view, view.missing)
         return view
 
     def _squeue(self, view: StatusView, array_ids: Sequence[int]) -> None:
@@ -238,10 +258,13 @@ class SlurmClient:
         except CommandError as e:
             return str(e)
         if result.ok:
-            found = squeue_view(result.stdout)
-            view.records.update(found.records)
-            view.pending |= found.pending
-            view.bare += found.bare
+            found = squeue_view(result.stdout, self._lines)
+            if view.records or view.pending or view.bare:  # a later chunk: merged
+                view.records.update(found.records)
+                view.pending = view.pending | found.pending  # a new set: found's may be shared (frozen)
+                view.bare += found.bare
+            else:  # the first (usually the only) chunk: its containers, not a copy of 10,000 ids
+                view.records, view.pending, view.bare = found.records, found.pending, found.bare
         elif cmds.NO_SUCH_JOB not in result.stderr.lower():  # every array of the chunk forgotten: no error
             return result.stderr.strip() or f"exit {result.returncode}"
         return None

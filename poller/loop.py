@@ -33,6 +33,7 @@ from bridge.config import PollConfig
 from bridge.cycle import CycleReport
 from bridge.errors import BridgeError, PollError
 from poller.early import CONFIRM_DELAY, ResultWatch
+from poller.memory import ActiveMemory
 from poller.poll import PollReport, poll_once
 from poller.unknown import UnknownStates
 
@@ -62,19 +63,22 @@ class Interval:
 
 
 def run_cycle(session: Session, backend: Backend, watch: UnknownStates | None = None,
-              read_snapshots: bool = True, skip_poll: PollReport | None = None) -> CycleReport:
+              read_snapshots: bool = True, skip_poll: PollReport | None = None,
+              memory: ActiveMemory | None = None) -> CycleReport:
     """The cycle (bridge.cycle) with this poller's poll: what `run`, `run --once` and `submit` do.
 
-    `watch` is the daemon's memory of unknown Slurm states across cycles (poller.unknown);
-    the daemon reads accounting snapshots between cycles (read_snapshots=False here).
+    `watch` is the daemon's memory of unknown Slurm states across cycles (poller.unknown),
+    `memory` its memory of the active splits (poller.memory); the daemon reads
+    accounting snapshots between cycles (read_snapshots=False here).
     With `skip_poll` (a cycle woken by a database change soon after a poll), Slurm is
     not asked: that report stands for the poll, and the cycle only splits, submits and cancels.
     """
-    poll = partial(logged_poll, watch=watch) if skip_poll is None else (lambda s, b: skip_poll)
+    poll = partial(logged_poll, watch=watch, memory=memory) if skip_poll is None else (lambda s, b: skip_poll)
     return cycle.run_cycle(session, backend, poll, read_snapshots)
 
 
-def logged_poll(session: Session, backend: Backend, watch: UnknownStates | None = None) -> PollReport:
+def logged_poll(session: Session, backend: Backend, watch: UnknownStates | None = None,
+                memory: ActiveMemory | None = None) -> PollReport:
     """poll_once between two DEBUG lines, the second saying its transactions are over.
 
     With the runner's DEBUG line of the squeue call between them, they bracket
@@ -84,7 +88,7 @@ def logged_poll(session: Session, backend: Backend, watch: UnknownStates | None 
     """
     log.debug("poll begins")
     try:
-        report = poll_once(session, backend, watch=watch)
+        report = poll_once(session, backend, watch=watch, memory=memory)
     except PollError:
         log.debug("poll over: Slurm unreadable, nothing changed")
         raise
@@ -104,6 +108,7 @@ class BridgeLoop:
         self._stop = threading.Event()
         self.cycles = self.squeue_calls = self.sacct_calls = self.failures = 0
         self.unknown = UnknownStates()
+        self.memory = ActiveMemory()  # the active splits between polls; memory.invalidate() forces a full read
         self.unknown_states = 0  # splits in an unknown Slurm state past its bound, at the last poll
         self.stuck = 0  # submissions whose sbatch outcome is unknown past [claims] stuck_after, last cycle
         self.last_cycle_seconds = 0.0
@@ -224,7 +229,8 @@ class BridgeLoop:
         started = time.monotonic()
         skip = self._skip_poll()
         try:
-            report = run_cycle(session, self.backend, self.unknown, read_snapshots=once, skip_poll=skip)
+            report = run_cycle(session, self.backend, self.unknown, read_snapshots=once, skip_poll=skip,
+                               memory=self.memory)
         except BridgeError as e:  # sbatch/scancel errors already handled per array; anything else: retry later
             session.rollback()
             report = CycleReport(poll=None, error=str(e))

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bridge.slurm import squeue_argv, squeue_argvs
-from bridge.squeue import by_element, parse_squeue, squeue_view, wait_status
+from bridge.squeue import SqueueLines, by_element, parse_squeue, squeue_view, wait_status
 
 DATA = Path(__file__).parent / "data"
 
@@ -64,3 +64,41 @@ def test_a_cancelled_range_row_settles_its_never_started_elements():
     assert view.pending == {"51_3", "51_4"}
     assert sorted(view.records) == ["50_0", "50_1", "50_2"]
     assert all(r.state == "CANCELLED" and r.end is not None for r in view.records.values())
+
+
+def test_lines_printed_again_mean_the_same_and_a_view_changed_by_its_reader_changes_no_later_view():
+    """squeue_view with SqueueLines (the client's, across polls) gives what a fresh parse gives."""
+    lines = SqueueLines()
+    text = (DATA / "squeue_states.txt").read_text()
+    first = squeue_view(text, lines)
+    first.records.clear()  # the poller changes its view (never_started, sacct's records)
+    first.bare.clear()
+    lines.new_round()
+    again = squeue_view(text, lines)
+    fresh = squeue_view(text)
+    assert (again.pending, again.records, again.bare) == (fresh.pending, fresh.records, fresh.bare)
+    changed = text.replace("277_[2-9%2]|277|cpu|PENDING|", "277_[3-9%2]|277|cpu|PENDING|").replace(
+        "277_0|278|cpu|RUNNING|", "277_0|278|cpu|COMPLETED|")
+    lines.new_round()
+    later = squeue_view(changed, lines)
+    assert later.pending == {f"277_{t}" for t in range(3, 10)} and later.records["277_0"].state == "COMPLETED"
+
+
+def test_a_malformed_line_is_warned_about_each_time_it_is_printed(caplog):
+    lines = SqueueLines()
+    for _ in range(2):
+        lines.new_round()
+        squeue_view("277_x|277|cpu|RUNNING|n1|N/A|N/A|N/A|0|bb|\n", lines)
+    assert len([r for r in caplog.records if "skipped" in r.getMessage()]) == 2
+
+
+def test_an_answer_printed_again_whole_keeps_its_lines_known_for_when_one_changes():
+    lines = SqueueLines()
+    text = (DATA / "squeue_states.txt").read_text()
+    for _ in range(3):  # the second and third rounds reuse the whole answer
+        lines.new_round()
+        squeue_view(text, lines)
+    lines.new_round()
+    changed = text.replace("277_0|278|cpu|RUNNING|", "277_0|278|cpu|COMPLETED|")
+    unchanged = [line for line in changed.splitlines() if line in text.splitlines()]
+    assert unchanged and all(lines.get(line) is not None for line in unchanged)
