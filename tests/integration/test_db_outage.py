@@ -1,5 +1,6 @@
 """The bridge's database connections die mid-cycle (pg_terminate_backend, as a PostgreSQL restart or an
-admin would): the cycle fails, the loop backs off, reconnects and finishes the work, nothing lost or doubled.
+admin would): a cycle caught in a transaction fails, the loop backs off, reconnects and finishes the work,
+nothing lost or doubled.
 
 The faults are real: the bridge's own backends on its own test database are
 terminated on the server, at the moment the bridge calls sbatch (the splits are
@@ -67,7 +68,10 @@ def test_database_backends_terminated_mid_cycle_the_loop_reconnects_and_loses_no
 
     assert [(c, n) for c, n, _ in faults.terminated] == [("sbatch", 1), ("squeue", 2)], faults.terminated
     assert all(count >= 1 for _, _, count in faults.terminated), faults.terminated  # the bridge was connected
-    assert loop.failures >= 2, (loop.failures, caplog.text)  # both faults were felt by a cycle, and survived
+    # The squeue-time fault strikes the poll's open transaction: a failed cycle, survived. The sbatch-time one
+    # strikes no transaction since submission holds none across sbatch (claim committed, record in a new one on
+    # a fresh pooled connection): it may pass unfelt, and what matters is checked below (recorded, not doubled).
+    assert loop.failures >= 1, (loop.failures, caplog.text)
     assert "database" in caplog.text, caplog.text
     assert status(env, experiment_id) == "D"
     with env.sessions() as session:
