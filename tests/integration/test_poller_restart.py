@@ -70,13 +70,18 @@ def test_run_killed_with_sigkill_again_and_again_fires_every_callback_exactly_on
     rng = random.Random(seed)
     lives: list[tuple[Life, dict]] = []  # each killed process, with the unrecorded claims it left
     log_path = tmp_path / "run.log"
-    for target in kill_plan(rng):
+    plan, retries = kill_plan(rng), 3
+    while plan:
+        target = plan.pop(0)
         if status(env, experiment_id) in ("D", "F"):
             break
         life = kill_at(tmp_path / "bridge.toml", log_path, target,
                        TARGET_WAIT if target else rng.uniform(0.7, 1.5))
         assert life.code == -signal.SIGKILL, life.lines[-30:]
         lives.append((life, unrecorded_claims(env, slurm)))
+        if target == "sbatch-accepted" and not life.child_exited and retries:  # sbatch not caught: aim again
+            plan.insert(0, target)
+            retries -= 1
     with open(log_path, "ab") as log:
         process = start_run(tmp_path, log)  # the last one runs to the end, undisturbed
         try:
