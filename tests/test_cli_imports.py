@@ -13,20 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from config_files import MINIMAL, write
 
 from bridge.app import open_app
 from bridge.backend import PyslurmUnsupported
 from bridge.db import upgrade
 
 HEAVY = ("sqlalchemy.orm", "bridge.models", "jinja2", "paramiko", "matplotlib", "alembic")
-QUEUES = """
-[queues.default]
-partition = "cpu"
-memory_limit = 1000
-time_limit = 30
-cores_per_slot = 1
-max_slots_per_user = 4
-"""
 SSH = """runner = "ssh"
 [ssh]
 host = "login.example.org"
@@ -44,10 +37,7 @@ def modules_after(code: str) -> set[str]:
 
 
 def bridge_toml(tmp_path: Path, extra: str = "") -> Path:
-    (tmp_path / "queues.toml").write_text(QUEUES)
-    path = tmp_path / "bridge.toml"
-    path.write_text(f'cache_root = "cache"\nspool_dir = "spool"\n{extra}')
-    return path
+    return write(tmp_path, MINIMAL + extra)
 
 
 def test_building_the_parser_imports_no_orm_template_ssh_chart_or_migration_package() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
+from config_files import MINIMAL, write
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -23,21 +24,10 @@ from bridge.preflight import open_database
 
 REVISIONS = code_revisions()
 HEAD, BEHIND = REVISIONS[-1], REVISIONS[-2]
-QUEUES = """
-[queues.default]
-partition = "cpu"
-memory_limit = 1000
-time_limit = 30
-cores_per_slot = 1
-max_slots_per_user = 4
-"""
 
 
 def bridge_toml(tmp_path: Path, url: str) -> Path:
-    (tmp_path / "queues.toml").write_text(QUEUES)
-    path = tmp_path / "bridge.toml"
-    path.write_text(f'cache_root = "cache"\nspool_dir = "spool"\n[database]\nurl = "{url}"\n')
-    return path
+    return write(tmp_path, MINIMAL + f'[database]\nurl = "{url}"\n')
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

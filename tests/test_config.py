@@ -6,31 +6,13 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+from config_files import MINIMAL, QUEUES, write
 
 from bridge.config import BridgeConfig, load_config, resolve_config_path
 from bridge.errors import ConfigError
 from bridge.queues_config import EnvironmentRef, load_queues
 
 REPO = Path(__file__).resolve().parent.parent
-
-QUEUES = """
-[queues.default]
-partition = "cpu"
-memory_limit = 1000
-time_limit = 30
-cores_per_slot = 1
-max_slots_per_user = 4
-"""
-
-
-def write(tmp_path: Path, bridge: str, queues: str = QUEUES) -> Path:
-    (tmp_path / "queues.toml").write_text(queues)
-    path = tmp_path / "bridge.toml"
-    path.write_text(bridge)
-    return path
-
-
-MINIMAL = 'cache_root = "cache"\nspool_dir = "spool"\n'
 
 
 def error_of(tmp_path: Path, bridge: str, queues: str = QUEUES) -> str:

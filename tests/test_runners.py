@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from config_files import MINIMAL, write
 
 from bridge.backend import PyslurmUnsupported, make_runner
 from bridge.config import load_config
@@ -13,22 +14,9 @@ from bridge.errors import ConfigError
 from bridge.runner import LocalRunner
 from bridge.ssh_runner import SshRunner
 
-QUEUES = """
-[queues.default]
-partition = "cpu"
-memory_limit = 1000
-time_limit = 30
-cores_per_slot = 1
-max_slots_per_user = 4
-"""
-BASE = 'cache_root = "cache"\nspool_dir = "spool"\n'
-
 
 def config_file(tmp_path: Path, text: str) -> Path:
-    (tmp_path / "queues.toml").write_text(QUEUES)
-    path = tmp_path / "bridge.toml"
-    path.write_text(BASE + text)
-    return path
+    return write(tmp_path, MINIMAL + text)
 
 
 def test_local_runner_gets_slurm_conf_and_env_from_the_config(tmp_path):
