@@ -38,6 +38,11 @@ def write_spool(backend: Backend, tag: str, job: JobFacts, splits: Sequence[Clai
     return spool
 
 
+def array_account(backend: Backend, job: JobFacts, queue: QueueSettings) -> str | None:
+    """The account the job's arrays are charged to: the author's, the queue's or the default ([accounts])."""
+    return backend.config.accounts.account_for(job.author, queue.account)
+
+
 def render_script(backend: Backend, queue: QueueSettings, job: JobFacts, splits: Sequence[ClaimedSplit], tag: str,
                   spool: Path, offset: int, exclude_nodes: str | None) -> str:
     """The array's sbatch script, from the queue settings of the job's mapping version alone.
@@ -55,7 +60,7 @@ def render_script(backend: Backend, queue: QueueSettings, job: JobFacts, splits:
         error=f"{render.slurm_filename(str(spool))}/slurm-%A_%a.err",
         python=backend.python, element_runner=ELEMENT_RUNNER, spool_dir=str(spool),
         comment=f"beat experiment={job.experiment_name} block={job.block_name} job={job.job_id}",
-        account=backend.config.accounts.account_for(job.author, queue.account), qos=queue.qos,
+        account=array_account(backend, job, queue), qos=queue.qos,
         extra_directives=with_exclude(queue.extra_directives, exclude_nodes),
     )
     templates_dir = backend.config.templates_dir

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge import claims, render, strikes
-from bridge.array_files import render_script, write_spool
+from bridge.array_files import array_account, render_script, write_spool
 from bridge.back_pressure import Key
 from bridge.backend import Backend
 from bridge.element_config import JobFacts, job_facts
@@ -96,15 +96,20 @@ def submit_within_limits(session: Session, backend: Backend, queue: Queue, split
 
     A refusal at a submit limit releases the claim and tries half as many at
     once; when even one is refused, the rest stay queued until room frees.
+    The job's facts and mapping version are read once, for all its arrays.
     """
-    key = pressure_key(session, backend, queue, splits[0].job_id)
+    job = job_facts(session, splits[0].job_id)  # read before the claims: nothing is loaded between claim and record
+    if job is None:  # the job is gone
+        return []
+    version, settings = settings_for_job(session, job.job_id, queue)  # fixed by the job's first array
+    key = Key(array_account(backend, job, settings) or "", settings.qos or "", settings.partition)
     submitted: list[Submission] = []
-    while splits and key is not None:
+    while splits:
         size = backend.pressure.size(key, len(splits))
         if size == 0:
             break
         try:
-            submission = submit_array(session, backend, queue, splits[:size], to_cancel)
+            submission = submit_array(session, backend, queue, (version, settings, job), splits[:size], to_cancel)
         except SubmitLimitReached as e:
             backend.pressure.refused(key, size, e.limit)
             continue
@@ -115,16 +120,6 @@ def submit_within_limits(session: Session, backend: Backend, queue: Queue, split
     return submitted
 
 
-def pressure_key(session: Session, backend: Backend, queue: Queue, job_id: int) -> Key | None:
-    """What a submit limit of the job's arrays is counted over: their account, QOS and partition (None: job gone)."""
-    job = job_facts(session, job_id)
-    if job is None:
-        return None
-    _, settings = settings_for_job(session, job_id, queue)
-    account = backend.config.accounts.account_for(job.author, settings.account)
-    return Key(account or "", settings.qos or "", settings.partition)
-
-
 def array_chunks(splits: Sequence[JobSplit], max_array_size: int) -> list[list[JobSplit]]:
     """Splits of one job grouped so that every array index stays below MaxArraySize."""
     chunks: dict[int, list[JobSplit]] = {}
@@ -133,9 +128,12 @@ def array_chunks(splits: Sequence[JobSplit], max_array_size: int) -> list[list[J
     return [chunks[k] for k in sorted(chunks)]
 
 
-def submit_array(session: Session, backend: Backend, queue: Queue, splits: Sequence[Candidate | JobSplit],
-                 to_cancel: list[str]) -> Submission | None:
+def submit_array(session: Session, backend: Backend, queue: Queue, rendered_as: tuple[str, QueueSettings, JobFacts],
+                 splits: Sequence[Candidate | JobSplit], to_cancel: list[str]) -> Submission | None:
     """Claim, write the array's manifest, render, sbatch and record one array.
+
+    `rendered_as` is the job's mapping version, its queue settings and its facts
+    (submit_within_limits reads them once per job).
 
     Per array, not per split: one claim and one record statement, one
     manifest file; the splits are handled as plain values after the claim (a
@@ -144,10 +142,9 @@ def submit_array(session: Session, backend: Backend, queue: Queue, splits: Seque
     """
     tag = new_tag(deployment=backend.config.deployment)
     ids = [s.id if isinstance(s, Candidate) else identity_of(s) for s in splits]  # no load of expired objects
+    version, settings, job = rendered_as
     job_id, exclude_nodes = splits[0].job_id, splits[0].exclude_nodes
-    version, settings = settings_for_job(session, job_id, queue)  # fixed by the job's first array
-    job = job_facts(session, job_id)  # read before the claim: nothing is loaded between claim and record
-    claimed = claim_splits(session, ids, tag, mapping_version=version) if job is not None else []
+    claimed = claim_splits(session, ids, tag, mapping_version=version)
     if not claimed:
         return None
     offset = _offset(claimed[0], backend.client.max_array_size())
