@@ -1,5 +1,9 @@
 """How long `beat-bridge` commands take as a user runs them (a new process each), against the bare interpreter.
 
+Twice: with no daemon running (the command runs everything itself), and with `beat-bridge run`
+running on the same bridge.toml, which serves these commands on its socket (bridge.command_server;
+the command process only sends its argv and prints the answer: bridge.entry).
+
 On SQLite, in a fresh bridge directory (config/bridge.toml and queues.toml copied, the
 schema made, the queues synced; no Slurm call: nothing is submitted), each round runs, as
 subprocesses: `experiments add` of config/example-experiment.json (renamed) `--schedule`, `experiments
@@ -80,7 +84,7 @@ def one_round(root: Path, number: int, wall: dict[str, list[float]], cpu: dict[s
 
     for name, argv in BASELINES.items():
         run(name, argv)
-    cli, config = ["-m", "bridge.cli"], ["--config", "config/bridge.toml"]
+    cli, config = ["-m", "bridge.entry"], ["--config", "config/bridge.toml"]  # the console script's main
     out = run("experiments add", [*cli, "experiments", "add", declaration(root, number), "--schedule", *config])
     experiment = out.split()[2]  # "added experiment N ..."
     run("experiments list", [*cli, "experiments", "list", *config])
@@ -89,20 +93,46 @@ def one_round(root: Path, number: int, wall: dict[str, list[float]], cpu: dict[s
     run("status", [*cli, "status", *config], ok=(0, 1))  # 1: no daemon runs
 
 
+def start_daemon(root: Path) -> subprocess.Popen:
+    """`beat-bridge run` on the bench's bridge.toml, once its command socket answers."""
+    from bridge.command_socket import socket_path
+
+    daemon = subprocess.Popen([sys.executable, "-m", "bridge.cli", "run", "--config", "config/bridge.toml"], cwd=root,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    path = socket_path(root / "config" / "bridge.toml")
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        if daemon.poll() is not None or time.monotonic() > deadline:
+            daemon.kill()
+            sys.exit(f"the daemon did not start serving commands: {daemon.stderr.read()[-2000:]}")
+        time.sleep(0.05)
+    return daemon
+
+
 def main(rounds: int) -> None:
+    for mode in ("no daemon running", "daemon running"):
+        measure(rounds, mode)
+
+
+def measure(rounds: int, mode: str) -> None:
     root = workdir()
     names = (*BASELINES, *COMMANDS)
     wall: dict[str, list[float]] = {name: [] for name in names}
     cpu: dict[str, list[float]] = {name: [] for name in names}
+    daemon = start_daemon(root) if mode == "daemon running" else None
     try:
         for number in range(rounds):
             one_round(root, number, wall, cpu)
     finally:
+        if daemon is not None:
+            daemon.terminate()
+            daemon.wait(60)
         shutil.rmtree(root, ignore_errors=True)
     medians = {name: statistics.median(values) for name, values in wall.items()}
     cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     bare, floor = (medians[name] for name in BASELINES)
-    print(f"SQLite, a new process per command, median of {rounds} rounds; baselines: python -c pass {bare:.3f} s, "
+    print(f"{mode}: SQLite, a new process per command, median of {rounds} rounds; baselines: python -c pass "
+          f"{bare:.3f} s, "
           f'python -c "import sqlalchemy" {floor:.3f} s (the baseline below; CPU {cpu_medians[names[1]]:.3f} s)')
     for name in COMMANDS:
         mark = "✓" if medians[name] <= GOAL_S else "✗"

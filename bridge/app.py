@@ -10,7 +10,7 @@ import logging
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bridge import cache
 from bridge.backend import check_runner
@@ -72,6 +72,12 @@ def open_app(config_arg: str | Path | None, runner: Runner | None = None, *, may
     ensure_dir(config.path, "spool_dir", Path(config.spool_dir))
     sessions = open_database(config.path, config.database_url, may_upgrade=may_upgrade)
     return App(config, sessions, runner=runner)
+
+
+def app_for(args: Any) -> App:
+    """A command's App: the running daemon's when it serves the command (bridge.command_server), else opened."""
+    served = getattr(args, "served_app", None)
+    return served if served is not None else open_app(args.config)
 
 
 def with_local_cluster(config: BridgeConfig) -> BridgeConfig:

@@ -65,13 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `experiments list` (bench/cli_latency.py). Without cycles to speak of, the process ends first.
         gc.disable()
     try:
-        return _handle(args)
+        return handle(args)
     finally:
         if collecting:  # main() called in-process (tests, scripts): the caller's collector as it was
             gc.enable()
 
 
-def _handle(args: argparse.Namespace) -> int:
+def handle(args: argparse.Namespace) -> int:
     """The command's handler; its errors as one line on stderr and an exit code."""
     try:
         return args.handler(args) or 0
@@ -133,9 +133,9 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _app(args: argparse.Namespace, may_upgrade: bool = False):
-    from bridge.app import open_app
+    from bridge.app import app_for, open_app
 
-    return open_app(args.config, may_upgrade=may_upgrade)
+    return open_app(args.config, may_upgrade=may_upgrade) if may_upgrade else app_for(args)
 
 
 def _action(actions, name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
@@ -242,11 +242,14 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     log.info("bridge running with %s (runner %s)", app.config.path, app.config.runner)
     _warn_unsynced(app)
+    server = None if args.once else _serve_commands(app)
     _notify_ready(notifier, app.config.poll.max_interval)
     try:
         loop.run(once=args.once)
     finally:
         notifier.stopping(f"stopping after {loop.cycles} cycles")
+        if server is not None:
+            server.close()
     log.info("bridge stopped after %d cycles, %d squeue and %d sacct calls; %d splits in an unknown Slurm "
              "state; %d submissions stuck", loop.cycles, loop.squeue_calls, loop.sacct_calls, loop.unknown_states,
              loop.stuck)
@@ -272,6 +275,17 @@ def _warn_unsynced(app) -> None:
     if differing:
         log.warning("queues.toml and the database differ for queue(s) %s: arrays render from the database until "
                     "`beat-bridge queues sync` (see `beat-bridge queues diff`)", ", ".join(differing))
+
+
+def _serve_commands(app):
+    """Run short commands for other `beat-bridge` processes (bridge.command_server); None when it cannot."""
+    import os
+
+    if os.environ.get("BEAT_BRIDGE_NO_DAEMON"):
+        return None
+    from bridge.command_server import CommandServer
+
+    return CommandServer.start(app.config)
 
 
 def _metrics(app):

@@ -84,9 +84,9 @@ def _seconds(text: str) -> float:
 
 
 def _app(args: argparse.Namespace):
-    from bridge.app import open_app
+    from bridge.app import app_for
 
-    return open_app(args.config)
+    return app_for(args)
 
 
 def _add(args: argparse.Namespace) -> int:
@@ -96,7 +96,9 @@ def _add(args: argparse.Namespace) -> int:
     app = _app(args)
     with app.write_sessions() as session:
         for path in args.files:
-            experiment = load_experiment_file(session, path, app.config.limits)
+            # run by the daemon for another process (bridge.command_server): relative to that process's directory
+            source = Path(args.cwd, path) if getattr(args, "cwd", None) else path
+            experiment = load_experiment_file(session, source, app.config.limits)
             print(f"added experiment {experiment.id} {printable(experiment.fullname)} from {path}")
             if args.schedule:
                 schedule_experiment(session, experiment)

@@ -31,12 +31,12 @@ def add_status(commands: argparse._SubParsersAction, action: Action, config_opti
 
 
 def status_command(args: argparse.Namespace) -> int:
-    from bridge.app import open_app
+    from bridge.app import app_for
     from bridge.daemon_status import STALE_INTERVALS, describe, experiment_counts, render, split_counts
     from bridge.heartbeat import read
     from bridge.models import utcnow
 
-    app = open_app(args.config)
+    app = app_for(args)
     stale_after = args.stale_after
     if stale_after is None:
         stale_after = STALE_INTERVALS * app.config.poll.max_interval + app.config.timeouts.status

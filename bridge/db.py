@@ -107,7 +107,7 @@ def write_sessions(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
     scheduler lock row queues the command behind the daemon's helper
     transaction instead of interleaving with it.
     """
-    return sessionmaker(sessions.kw["bind"].execution_options(**{WRITE_LOCK: True}))
+    return sessionmaker(sessions.kw["bind"].execution_options(**{WRITE_LOCK: True}), info=sessions.kw.get("info"))
 
 
 def alembic_config(url: str | URL) -> Any:

@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "beat_bridge_work"
 SENDER = f"{socket.gethostname()}:{os.getpid()}"  # this process, in the payload of its NOTIFYs
+# Sessions made with info={SENDER_KEY: name} notify as `name`: the commands a daemon runs for other processes
+# (bridge.command_server) are another process's work to its own loop.
+SENDER_KEY = "wake_sender"
 TICK = 0.1  # seconds between two cheap checks (SQLite data_version, the stop flag)
 REOPEN_AFTER = 5.0  # seconds before a failed LISTEN connection is opened again
 
@@ -57,7 +60,8 @@ def notify(session: Session) -> None:
     SQLite nothing to do: the commit itself changes data_version.
     """
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_notify(:channel, :sender)"), {"channel": CHANNEL, "sender": SENDER})
+        sender = session.info.get(SENDER_KEY, SENDER)
+        session.execute(text("SELECT pg_notify(:channel, :sender)"), {"channel": CHANNEL, "sender": sender})
 
 
 class Wake:
