@@ -55,6 +55,11 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "bridge.cli", *args]
 
 
+def console_script(*args: str) -> list[str]:
+    """`beat-bridge ...` as the user types it (bridge.entry: served by the running daemon)."""
+    return [sys.executable, "-m", "bridge.entry", *args]
+
+
 def wait_done(env, name: str, timeout: float = 90.0) -> tuple[int, dict[int, set[int]]]:
     """Poll the database (0.05 s) until experiment `name` is D; its id and the split ids seen per block."""
     splits: dict[int, set[int]] = {}
@@ -76,7 +81,7 @@ def from_command(env, seconds: float, name: str) -> tuple[float, list]:
     path = env.root / f"{name}.json"
     path.write_text(json.dumps(declaration(name, seconds)))
     started = time.time()
-    subprocess.run(cli("experiments", "add", "--schedule", "--config", str(env.root / "bridge.toml"), str(path)),
+    subprocess.run(console_script("experiments", "add", "--schedule", "--config", str(env.root / "bridge.toml"), str(path)),
                    cwd=REPO, env=CHILD_ENV, check=True, capture_output=True)
     return _finish(env, name, started, command=True)
 
