@@ -98,7 +98,7 @@ def _add(args: argparse.Namespace) -> int:
         for path in args.files:
             # run by the daemon for another process (bridge.command_server): relative to that process's directory
             source = Path(args.cwd, path) if getattr(args, "cwd", None) else path
-            experiment = load_experiment_file(session, source, app.config.limits)
+            experiment = load_experiment_file(session, source, app.config.limits, shown=path)
             print(f"added experiment {experiment.id} {printable(experiment.fullname)} from {path}")
             if args.schedule:
                 schedule_experiment(session, experiment)

@@ -70,22 +70,24 @@ class _Block:
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def load_experiment_file(session: Session, path: str | Path, limits: Limits | None = None) -> Experiment:
-    """Load a declaration from a .json or .toml file (see the module docstring)."""
+def load_experiment_file(session: Session, path: str | Path, limits: Limits | None = None,
+                         shown: str | Path | None = None) -> Experiment:
+    """Load a declaration from a .json or .toml file (see the module docstring); errors name it as `shown`."""
     path = Path(path)
+    label = path if shown is None else shown
     if path.suffix not in (".json", ".toml"):
-        raise DeclarationError(f"{path}: expected a .json or .toml file")
+        raise DeclarationError(f"{label}: expected a .json or .toml file")
     try:
         data = path.read_bytes()
         declaration = load_json(data) if path.suffix == ".json" else parse_toml(data)
     except OSError as e:
-        raise DeclarationError(f"{path}: {e.strerror or e}: {e.filename or path}") from e
+        raise DeclarationError(f"{label}: {e.strerror or e}: {label}") from e
     except (JsonError, tomllib.TOMLDecodeError) as e:
-        raise DeclarationError(f"{path}: {e}") from e
+        raise DeclarationError(f"{label}: {e}") from e
     try:
         return load_experiment(session, declaration, limits)
     except DeclarationError as e:
-        raise DeclarationError(f"{path}: {e}") from e
+        raise DeclarationError(f"{label}: {e}") from e
 
 
 def load_experiment(session: Session, declaration: Mapping[str, Any], limits: Limits | None = None) -> Experiment:

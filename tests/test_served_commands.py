@@ -71,7 +71,8 @@ def both(capsys: pytest.CaptureFixture[str], server: CommandServer, *argv: str) 
 def test_served_answers_are_the_local_ones(capsys: pytest.CaptureFixture[str], server: CommandServer) -> None:
     config = ("--config", "config/bridge.toml")
     assert cli.main(["experiments", "add", str(EXAMPLE), "--schedule", *config]) == 0
-    for argv in (("experiments", "list"), ("experiments", "list", "--json"),
+    shutil.copy(REPO / "tests/data/bad/declarations/name-escape.json", "bad.json")
+    for argv in (("experiments", "add", "missing.json"), ("experiments", "add", "bad.json"),("experiments", "list"), ("experiments", "list", "--json"),
                  ("experiments", "show", "1", "--no-slurm", "--json"), ("experiments", "show", "7"),
                  ("experiments", "cancel", "7"), ("experiments", "schedule", "1"), ("status", "--json"),
                  ("experiments", "show", "x")):
