@@ -72,7 +72,8 @@ def test_served_answers_are_the_local_ones(capsys: pytest.CaptureFixture[str], s
     config = ("--config", "config/bridge.toml")
     assert cli.main(["experiments", "add", str(EXAMPLE), "--schedule", *config]) == 0
     shutil.copy(REPO / "tests/data/bad/declarations/name-escape.json", "bad.json")
-    for argv in (("experiments", "add", "missing.json"), ("experiments", "add", "bad.json"),("experiments", "list"), ("experiments", "list", "--json"),
+    for argv in (("experiments", "add", "missing.json"), ("experiments", "add", "bad.json"),
+                 ("experiments", "list"), ("experiments", "list", "--json"),
                  ("experiments", "show", "1", "--no-slurm", "--json"), ("experiments", "show", "7"),
                  ("experiments", "cancel", "7"), ("experiments", "schedule", "1"), ("status", "--json"),
                  ("experiments", "show", "x")):
