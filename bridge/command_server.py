@@ -131,6 +131,7 @@ class CommandServer:
             self._app.sessions.kw["bind"].dispose()
 
     def _serve(self) -> None:
+        self._warm_up()
         while not self._stop.is_set():
             readable, _, _ = select.select([self.listener], [], [], ACCEPT_TICK)
             if not readable:
@@ -144,6 +145,16 @@ class CommandServer:
                     self._answer(connection)
                 except Exception:  # a caller gone or a bug: logged, and the next caller is served
                     log.exception("a served command failed")
+
+    def _warm_up(self) -> None:
+        """Open the commands' App and build the parser before the first caller waits for them."""
+        from bridge.cli import build_parser
+
+        self._parser = build_parser()
+        try:
+            self.app  # noqa: B018 - opened now; a failure is met again, as an error line, by the first command
+        except Exception as e:  # noqa: BLE001 - the database away at start: the commands say so when run
+            log.debug("commands' database not opened yet: %s", e)
 
     def _answer(self, connection: socket.socket) -> None:
         try:
