@@ -91,12 +91,14 @@ def _app(args: argparse.Namespace):
 
 def _add(args: argparse.Namespace) -> int:
     from bridge.declaration import load_experiment_file
+    from bridge.declaration_beat import BeatSite
     from bridge.scheduling import schedule_experiment  # as bridge.helpers, without the submitter's modules
 
     app = _app(args)
+    site = BeatSite(app.config.beat_prefix, app.config.cache_root)
     with app.write_sessions() as session:
         for path in args.files:
-            experiment = load_experiment_file(session, path, app.config.limits)
+            experiment = load_experiment_file(session, path, app.config.limits, site)
             print(f"added experiment {experiment.id} {printable(experiment.fullname)} from {path}")
             if args.schedule:
                 schedule_experiment(session, experiment)
