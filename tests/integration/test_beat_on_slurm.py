@@ -3,7 +3,8 @@
 `left` (sequential/echo) and `right` (legacy/echo) read generated datasets written in
 BEAT's format at `experiments add`; `sum` (sequential/add) reads both; each block runs
 in 2 splits. Every output is read back with beat.backend.python's CachedDataSource.
-Beside it, sequential/process_crash fails through on_split_fail with BEAT's error text.
+A twin DAG added with it mirrors its jobs (no array of its own);
+beside them, sequential/process_crash fails through on_split_fail with BEAT's error text.
 Then the same DAG declared again is skipped from the cache without a new array.
 """
 
@@ -57,9 +58,9 @@ def test_beat_dag_runs_on_slurm_and_beat_reads_every_output(tmp_path, slurm_clus
     prefix = beat_test_prefix()
     env = make_env(tmp_path, slurm_cluster, slurm, extra=f'beat_prefix = "{prefix}"')
     site = BeatSite(env.config.beat_prefix, env.config.cache_root)
-    dag, crash = add(env, site, beat_dag("beat-dag")), add(env, site, CRASH)
+    dag, twin, crash = add(env, site, beat_dag("beat-dag")), add(env, site, beat_dag("twin")), add(env, site, CRASH)
     arrays = Arrays()
-    run_loop(env, lambda s: finished(dag)(s) and finished(crash)(s), timeout=120, on_cycle=arrays)
+    run_loop(env, lambda s: all(finished(e)(s) for e in (dag, twin, crash)), timeout=120, on_cycle=arrays)
 
     expected = {"left": [i for i in range(6)], "right": [i * i for i in range(6)],
                 "sum": [i + i * i for i in range(6)]}
@@ -71,6 +72,8 @@ def test_beat_dag_runs_on_slurm_and_beat_reads_every_output(tmp_path, slurm_clus
             base = env.config.cache_root / path
             assert len(list(base.parent.glob(base.name + ".*.data"))) == 2  # one BEAT file per split
             assert read_back(env.config.cache_root, path, prefix) == [(v, i, i) for i, v in enumerate(expected[name])]
+        assert status(env, twin) == "D"  # its jobs mirrored dag's: no array of its own
+        assert not {b.id for b in blocks(session, twin).values()} & set(arrays.by_block)
         assert status(env, crash) == "F"
         failed = blocks(session, crash)["crash"]
         (result,) = results_of(session, failed)
