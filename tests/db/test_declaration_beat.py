@@ -121,3 +121,29 @@ def test_dataset_written_in_beats_format(session, site, cache_root):
     assert source.setup(str(cache_root / path) + ".data", str(prefix))
     assert [(int(d.value), s, e) for d, s, e in (source[i] for i in range(len(source)))] == [
         (i * i, i, i) for i in range(5)]
+
+
+def test_configuration_for_split_is_beats(session, site, cache_root):
+    """get_configuration_for_split of a BEAT block: BEAT's keys, the split's range, accepted by BEAT's converter."""
+    prefix = beat_test_prefix()
+    from beat.backend.python.helpers import convert_experiment_configuration_to_container
+
+    from bridge.helpers import get_configuration_for_split, schedule_experiment, split_new_jobs
+
+    spec = beat_dag(**{"in1": {"dataset": "numbers", "size": 5}, "in2": {"dataset": "squares", "size": 5}})
+    spec["blocks"]["sum"]["required_slots"] = 2
+    exp = load_experiment(session, spec, site=BeatSite(prefix, cache_root))
+    schedule_experiment(session, exp)
+    split_new_jobs(session, str(cache_root))
+    splits = sorted(get_block(session, exp, "sum").job.splits, key=lambda s: s.split_index)
+    configurations = [get_configuration_for_split(s, str(cache_root)) for s in splits]
+    assert [c["range"] for c in configurations] == [[0, 2], [3, 4]]
+    first = configurations[0]
+    assert first["kind"] == "beat" and first["nb_slots"] == 2
+    assert first["environment"] == {"name": "python", "version": "3.11"}
+    for entry in (*first["inputs"].values(), *first["outputs"].values()):
+        assert {"path", "channel", "hash"} <= set(entry) and entry["path"] == cache_path(entry["hash"])
+    container = convert_experiment_configuration_to_container(
+        {k: first[k] for k in ("algorithm", "channel", "parameters", "inputs", "outputs", "range")})
+    assert container["range"] == [0, 2] and container["inputs"]["in1"] == {
+        "channel": "main", "path": first["inputs"]["in1"]["path"]}
