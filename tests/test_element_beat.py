@@ -147,3 +147,20 @@ def test_tampered_beat_file_is_not_complete(beat):
     data = next((beat.cache / source).parent.glob("*.data"))
     data.write_bytes(data.read_bytes()[:-1] + b"\x01")
     assert not is_cache_complete(source, 1, beat.cache)
+
+
+def test_no_beat_on_the_node_is_a_system_error_naming_the_extra(beat, tmp_path):
+    """A node without beat.backend.python: the element says what to install (a `beat` that fails to import)."""
+    source = beat.path("source")
+    write_beat(beat.cache, source, beat.prefix, [1])
+    beat.manifest("sequential/echo/1", {"in": source}, [None])
+    fake = tmp_path / "no-beat"
+    (fake / "beat").mkdir(parents=True)
+    (fake / "beat" / "__init__.py").write_text("raise ImportError('no beat on this node')\n")
+    path = os.pathsep.join(p for p in (str(fake), os.environ.get("PYTHONPATH")) if p)
+    done = subprocess.run([sys.executable, "-m", "bridge.sbatch_scripts.element", "--spool", str(beat.spool),
+                           "--index", "0"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": path})
+    assert done.returncode == 2, done.stderr
+    error = beat.result(0)["system_error"]
+    assert "beat.backend.python is not installed" in error and "beat-slurm-bridge[beat]" in error
