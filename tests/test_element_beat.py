@@ -164,3 +164,53 @@ def test_no_beat_on_the_node_is_a_system_error_naming_the_extra(beat, tmp_path):
     assert done.returncode == 2, done.stderr
     error = beat.result(0)["system_error"]
     assert "beat.backend.python is not installed" in error and "beat-slurm-bridge[beat]" in error
+
+
+SLEEPY = '''
+import os
+import time
+
+
+class Algorithm:
+    def setup(self, parameters):
+        self.marker = parameters["marker"]
+        return True
+
+    def process(self, inputs, data_loaders, outputs):
+        with open(self.marker, "w") as stream:
+            stream.write(str(os.getpid()))
+        time.sleep(60)
+        return True
+'''
+
+
+def test_sigterm_kills_the_beat_process_and_writes_a_result(beat, tmp_path):
+    """scancel: the element's SIGTERM ends BEAT's executor process too (no orphan on the node), no output."""
+    import shutil
+    import signal
+    import time
+
+    prefix = tmp_path / "prefix"
+    shutil.copytree(beat.prefix / "dataformats" / "user" / "single_integer", prefix / "dataformats" / "user" /
+                    "single_integer")
+    declaration = json.loads((beat.prefix / "algorithms" / "sequential" / "echo" / "1.json").read_text())
+    declaration["parameters"] = {"marker": {"type": "string", "default": ""}}
+    (prefix / "algorithms" / "test" / "sleepy").mkdir(parents=True)
+    (prefix / "algorithms" / "test" / "sleepy" / "1.json").write_text(json.dumps(declaration))
+    (prefix / "algorithms" / "test" / "sleepy" / "1.py").write_text(SLEEPY)
+    beat.prefix = prefix
+    source, marker = beat.path("source"), tmp_path / "pid"
+    write_beat(beat.cache, source, prefix, [1])
+    out = beat.manifest("test/sleepy/1", {"in": source}, [None], {"marker": str(marker)})
+    process = subprocess.Popen([sys.executable, "-m", "bridge.sbatch_scripts.element", "--spool", str(beat.spool),
+                                "--index", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 143, stderr
+    assert "SIGTERM" in beat.result(0)["system_error"]
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(marker.read_text()), 0)
+    assert not is_cache_complete(out, 1, beat.cache)
