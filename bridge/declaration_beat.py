@@ -85,8 +85,8 @@ def check_input(block: Any, iname: str, source: Mapping[str, Any], upstream: Any
         return
     expected = block.beat.inputs[iname].dataformat
     if upstream is not None:
-        found, what = upstream.beat.outputs[source["output"]].dataformat, f"block {upstream.name!r} output " \
-            f"{source['output']!r}"
+        found = upstream.beat.outputs[source["output"]].dataformat
+        what = f"block {upstream.name!r} output {source['output']!r}"
     elif "cache" in source:
         found, what = _cache_dataformat(block.name, where, source["cache"], site), f"cache file {source['cache']}"
     else:
