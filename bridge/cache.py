@@ -3,6 +3,10 @@
 A cached file's hash ``h`` lives under the root at ``h[0:2]/h[2:4]/h[4:6]/h[6:]``;
 each split writes ``<path>.<start>.<end>.data`` and ``.index`` (one ``start end``
 line per data block) plus ``.data.checksum`` / ``.index.checksum`` (SHA-256 hex).
+These are BEAT's own files: beat.backend.python's CachedDataSink writes the same
+``.index`` lines and ``.checksum`` files (hash.hashFileContents: the SHA-256 hex of
+the file), so the checks here hold on a BEAT algorithm block's outputs and on BEAT
+cache files given as roots (tests/test_element_beat.py) as on the callables' JSON lines.
 The cache root is always resolved at call time: an explicit argument, else the
 module setting ``CACHE_ROOT``, else the ``BEAT_BRIDGE_CACHE`` environment variable.
 """

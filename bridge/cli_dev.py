@@ -90,7 +90,8 @@ def add_demo(commands: argparse._SubParsersAction) -> None:
         "demo", help="bring the local cluster up and run two example experiments through the bridge",
         description="Brings the local cluster up if needed, creates a run directory with its own "
         "config and SQLite database, adds two experiments (diamond DAGs sharing a block, so one "
-        "job is a mirror), runs the bridge loop with live progress until both finish, and prints "
+        "job is a mirror) and, when beat.backend.python is installed, a BEAT-native one (BEAT's test-prefix "
+        "algorithms writing BEAT cache files), runs the bridge loop with live progress until both finish, and prints "
         "per block its state, nodes, elapsed time and sacct job ids.",
     )
     demo.add_argument("--workdir", type=Path, default=None,

@@ -91,14 +91,16 @@ def _app(args: argparse.Namespace):
 
 def _add(args: argparse.Namespace) -> int:
     from bridge.declaration import load_experiment_file
+    from bridge.declaration_beat import BeatSite
     from bridge.scheduling import schedule_experiment  # as bridge.helpers, without the submitter's modules
 
     app = _app(args)
+    site = BeatSite(app.config.beat_prefix, app.config.cache_root)
     with app.write_sessions() as session:
         for path in args.files:
             # run by the daemon for another process (bridge.command_server): relative to that process's directory
             source = Path(args.cwd, path) if getattr(args, "cwd", None) else path
-            experiment = load_experiment_file(session, source, app.config.limits, shown=path)
+            experiment = load_experiment_file(session, source, app.config.limits, site, shown=path)
             print(f"added experiment {experiment.id} {printable(experiment.fullname)} from {path}")
             if args.schedule:
                 schedule_experiment(session, experiment)

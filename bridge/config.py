@@ -66,12 +66,15 @@ def load_config(path: str | Path, queue_errors: dict[str, ConfigError] | None = 
     templates_dir = v["templates_dir"]
     if templates_dir is not None and not templates_dir.is_dir():
         raise top.fail("templates_dir", str(templates_dir), "an existing directory")
+    if v["beat_prefix"] is not None and not (v["beat_prefix"] / "algorithms").is_dir():
+        raise top.fail("beat_prefix", str(v["beat_prefix"]), "a BEAT prefix: a directory with algorithms/")
     slurm = v["slurm"] or {}
     queues_file = v["queues"] or base / "queues.toml"
     config = BridgeConfig(
         path=path,
         database_url=database_url,
         cache_root=v["cache_root"],
+        beat_prefix=v["beat_prefix"],
         spool_dir=_spool_dir(top, v["spool_dir"]),
         runner=v["runner"],
         queues_file=queues_file,

@@ -86,6 +86,8 @@ BRIDGE_FIELDS = (
     Field("slurm", "table", None, "how Slurm commands are run", fields=SLURM_FIELDS),
     Field("queues", "path", None, "the queue -> partition mapping (default queues.toml beside bridge.toml)"),
     Field("cache_root", "path", description="BEAT's cache (shared with the nodes; relative to bridge.toml)"),
+    Field("beat_prefix", "path", None, "a BEAT prefix (algorithms/, dataformats/, libraries/): blocks may name its "
+          "algorithms 'user/name/version' (relative to bridge.toml; shared with the nodes)"),
     Field("spool_dir", "path", description="per-split configuration, results and element logs (shared with "
           "the nodes)", pattern=re.compile(r"^[^\\]*$"), expected=_SPOOL_RULE),
     Field("poll", "table", None, "bounds of the poller's adaptive interval", fields=POLL_FIELDS),

@@ -120,6 +120,7 @@ class BridgeConfig:
     reconcile: LostRule = field(default_factory=LostRule)  # [reconcile]
     metrics: MetricsConfig = field(default_factory=MetricsConfig)  # [metrics] (bridge.metrics_config)
     accounts: AccountsConfig = field(default_factory=AccountsConfig)  # [accounts] (bridge.accounts_config)
+    beat_prefix: Path | None = None  # BEAT algorithms and dataformats for BEAT blocks (bridge.declaration_beat)
 
     def runner_env(self) -> dict[str, str]:
         """Environment for Slurm commands: SLURM_CONF (if set) plus [slurm].env."""

@@ -43,8 +43,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bridge import declaration_beat as beat
 from bridge import declaration_fields as fields
+from bridge.beat_prefix import BeatAlgorithm
 from bridge.config import Limits
+from bridge.declaration_beat import BeatSite
 from bridge.declaration_fields import DeclarationError, fail
 from bridge.hashing import cache_path, dataset_hash, output_hash
 from bridge.history import record
@@ -68,10 +71,11 @@ class _Block:
     upstream: set[str] = field(default_factory=set)
     hashes: dict[str, str] = field(default_factory=dict)
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    beat: BeatAlgorithm | None = None  # a BEAT algorithm block (bridge.declaration_beat)
 
 
 def load_experiment_file(session: Session, path: str | Path, limits: Limits | None = None,
-                         shown: str | Path | None = None) -> Experiment:
+                         site: BeatSite | None = None, shown: str | Path | None = None) -> Experiment:
     """Load a declaration from a .json or .toml file (see the module docstring); errors name it as `shown`."""
     path = Path(path)
     label = path if shown is None else shown
@@ -85,21 +89,26 @@ def load_experiment_file(session: Session, path: str | Path, limits: Limits | No
     except (JsonError, tomllib.TOMLDecodeError) as e:
         raise DeclarationError(f"{label}: {e}") from e
     try:
-        return load_experiment(session, declaration, limits)
+        return load_experiment(session, declaration, limits, site)
     except DeclarationError as e:
         raise DeclarationError(f"{label}: {e}") from e
 
 
-def load_experiment(session: Session, declaration: Mapping[str, Any], limits: Limits | None = None) -> Experiment:
-    """Validate a declaration completely, then add the experiment and its blocks and commit."""
-    limits = limits or Limits()
+def load_experiment(session: Session, declaration: Mapping[str, Any], limits: Limits | None = None,
+                    site: BeatSite | None = None) -> Experiment:
+    """Validate a declaration completely, then add the experiment and its blocks and commit.
+
+    `site` is where BEAT algorithm blocks find their prefix and cache (bridge.declaration_beat).
+    """
+    limits, site = limits or Limits(), site or BeatSite()
     name, author, specs = _check_top(session, declaration, limits)
-    blocks = {bname: _check_block(session, bname, spec, limits) for bname, spec in specs.items()}
+    blocks = {bname: _check_block(session, bname, spec, limits, site) for bname, spec in specs.items()}
     for block in blocks.values():
-        _link_inputs(block, blocks, limits)
+        _link_inputs(block, blocks, limits, site)
     order = _topological(blocks)
     for bname in order:
         _hash_outputs(blocks[bname], blocks)
+    beat.write_datasets(blocks.values(), site)
     experiment = Experiment(name=name, author=author, status=ExperimentStatus.PENDING)
     session.add(experiment)
     rows = {bname: _block_row(session, experiment, blocks[bname], position)
@@ -139,7 +148,7 @@ def _check_top(session: Session, declaration: Any, limits: Limits) -> tuple[str,
     return name, author, specs
 
 
-def _check_block(session: Session, name: str, spec: Any, limits: Limits) -> _Block:
+def _check_block(session: Session, name: str, spec: Any, limits: Limits, site: BeatSite) -> _Block:
     """Check one block's own fields; its queue and environment must exist."""
     if not isinstance(spec, Mapping):
         raise DeclarationError(f"block '{name}': must be a mapping")
@@ -155,7 +164,8 @@ def _check_block(session: Session, name: str, spec: Any, limits: Limits) -> _Blo
     if queue.environments and environment not in queue.environments:
         offered = f"{environment.name} ({environment.version}) is not offered by queue {queue.name}"
         raise fail(name, "environment", offered)
-    return _Block(name=name, spec=spec, queue=queue, environment=environment)
+    algorithm = beat.check_block(name, spec, site) if beat.is_beat_name(spec["algorithm"]) else None
+    return _Block(name=name, spec=spec, queue=queue, environment=environment, beat=algorithm)
 
 
 def _queue(session: Session, block: str, value: Any) -> Queue:
@@ -183,7 +193,7 @@ def _environment(session: Session, block: str, value: Any) -> Environment:
     return found[0]
 
 
-def _link_inputs(block: _Block, blocks: Mapping[str, _Block], limits: Limits) -> None:
+def _link_inputs(block: _Block, blocks: Mapping[str, _Block], limits: Limits, site: BeatSite) -> None:
     """Check inputs and dependencies; record the upstream blocks of `block`."""
     inputs = fields.value(block.spec, "inputs")
     if not isinstance(inputs, Mapping):
@@ -193,8 +203,11 @@ def _link_inputs(block: _Block, blocks: Mapping[str, _Block], limits: Limits) ->
         if problem:
             raise fail(block.name, "inputs", f"input name {problem}")
         where = f"inputs.{iname}"
+        upstream = None
         if isinstance(source, Mapping) and set(source) == {"dataset", "size"}:
             fields.check_dataset(block.name, where, source, limits)
+        elif isinstance(source, Mapping) and set(source) == {"cache"}:
+            pass  # a BEAT cache file: checked by beat.check_input
         elif isinstance(source, Mapping) and set(source) == {"block", "output"}:
             upstream = blocks.get(fields.check_name(block.name, f"{where}.block", source["block"]))
             if upstream is None:
@@ -204,7 +217,8 @@ def _link_inputs(block: _Block, blocks: Mapping[str, _Block], limits: Limits) ->
                 raise fail(block.name, where, f"block {upstream.name!r} has no output {output!r}")
             block.upstream.add(upstream.name)
         else:
-            raise fail(block.name, where, "expected {dataset, size} or {block, output}")
+            raise fail(block.name, where, "expected {dataset, size}, {block, output} or (a BEAT block) {cache}")
+        beat.check_input(block, iname, source, upstream, site)
     dependencies = fields.value(block.spec, "dependencies")
     if not isinstance(dependencies, list):
         raise fail(block.name, "dependencies", "must be a list of block names")
@@ -234,18 +248,26 @@ def _topological(blocks: Mapping[str, _Block]) -> list[str]:
 def _hash_outputs(block: _Block, blocks: Mapping[str, _Block]) -> None:
     """Compute the input and output hashes of `block` (its upstream blocks already done)."""
     for iname, source in fields.value(block.spec, "inputs").items():
-        if "dataset" in source:
+        if "dataset" in source and block.beat is not None:
+            hash_ = beat.dataset_hash(source["dataset"], source["size"], block.beat.inputs[iname].dataformat)
+            block.inputs[iname] = {"dataset": source["dataset"], "size": source["size"]}
+        elif "dataset" in source:
             hash_ = dataset_hash(source["dataset"], source["size"])
             block.inputs[iname] = {"dataset": source["dataset"], "size": source["size"]}
+        elif "cache" in source:
+            hash_ = source["cache"]
+            block.inputs[iname] = {"cache": hash_}
         else:
             hash_ = blocks[source["block"]].hashes[source["output"]]
             block.inputs[iname] = {"block": source["block"], "output": source["output"]}
         block.inputs[iname].update(hash=hash_, path=cache_path(hash_))
     env = (block.environment.name, block.environment.version)
     input_hashes = {iname: entry["hash"] for iname, entry in block.inputs.items()}
+    algorithm, parameters = block.spec["algorithm"], fields.value(block.spec, "parameters")
+    if block.beat is not None:
+        algorithm, parameters = beat.hashing_key(block.beat), block.beat.parameters(parameters)
     for oname in block.spec["outputs"]:
-        block.hashes[oname] = output_hash(
-            block.spec["algorithm"], fields.value(block.spec, "parameters"), env, input_hashes, oname)
+        block.hashes[oname] = output_hash(algorithm, parameters, env, input_hashes, oname)
 
 
 def _block_row(session: Session, experiment: Experiment, block: _Block, position: int) -> Block:
@@ -259,6 +281,8 @@ def _block_row(session: Session, experiment: Experiment, block: _Block, position
         "inputs": block.inputs,
         "outputs": {o: {"hash": h, "path": cache_path(h)} for o, h in block.hashes.items()},
     }
+    if block.beat is not None:
+        command.update(beat.command(block.beat, command["parameters"], block.inputs, block.hashes))
     outputs = []
     for hash_ in sorted(block.hashes.values()):
         cached = session.scalar(select(CachedFile).where(CachedFile.hash == hash_))

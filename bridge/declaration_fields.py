@@ -27,7 +27,9 @@ from bridge.toml_table import MISSING, Field
 from bridge.values import INT32_MAX, integer_problem, json_problem, name_problem
 
 _WORD = "[A-Za-z_][A-Za-z0-9_]*"  # spelt out (not \w): JSON Schema editors read \w as Unicode or ASCII
-ALGORITHM = re.compile(rf"{_WORD}(\.{_WORD})*:{_WORD}")
+CALLABLE = rf"{_WORD}(\.{_WORD})*:{_WORD}"
+BEAT_NAME = "[A-Za-z0-9_][A-Za-z0-9_.-]*/[A-Za-z0-9_][A-Za-z0-9_.-]*/[0-9]+"  # as bridge.beat_prefix.NAME
+ALGORITHM = re.compile(f"{CALLABLE}|{BEAT_NAME}")
 ALGORITHM_LENGTH = 500
 NAME_LENGTH = 200  # block, input, output, dataset and dependency names
 EXPERIMENT_NAME = Experiment.__table__.c.name.type.length
@@ -41,7 +43,8 @@ ENV_VERSION = Environment.__table__.c.version.type.length
 # a unique 'name', or {name, version}), slots (1 to the [limits] bound), inputs, outputs (non-empty, distinct
 # names), names (a list of names), blocks. A text field here is a name: non-blank, no control characters.
 BLOCK_FIELDS = (
-    Field("algorithm", "algorithm", description="the function a split runs: 'package.module:function'",
+    Field("algorithm", "algorithm", description="what a split runs: 'package.module:function', or a BEAT "
+          "algorithm 'user/name/version' of bridge.toml's beat_prefix",
           pattern=ALGORITHM, max_length=ALGORITHM_LENGTH),
     Field("parameters", "json", {}, "passed to the algorithm: a mapping of plain JSON values"),
     Field("queue", "text", description="a queue of queues.toml (`beat-bridge queues sync`)", max_length=QUEUE_NAME),
@@ -50,7 +53,8 @@ BLOCK_FIELDS = (
           fields=(Field("name", "text", max_length=ENV_NAME), Field("version", "text", max_length=ENV_VERSION))),
     Field("required_slots", "slots", 1, "splits of this block, at most bridge.toml [limits] max_required_slots "
           "and max_splits_per_slot x the queue's max_slots_per_user"),
-    Field("inputs", "inputs", {}, "input name -> {dataset, size} (size data units) or {block, output}",
+    Field("inputs", "inputs", {}, "input name -> {dataset, size} (size data units), {block, output}, or for a "
+          "BEAT algorithm {cache} (a BEAT cache file's hash)",
           max_length=NAME_LENGTH),
     Field("outputs", "outputs", description="the block's output names: at least one, distinct",
           max_length=NAME_LENGTH),
@@ -113,8 +117,8 @@ def check_block_name(name: str) -> str:
 
 def check_algorithm(block: str, value: Any) -> str:
     if not isinstance(value, str) or not ALGORITHM.fullmatch(value) or len(value) > ALGORITHM_LENGTH:
-        raise fail(block, "algorithm", f"expected 'package.module:function' (ASCII, at most {ALGORITHM_LENGTH} "
-                   "characters)")
+        raise fail(block, "algorithm", "expected 'package.module:function' or a BEAT algorithm 'user/name/version' "
+                   f"(ASCII, at most {ALGORITHM_LENGTH} characters)")
     return value
 
 

@@ -35,7 +35,9 @@ def kinds(limits: Limits) -> Kinds:
 
     def inputs(f: Field, k: Kinds) -> dict[str, Any]:
         sources = [_source({"dataset": _name(f.max_length), "size": dataset_size}),
-                   _source({"block": _name(f.max_length), "output": _name(f.max_length)})]
+                   _source({"block": _name(f.max_length), "output": _name(f.max_length)}),
+                   _source({"cache": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                                      "description": "a BEAT cache file's hash (BEAT algorithm blocks only)"}})]
         return {"type": "object", "propertyNames": _name(f.max_length), "additionalProperties": {"anyOf": sources}}
 
     return {

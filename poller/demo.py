@@ -1,7 +1,8 @@
 """`beat-bridge demo`: two experiments through the local cluster, with live progress and an audit.
 
 The demo writes its own configuration and a fresh SQLite database in a new run
-directory, adds the two example experiments (bridge.examples.demo_experiments),
+directory, adds the two example experiments (bridge.examples.demo_experiments)
+and, when beat.backend.python is installed, a BEAT-native one (bridge.examples.beat_demo),
 runs the bridge loop until both are finished, and prints per block its state,
 nodes, elapsed time and sacct job ids, read back from sacct as an admin would.
 """
@@ -21,8 +22,10 @@ from sqlalchemy.orm import Session
 
 from bridge.app import App, open_app
 from bridge.declaration import load_experiment
+from bridge.declaration_beat import BeatSite
 from bridge.devcluster.sandbox import write_config
 from bridge.errors import CommandError
+from bridge.examples import beat_demo
 from bridge.examples.demo_experiments import declarations, expected_totals
 from bridge.hashing import cache_path
 from bridge.helpers import schedule_experiment
@@ -78,7 +81,9 @@ def make_run_dir(base: Path, slurm_conf: Path, interval: float = 1.0) -> Path:
     """A new run directory with the demo's bridge.toml and queues.toml."""
     root = base / datetime.now().strftime("run-%Y%m%d-%H%M%S-%f")
     root.mkdir(parents=True)
-    write_config(root, slurm_conf, QUEUES, extra=f"[poll]\nmin_interval = {interval}\nmax_interval = 5.0\n")
+    prefix = beat_demo.test_prefix()  # the BEAT-native experiment runs when beat.backend.python is installed
+    beat = f'beat_prefix = "{prefix}"\n' if prefix else ""
+    write_config(root, slurm_conf, QUEUES, extra=f"{beat}[poll]\nmin_interval = {interval}\nmax_interval = 5.0\n")
     return root
 
 
@@ -89,7 +94,9 @@ def run_demo(root: Path, say: Callable[[str], None] = print, timeout: float = 60
     with app.sessions() as session:
         sync_queues(session, app.config.queues)
         sync_workers(session, read_cluster(app.client).nodes)
-        ids = [load_experiment(session, d).id for d in declarations()]
+        site = BeatSite(app.config.beat_prefix, app.config.cache_root)
+        beat = [beat_demo.declaration()] if app.config.beat_prefix else []
+        ids = [load_experiment(session, d, app.config.limits, site).id for d in declarations() + beat]
         for experiment_id in ids:
             schedule_experiment(session, session.get(Experiment, experiment_id))
     say(f"demo in {root}: experiments {ids} scheduled")
@@ -173,7 +180,7 @@ def summarise(app: App, run: DemoRun, ids: list[int], say: Callable[[str], None]
             experiment = session.get(Experiment, experiment_id)
             run.statuses[experiment.name] = experiment.status.value
             say(f"\n{experiment.author}/{experiment.name}: {experiment.status.value}  (total = "
-                f"{total_of(app, experiment)}, expected {expected_totals()[experiment.name]})")
+                f"{total_of(app, experiment)}, expected {_expected(experiment.name)})")
             say(f"  {'block':8} {'state':5} {'elapsed':>8}  {'nodes':8} sacct job ids   (from sacct)")
             for block in sorted(experiment.blocks, key=lambda b: b.execution_order):
                 jobs = run.arrays.get(block.id, [])
@@ -223,8 +230,16 @@ def callback_latencies(session: Session, run: DemoRun, records: list[SlurmRecord
     return latencies
 
 
+def _expected(name: str) -> int:
+    return beat_demo.expected_total() if name == beat_demo.NAME else expected_totals()[name]
+
+
 def total_of(app: App, experiment: Experiment) -> object:
-    """The value computed by the experiment's `total` block, read from the cache."""
+    """The value computed by the experiment's `total` block (BEAT-native: the sum of `sum`), read from the cache."""
+    if experiment.name == beat_demo.NAME:
+        block = next(b for b in experiment.blocks if b.name == "sum")
+        return beat_demo.total(Path(app.config.cache_root), cache_path(block.outputs[0].hash),
+                               app.config.beat_prefix) if block.status.value == "C" else None
     block = next((b for b in experiment.blocks if b.name == "total"), None)
     if block is None or block.status.value != "C":
         return None

@@ -33,6 +33,13 @@ dataset, missing or corrupt upstream cache, cannot write the cache: status 1,
 status 1, ``system_error``, no output written). One line goes to the real
 stdout (or stderr on failure), i.e. the element's Slurm .out/.err files.
 
+A BEAT block (``"kind": "beat"``: its configuration is BEAT's, with ``algorithm``
+``user/name/version`` of the ``prefix``) runs under beat.backend.python's executor
+instead (bridge.sbatch_scripts.beat_run): its outputs are BEAT's own cache files,
+its result's ``statistics.data`` adds BEAT's I/O statistics (volume, blocks, time,
+network, files) to ``read``/``written``, an ``err usr`` from BEAT is the user
+error (exit 1) and an ``err sys`` the system error (exit 2).
+
 The algorithm interface: the block's ``algorithm`` is ``"package.module:function"``
 and is called as ``function(inputs, parameters, context)`` where
 
@@ -70,6 +77,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.results import beat_result
+from bridge.sbatch_scripts import beat_run
 from bridge.sbatch_scripts.element_io import (
     ElementSystemError,
     IOStats,
@@ -119,6 +127,7 @@ class ElementReport:
     system_error: str | None = None
     written: list[str] = field(default_factory=list)
     label: str = ""
+    beat_statistics: dict[str, Any] = field(default_factory=dict)
 
 
 def load_spool(spool: Path, index: int) -> tuple[dict[str, Any], Path, str]:
@@ -139,7 +148,11 @@ def load_spool(spool: Path, index: int) -> tuple[dict[str, Any], Path, str]:
 
 def _check_configuration(file: Path, configuration: dict[str, Any]) -> None:
     problems = []
-    if not isinstance(configuration.get("algorithm"), str) or ":" not in configuration["algorithm"]:
+    if beat_run.is_beat(configuration):
+        problems = beat_run.configuration_problems(configuration)
+        if not isinstance(configuration.get("algorithm"), str):
+            problems.append("'algorithm' must be a BEAT algorithm's name 'user/name/version'")
+    elif not isinstance(configuration.get("algorithm"), str) or ":" not in configuration["algorithm"]:
         problems.append("'algorithm' must be 'package.module:function'")
     if not isinstance(configuration.get("inputs", {}), dict):
         problems.append("'inputs' must be an object")
@@ -215,6 +228,8 @@ def run_split(spool: Path, index: int, report: ElementReport) -> None:
     configuration, root, tag = load_spool(spool, index)
     report.label = (f"element {tag} split {index} (split {configuration.get('split_id')}, "
                      f"job {configuration.get('job_id')}, block {configuration.get('block')!r})")
+    if beat_run.is_beat(configuration):
+        return run_beat(configuration, root, report)
     function = import_algorithm(configuration["algorithm"])
     span: Range | None = tuple(configuration["range"]) if configuration.get("range") else None
     inputs = read_inputs(configuration.get("inputs", {}), root, span, report.stats)
@@ -241,6 +256,20 @@ def run_split(spool: Path, index: int, report: ElementReport) -> None:
         raise UserError(str(e)) from e
 
 
+def run_beat(configuration: dict[str, Any], root: Path, report: ElementReport) -> None:
+    """A BEAT block's split under beat.backend.python's executor (bridge.sbatch_scripts.beat_run)."""
+    with captured_output(report):
+        outcome = beat_run.run_beat_split(configuration, root)
+    report.beat_statistics = outcome.statistics
+    volume = outcome.statistics.get("volume", {})
+    report.stats.read, report.stats.written = int(volume.get("read", 0)), int(volume.get("write", 0))
+    report.written = outcome.written
+    if outcome.system_error:
+        raise ElementSystemError(outcome.system_error)
+    if outcome.user_error:
+        raise UserError(outcome.user_error)
+
+
 def result_dict(report: ElementReport, elapsed: float) -> dict[str, Any]:
     """BEAT's result dict for this element, with this process's resource usage."""
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -252,7 +281,8 @@ def result_dict(report: ElementReport, elapsed: float) -> dict[str, Any]:
             "cpu": {"user": own.ru_utime + children.ru_utime, "system": own.ru_stime + children.ru_stime},
             # ru_maxrss is in kilobytes on Linux
             "memory": {"rss": max(own.ru_maxrss, children.ru_maxrss) * 1024},
-            "data": {"read": report.stats.read, "written": report.stats.written},
+            # a BEAT block's also carry BEAT's own I/O statistics (volume, blocks, time, network, files)
+            "data": {**report.beat_statistics, "read": report.stats.read, "written": report.stats.written},
             "time": {"elapsed": round(elapsed, 3)},
         },
     )

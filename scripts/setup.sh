@@ -28,6 +28,14 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,postgres]'
 
+# BEAT algorithm blocks (issue 14): the `beat` extra, beat.backend.python 1.7.15, which imports `imp`
+# and so installs on Python 3.11 at most; on a newer Python the demo runs without its BEAT experiment.
+if .venv/bin/python -c 'import sys; sys.exit(sys.version_info >= (3, 12))'; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[beat]'
+else
+    echo "setup: Python >= 3.12: not installing the beat extra (beat.backend.python needs Python <= 3.11)" >&2
+fi
+
 [ "${BRIDGE_SETUP_TEST_PARTS:-0}" = 1 ] || exit 0
 
 # The SSH runner's tests start their own OpenSSH server on loopback.

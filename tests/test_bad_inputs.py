@@ -79,6 +79,7 @@ def make_workspace(root: Path, url: str) -> Workspace:
     """Copy the good configuration (database URL filled in), migrate, sync queues, add a P and an S experiment."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(BAD / "templates", root / "templates")
+    shutil.copytree(BAD.parent / "beat_prefix", root / "beat_prefix")  # bridge.toml's beat_prefix
     shutil.copy(BAD / "good" / "queues.toml", root / "queues.toml")
     config = root / "bridge.toml"
     config.write_text((BAD / "good" / "bridge.toml").read_text().replace("@DB@", url))

@@ -69,6 +69,11 @@ BEYOND_A_SCHEMA = {
     **{f"bridge/url-{name}.toml": "the database URL: parsed, its driver imported, its file or server reached"
        for name in ("bad-port", "closed-port", "directory", "empty-scheme", "memory-bare", "memory",
                     "missing-driver", "not-a-database", "not-a-url", "parent-is-file", "unknown-dialect")},
+    "bridge/beat-prefix-not-a-prefix.toml": "the filesystem: beat_prefix must hold algorithms/",
+    **{f"declarations/beat-{name}.json": "the BEAT prefix: the algorithm's declaration (its inputs, outputs, "
+       "parameters and dataformats) is read from beat_prefix, a BEAT cache file's header from cache_root"
+       for name in ("cache-missing", "dataformat-mismatch", "outputs-not-the-algorithms", "reads-callable",
+                    "unknown-algorithm", "unknown-parameter")},
     "queues/resubmit-to-unknown.toml": "resubmit_to names another queue of the file: a schema checks no references "
     "between keys",
     "queues/directive-repeated.toml": "two directives that set one option: a schema compares whole items "

@@ -6,11 +6,13 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from beat_parts import beat_test_prefix
 from poller_env import results_of, sacct_elements, tags_by_block
 from sqlalchemy import select
 
 from bridge.app import open_app
 from bridge.cache import is_cache_complete
+from bridge.examples import beat_demo
 from bridge.examples.demo_experiments import expected_totals
 from bridge.hashing import cache_path
 from bridge.models import CachedFile, Experiment
@@ -19,6 +21,7 @@ from poller.demo import make_run_dir, run_demo, total_of
 
 def test_demo_ends_done_with_the_expected_totals_verified_caches_and_one_run_of_the_shared_block(
         tmp_path, slurm_cluster, slurm):
+    beat_test_prefix()  # the demo's BEAT-native experiment needs the `beat` extra: its absence fails in CI
     lines: list[str] = []
     run = run_demo(make_run_dir(tmp_path, slurm_cluster.spec.slurm_conf, interval=0.5), say=lines.append,
                    timeout=240)
@@ -26,8 +29,11 @@ def test_demo_ends_done_with_the_expected_totals_verified_caches_and_one_run_of_
     app = open_app(run.root / "bridge.toml")
     with app.sessions() as session:
         experiments = {e.name: e for e in session.scalars(select(Experiment))}
-        assert {name: e.status.value for name, e in experiments.items()} == {"diamond": "D", "tenfold": "D"}, printed
-        assert {name: total_of(app, e) for name, e in experiments.items()} == expected_totals()
+        assert {name: e.status.value for name, e in experiments.items()} == {
+            "diamond": "D", "tenfold": "D", beat_demo.NAME: "D"}, printed
+        assert {name: total_of(app, e) for name, e in experiments.items()} == {
+            **expected_totals(), beat_demo.NAME: beat_demo.expected_total()}
+        assert f"(total = {beat_demo.expected_total()}, expected {beat_demo.expected_total()})" in printed
 
         for experiment in experiments.values():
             for block in experiment.blocks:
@@ -60,7 +66,7 @@ def test_demo_ends_done_with_the_expected_totals_verified_caches_and_one_run_of_
     assert sorted(tags.values()) == sorted(run.arrays), (tags, run.arrays)
     records = sacct_elements(slurm, datetime.now() - timedelta(hours=1), names=tags)
     assert {(r.name, r.array_job_id) for r in records} == {(t, run.arrays[b][0]) for t, b in tags.items()}
-    assert len(run.arrays) == len(ran) == 8  # 5 + 4 blocks, the shared one once
+    assert len(run.arrays) == len(ran) == 11  # 5 + 4 blocks, the shared one once; 3 BEAT-native blocks
     assert "(mirror: ran once, in the other experiment)" in printed
     assert Path(run.root / "bridge.sqlite").exists()
     # the run's HTML audit: its path printed last, every element it submitted in it, each settled by sacct
