@@ -81,8 +81,9 @@ def from_command(env, seconds: float, name: str) -> tuple[float, list]:
     path = env.root / f"{name}.json"
     path.write_text(json.dumps(declaration(name, seconds)))
     started = time.time()
-    subprocess.run(console_script("experiments", "add", "--schedule", "--config", str(env.root / "bridge.toml"), str(path)),
-                   cwd=REPO, env=CHILD_ENV, check=True, capture_output=True)
+    config = str(env.root / "bridge.toml")
+    subprocess.run(console_script("experiments", "add", "--schedule", "--config", config, str(path)), cwd=REPO,
+                   env=CHILD_ENV, check=True, capture_output=True)
     return _finish(env, name, started, command=True)
 
 
