@@ -40,12 +40,12 @@ def test_the_start_up_queue_comparison_logs_a_database_outage_instead_of_ending_
     from sqlalchemy import create_engine
     from sqlalchemy.orm import sessionmaker
 
-    from bridge.cli import _warn_unsynced
+    from bridge.cli_run import warn_unsynced
 
     env = make_replay_env(tmp_path)
     away = sessionmaker(create_engine("postgresql+psycopg://beat@127.0.0.1:1/beat",
                                       connect_args={"connect_timeout": 2}))
     with caplog.at_level(logging.WARNING, logger="bridge.cli"):
-        _warn_unsynced(SimpleNamespace(sessions=away, config=env.config))
+        warn_unsynced(SimpleNamespace(sessions=away, config=env.config))
     [record] = [r for r in caplog.records if "could not compare queues.toml" in r.getMessage()]
     assert "database error" in record.getMessage() and "OperationalError" in record.getMessage()
