@@ -143,8 +143,9 @@ def answer(op: str, args: Sequence[Any]) -> tuple:
     except ValueError as e:
         return ("error", "value", str(e))
     except Exception as e:  # noqa: BLE001  pyslurm.RPCError and whatever else: reported, the process lives on
-        kind = "rpc" if type(e).__name__ == "RPCError" else "other"
-        return ("error", kind, str(getattr(e, "msg", None) or e) or type(e).__name__)
+        if type(e).__name__ == "RPCError":
+            return ("error", "rpc", str(getattr(e, "msg", None) or e))
+        return ("error", "other", f"{type(e).__name__}: {e}")
 
 
 def main() -> None:

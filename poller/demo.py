@@ -74,11 +74,12 @@ class DemoRun:
         return bool(self.statuses) and all(status == "D" for status in self.statuses.values())
 
 
-def make_run_dir(base: Path, slurm_conf: Path, interval: float = 1.0) -> Path:
-    """A new run directory with the demo's bridge.toml and queues.toml."""
+def make_run_dir(base: Path, slurm_conf: Path, interval: float = 1.0, runner: str = "local") -> Path:
+    """A new run directory with the demo's bridge.toml (its `runner`: "local" or "pyslurm") and queues.toml."""
     root = base / datetime.now().strftime("run-%Y%m%d-%H%M%S-%f")
     root.mkdir(parents=True)
-    write_config(root, slurm_conf, QUEUES, extra=f"[poll]\nmin_interval = {interval}\nmax_interval = 5.0\n")
+    write_config(root, slurm_conf, QUEUES, extra=f"[poll]\nmin_interval = {interval}\nmax_interval = 5.0\n",
+                 runner=runner)
     return root
 
 
