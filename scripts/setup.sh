@@ -28,6 +28,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,postgres]'
 
+# pyslurm (runner = "pyslurm" and its tests): the shared wheel when it fits, else built from source.
+if [ "${BRIDGE_SETUP_PYSLURM:-0}" = 1 ] || [ "${BRIDGE_SETUP_TEST_PARTS:-0}" = 1 ]; then
+    bash scripts/setup_pyslurm.sh
+fi
+
 [ "${BRIDGE_SETUP_TEST_PARTS:-0}" = 1 ] || exit 0
 
 # The SSH runner's tests start their own OpenSSH server on loopback.

@@ -1,4 +1,4 @@
-"""make_runner and make_backend: what bridge.toml names, from real config files; a pyslurm that cannot work refused in one line."""
+"""make_runner and make_backend from real config files; a pyslurm that cannot work is refused in one line."""
 
 from __future__ import annotations
 
