@@ -46,7 +46,14 @@ def _show_job(slurm, job_id: int) -> dict[str, str]:
 def test_three_jobs_of_four_splits_go_out_as_three_arrays_with_the_queue_limits(tmp_path, slurm_cluster, slurm,
                                                                               any_runner):
     """Submitted through the local runner, and through the SSH runner to a real sshd on loopback."""
-    env = make_env(tmp_path, slurm_cluster, any_runner)
+    _three_jobs_go_out_with_the_queue_limits(make_env(tmp_path, slurm_cluster, any_runner), slurm)
+
+
+def test_three_jobs_go_out_with_the_queue_limits_through_the_pyslurm_client(tmp_path, slurm_cluster, slurm):
+    _three_jobs_go_out_with_the_queue_limits(make_env(tmp_path, slurm_cluster, slurm, client="pyslurm"), slurm)
+
+
+def _three_jobs_go_out_with_the_queue_limits(env, slurm) -> None:
     experiment_id = _schedule(env, THREE_JOBS)
     with env.sessions() as session:
         submissions = assign_splits_to_workers(session, env.backend)
