@@ -6,9 +6,12 @@ libslurm in a worker process (bridge.pyslurm_process: killed on timeout, so a
 hung or crashing C call never takes the daemon down); the worker's answers are
 squeue's and sacct's lines (bridge.pyslurm_rows), parsed by the CLI client's
 own parsers, so the poller's view is the same object either way. What pyslurm
-22.5.3 has no call for (`sbatch --test-only`, `bash -n`, `sacctmgr show`,
-accounting with steps, pending reasons, partitions and nodes for `queues
-check`) still runs as commands through the runner, as in the CLI client.
+22.5.3 has no call for, or answers less exactly than the command, still runs
+as commands through the runner, as in the CLI client: `sbatch --test-only`,
+`bash -n`, `sacctmgr show`, partitions and nodes for `queues check`, pending
+reasons, and the audit snapshots' sacct with steps (`usage`: pyslurm.db gives
+TotalCPU in whole seconds, dropping slurmdbd's microseconds, and the audit must
+agree with sacct).
 
 The job description comes from the directive mapping (bridge.render.sbatch_directives),
 never from the script's `#SBATCH` comments, which pyslurm ignores.
