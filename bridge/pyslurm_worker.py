@@ -17,6 +17,7 @@ with the CLI client's parsers.
 
 from __future__ import annotations
 
+import os
 import pickle
 import signal
 import struct
@@ -150,8 +151,12 @@ def answer(op: str, args: Sequence[Any]) -> tuple:
 
 def main() -> None:
     """Serve requests until stdin closes."""
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdout = sys.stderr  # a stray print in pyslurm must not corrupt the frames
+    stdin = sys.stdin.buffer
+    # The frames get a descriptor of their own; fd 1 and sys.stdout become stderr, so nothing libslurm's
+    # C code or pyslurm prints can corrupt them.
+    stdout = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     while True:
         try:
             op, args = read_frame(stdin)
