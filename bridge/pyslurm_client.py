@@ -56,7 +56,8 @@ class PyslurmClient(SlurmClient):
         """slurm_submit_batch_job with the description built from `directives`; errors as SlurmClient.submit's.
 
         slurmctld's refusal is slurm_strerror's text, the text sbatch prints after
-        "Batch job submission failed:", so the CLI client's rules classify it.
+        "Batch job submission failed:", and libslurm logs the reason (a submit
+        limit's name) as sbatch does: the CLI client's rules classify both.
         """
         if directives is None:
             raise SubmissionRefused("the pyslurm client needs the array's directive mapping: pyslurm ignores "
@@ -81,7 +82,8 @@ class PyslurmClient(SlurmClient):
     def _refusal(error: WorkerError) -> Exception:
         if error.kind in ("value", "import"):  # refused before any RPC
             return SubmissionRefused(f"pyslurm: {error.stderr}")
-        stderr = SBATCH_FAILED + error.stderr
+        # as sbatch prints it: libslurm's logged reason (e.g. AssocMaxSubmitJobLimit), then the error
+        stderr = "\n".join(line for line in (*error.log.splitlines(), SBATCH_FAILED + error.stderr) if line)
         limit = cmds.submit_limit_reason(stderr)
         if limit is not None:
             return SubmitLimitReached(limit, stderr)

@@ -29,13 +29,21 @@ from bridge.runner import COMMAND_ENV
 
 log = logging.getLogger(__name__)
 
+STDERR_KEPT = 1 << 20  # bytes of the worker's stderr kept between calls
+
 
 class WorkerError(CommandError):
-    """The pyslurm worker answered with an error: `kind` says whose ("rpc", "value", "import", "other")."""
+    """The pyslurm worker answered with an error: `kind` says whose ("rpc", "value", "import", "other").
 
-    def __init__(self, argv: Sequence[str], kind: str, message: str) -> None:
+    `log` is what libslurm logged during the call: slurmctld's reason beside the
+    error number (a submit refused at a limit logs "error: AssocMaxSubmitJobLimit"
+    and raises only slurm_strerror's "Job violates accounting/QOS policy ...").
+    """
+
+    def __init__(self, argv: Sequence[str], kind: str, message: str, log: str = "") -> None:
         super().__init__(tuple(argv), 1, "", message, f"pyslurm {argv[1] if len(argv) > 1 else ''}: {message}")
         self.kind = kind
+        self.log = log
 
 
 class PyslurmProcess:
@@ -48,9 +56,10 @@ class PyslurmProcess:
         self._env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, self._env.get("PYTHONPATH")) if p)
         self._python = python
         self._proc: subprocess.Popen[bytes] | None = None
-        self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty libslurm can never block on it
+        # a file, not a pipe (a chatty libslurm never blocks on it), appended to whatever the reader's offset
+        self._stderr = tempfile.TemporaryFile("a+b")
         self._lock = threading.Lock()  # one request at a time on the pipe
-        self.started = 0  # how many children were started (a test reads it)
+        self.started = 0  # how many children were started
 
     @property
     def pid(self) -> int | None:
@@ -62,6 +71,10 @@ class PyslurmProcess:
         log.debug("pyslurm %s %s", op, _brief(args))
         with self._lock:
             proc = self._ensure()
+            mark = self._stderr.seek(0, os.SEEK_END)
+            if mark > STDERR_KEPT:  # a long-lived worker's log: only each call's own part is ever read
+                self._stderr.truncate(0)
+                mark = 0
             deadline = time.monotonic() + timeout
             try:
                 write_frame(proc.stdin, (op, args))  # type: ignore[arg-type]
@@ -74,9 +87,11 @@ class PyslurmProcess:
                 code = self._reap()
                 raise CommandError(argv, code, "", self._tail(),
                                    f"the pyslurm worker exited during {op} (status {code}): {self._tail()}") from e
-        if reply[0] == "ok":
-            return reply[1]
-        raise WorkerError(argv, reply[1], reply[2])
+            if reply[0] == "ok":
+                return reply[1]
+            self._stderr.seek(mark)
+            logged = self._stderr.read().decode(errors="replace").strip()
+        raise WorkerError(argv, reply[1], reply[2], logged)
 
     def close(self) -> None:
         """End the child: stdin closed, killed if it lingers."""

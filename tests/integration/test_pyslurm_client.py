@@ -18,7 +18,7 @@ from bridge_env import make_env
 from bridge.errors import CommandError, CommandTimeout
 from bridge.render import ArraySpec, render_array_script, sbatch_directives
 from bridge.slurm import parse_key_values
-from bridge.slurm_client import SlurmClient
+from bridge.slurm_client import SlurmClient, SubmitLimitReached
 
 COMPARED = ("Requeue", "Partition", "TimeLimit", "MinMemoryNode", "CPUs/Task", "ArrayTaskId", "ArrayTaskThrottle",
             "Account", "QOS", "ExcNodeList", "BatchFlag", "Priority")
@@ -65,6 +65,29 @@ def test_the_same_array_from_both_clients_is_the_same_job_to_slurmctld_with_requ
     assert (jobs["cli"]["JobName"], jobs["pyslurm"]["JobName"]) == (f"cmp-cli-{run}", f"cmp-pyslurm-{run}")
     assert jobs["pyslurm"]["Comment"] == jobs["cli"]["Comment"].replace("cmp-cli-", "cmp-pyslurm-")
     assert jobs["pyslurm"]["StdOut"] == jobs["cli"]["StdOut"].replace(str(ids["cli"]), str(ids["pyslurm"]))
+
+
+def test_a_submit_limit_is_back_pressure_through_both_clients(tmp_path, slurm, pyslurm_env):
+    """libslurm logs the limit's name and raises only "Job violates accounting/QOS policy": the pyslurm
+    client reads the logged name as sbatch prints it, so a full association is waited on, not failed."""
+    account = f"bbp{uuid.uuid4().hex[:8]}"
+    slurm.run(["sacctmgr", "-i", "add", "account", account, "Description=pyslurm limit test"], timeout=30).check()
+    try:
+        slurm.run(["sacctmgr", "-i", "add", "user", "root", f"Account={account}", "MaxSubmitJobs=1"],
+                  timeout=30).check()
+        refused = {}
+        for name, client in (("cli", SlurmClient(slurm)), ("pyslurm", pyslurm_env.backend.client)):
+            script, directives = _held_array(f"limit-{name}-{uuid.uuid4().hex[:8]}", tmp_path)
+            directives = {**directives, "account": account}
+            script = script.replace("#SBATCH --array=", f"#SBATCH --account={account}\n#SBATCH --array=")
+            with pytest.raises(SubmitLimitReached) as e:
+                client.submit(script, directives)
+            refused[name] = e.value.limit
+        assert refused == {"cli": "AssocMaxSubmitJobLimit", "pyslurm": "AssocMaxSubmitJobLimit"}
+    finally:
+        slurm.run(["scancel", f"--account={account}"], timeout=30)
+        slurm.run(["sacctmgr", "-i", "delete", "user", "root", "where", f"account={account}"], timeout=30)
+        slurm.run(["sacctmgr", "-i", "delete", "account", account], timeout=30)
 
 
 def test_a_script_with_its_own_sbatch_line_is_refused_not_silently_changed(tmp_path, pyslurm_env):
