@@ -9,8 +9,10 @@ part: one squeue process against one slurm_load_jobs in the worker).
 Submit: two fresh bridges each submit SUBMIT held splits with
 assign_splits_to_workers (after a 3-split warm-up), one through each client;
 the time of the clients' submit calls alone is printed too.
-Everything submitted is cancelled at the end. Runs against the running local
-cluster (it never starts or stops one). Usage: python bench/pyslurm_client.py [active] [submit]
+Finished: an array of FINISHED elements that really run (`true`) and end; once
+all have, each client's status() over them, with slurmctld's table that large.
+Everything held is cancelled at the end. Runs against the running local cluster
+(it never starts or stops one). Usage: python bench/pyslurm_client.py [active] [submit] [finished]
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from bridge.devcluster.sandbox import Sandbox, open_sandbox
 from bridge.helpers import schedule_experiment, split_new_jobs
 from bridge.pyslurm_client import PyslurmClient
 from bridge.runner import LocalRunner
+from bridge.slurm_client import SlurmClient
 from bridge.submit import assign_splits_to_workers
 from poller.memory import ActiveMemory, active_splits
 from poller.poll import poll_once
@@ -129,15 +132,61 @@ def polling(active: int) -> list[int]:
     return ids
 
 
-def main(active: int, n: int) -> None:
+@dataclasses.dataclass(frozen=True)
+class Element:
+    slurm_job_id: str
+    slurm_element_id: str
+    submit_time: None = None
+
+
+def finished_table(count: int) -> None:
+    """status() over `count` elements that ran and finished (kept in slurmctld's table for MinJobAge).
+
+    Here the job table is large: pyslurm's Jobs.load always asks slurmctld for SHOW_DETAIL
+    (core/job/job.pyx), which squeue does not, and reads each record field by field in Python.
+    """
+    runner = LocalRunner(env=load_spec().env())
+    script = "#!/bin/bash\ntrue\n"
+    name = f"pc-finished-{uuid.uuid4().hex[:8]}"
+    array = int(runner.run(["sbatch", "--parsable", "-J", name, "-p", "debug", "-t", "2", "--no-requeue",
+                            "-o", "/dev/null", f"--array=0-{count - 1}"], stdin=script, timeout=60).check().stdout)
+    deadline = time.monotonic() + 600
+    while runner.run(["squeue", "-h", "-j", str(array), "-t", "PD,R,CG", "-o", "%i"], timeout=60).stdout.strip():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"array {array} did not finish within 600 s")
+        time.sleep(2)
+    elements = [Element(str(array), f"{array}_{i}") for i in range(count)]
+    clients = {"cli": SlurmClient(runner), "pyslurm": PyslurmClient(runner)}
+    times: dict[str, list[float]] = {"cli": [], "pyslurm": []}
+    views = {}
+    for number in range(ROUNDS + 1):
+        for name, client in list(clients.items())[:: 1 if number % 2 else -1]:
+            started = time.perf_counter()
+            views[name] = client.status(elements)
+            if number:
+                times[name].append(time.perf_counter() - started)
+    clients["pyslurm"].close()
+    same = {k: (r.state, r.exit_code, r.end) for k, r in views["cli"].records.items()} == {
+        k: (r.state, r.exit_code, r.end) for k, r in views["pyslurm"].records.items()}
+    total = len(runner.run(["squeue", "-h", "-t", "all", "-o", "%i"], timeout=60).stdout.split())
+    print(f"status of {count} finished elements ({total} records in slurmctld's table), "
+          f"median of {ROUNDS} rounds, same records: {same}")
+    print(ratio_line("  client.status(), pyslurm vs CLI", statistics.median(times["pyslurm"]),
+                     statistics.median(times["cli"])))
+
+
+def main(active: int, n: int, finished: int) -> None:
     ids: list[int] = []
     try:
         ids += polling(active)
         ids += submission(n)
+        if finished:
+            finished_table(finished)
     finally:
         if ids:
             LocalRunner(env=load_spec().env()).run(["scancel", *map(str, ids)], timeout=60)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000, int(sys.argv[2]) if len(sys.argv) > 2 else 2_000)
+    arguments = [int(a) for a in sys.argv[1:4]]
+    main(*(arguments + [10_000, 2_000, 1_000][len(arguments):]))

@@ -70,20 +70,24 @@ def submit(script: str, description: dict[str, Any]) -> int:
     return int(_pyslurm().JobSubmitDescription(script=script, **description).submit())
 
 
-def _job_table() -> list[dict[str, Any]]:
-    """slurmctld's job table (one slurm_load_jobs), each job reduced to what squeue's lines show."""
-    return [{**{key: getattr(job, key) for key in JOB_KEYS}, "allocated_nodes": job.allocated_nodes}
-            for job in _pyslurm().Jobs.load().values()]
+def _jobs():
+    """slurmctld's job table: one slurm_load_jobs (pyslurm.Job objects read their fields lazily)."""
+    return _pyslurm().Jobs.load().values()
+
+
+def _row(job) -> dict[str, Any]:
+    return {**{key: getattr(job, key) for key in JOB_KEYS}, "allocated_nodes": job.allocated_nodes}
 
 
 def squeue(array_ids: Sequence[int]) -> str:
-    """slurmctld's job table (one slurm_load_jobs, like squeue) for the arrays, as squeue's lines."""
-    return squeue_text(_job_table(), array_ids)
+    """The job table's records of the arrays, as squeue's lines (only theirs are read field by field)."""
+    wanted = set(array_ids)
+    return squeue_text((_row(job) for job in _jobs() if (job.array_id or job.id) in wanted), wanted)
 
 
 def names(tag: str) -> list[int]:
     """The array ids slurmctld knows under a job name."""
-    return sorted({job["array_id"] or job["id"] for job in _job_table() if job["name"] == tag})
+    return sorted({job.array_id or job.id for job in _jobs() if job.name == tag})
 
 
 def accounting(start: datetime, end: datetime | None, array_ids: Sequence[int], tags: Sequence[str]) -> str:
@@ -117,9 +121,8 @@ def cancel(job_ids: Sequence[str]) -> dict[str, str]:
 
 def cancel_by_name(tag: str) -> dict[str, str]:
     """Cancel every unfinished job named `tag` (scancel --name)."""
-    ids = sorted({str(job["array_id"] or job["id"]) for job in _job_table()
-                  if job["name"] == tag and (job["state"] or "") not in FINAL})
-    return cancel(ids)
+    return cancel(sorted({str(job.array_id or job.id) for job in _jobs()
+                          if job.name == tag and (job.state or "") not in FINAL}))
 
 
 def config() -> dict[str, str]:
