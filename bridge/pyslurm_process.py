@@ -41,7 +41,9 @@ class WorkerError(CommandError):
     """
 
     def __init__(self, argv: Sequence[str], kind: str, message: str, log: str = "") -> None:
-        super().__init__(tuple(argv), 1, "", message, f"pyslurm {argv[1] if len(argv) > 1 else ''}: {message}")
+        said = log.strip().splitlines()[-1:] if log.strip() else []  # libslurm's own words, when it logged any
+        super().__init__(tuple(argv), 1, "", message, f"pyslurm {argv[1] if len(argv) > 1 else ''}: {message}"
+                         + (f" (libslurm: {said[0]})" if said else ""))
         self.kind = kind
         self.log = log
 
