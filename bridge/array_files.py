@@ -8,7 +8,8 @@ tells the disk's (OSError), the template's and the job's own data apart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from bridge import render
@@ -21,6 +22,18 @@ from bridge.sbatch_scripts.manifest import write_manifest
 from bridge.submission_rows import ClaimedSplit
 
 ELEMENT_RUNNER = "bridge.sbatch_scripts.element"
+
+
+@dataclass(frozen=True)
+class BatchScript:
+    """An array's script and the directive mapping its `#SBATCH` lines were rendered from.
+
+    sbatch reads the lines; the pyslurm client builds its job description from
+    `directives` (pyslurm ignores `#SBATCH` lines, bridge.pyslurm_client).
+    """
+
+    text: str
+    directives: Mapping[str, str | None]
 
 
 def write_spool(backend: Backend, tag: str, job: JobFacts, splits: Sequence[ClaimedSplit], offset: int) -> Path:
@@ -44,7 +57,7 @@ def array_account(backend: Backend, job: JobFacts, queue: QueueSettings) -> str 
 
 
 def render_script(backend: Backend, queue: QueueSettings, job: JobFacts, splits: Sequence[ClaimedSplit], tag: str,
-                  spool: Path, offset: int, exclude_nodes: str | None) -> str:
+                  spool: Path, offset: int, exclude_nodes: str | None) -> BatchScript:
     """The array's sbatch script, from the queue settings of the job's mapping version alone.
 
     Never from queues.toml as loaded at start-up: the synced row (or the
@@ -64,5 +77,6 @@ def render_script(backend: Backend, queue: QueueSettings, job: JobFacts, splits:
         extra_directives=with_exclude(queue.extra_directives, exclude_nodes),
     )
     templates_dir = backend.config.templates_dir
-    return render.render_array_script(spec, template=queue.template_ref(),
+    text = render.render_array_script(spec, template=queue.template_ref(),
                                       search_path=[templates_dir] if templates_dir else [])
+    return BatchScript(text, render.sbatch_directives(spec))

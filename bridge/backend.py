@@ -1,13 +1,15 @@
 """What the bridge's cycle works with: the Slurm client over the runner bridge.toml names.
 
-`make_runner` builds the runner the configuration asks for: local, SSH, or a
-clear refusal for pyslurm. `Backend` carries the client and the configuration
-to the submitter and the poller.
+`make_runner` builds the runner the configuration asks for: local or SSH (for
+pyslurm, the local runner of the few commands pyslurm has no call for).
+`make_backend` puts the CLI client (bridge.slurm_client) or, for `runner =
+"pyslurm"`, the pyslurm client (bridge.pyslurm_client) over it; `Backend`
+carries the client and the configuration to the submitter and the poller.
 
-pyslurm sits beside the command seam in the design, but no backend ships: pyslurm
-on PyPI exists only for Slurm 25.11 (and the old 17.11/18.08), and no Slurm 25.11 can
-be installed here to test one (../shared/slurm-notes.md). Untested backend code is
-not shipped; `runner = "pyslurm"` gets an error that says so instead.
+pyslurm must be built for the cluster's Slurm major version (PyPI has it only for
+25.11; 22.5.3 is built from source for 22.05, scripts/setup.sh): a pyslurm that is
+missing, fails to load, or was built for another Slurm is refused in one line
+(`check_pyslurm`), asked of the worker process, never imported by the daemon.
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PYSLURM_SLURM_VERSIONS = "25.11 (and the old 17.11/18.08 series)"
+PYSLURM_BUILD = ("apt-get install -y libslurm-dev && SLURM_LIB_DIR=/usr/lib/x86_64-linux-gnu "
+                 "SLURM_INCLUDE_DIR=/usr/include pip install <pyslurm source tagged for that Slurm, e.g. "
+                 "vendor/pyslurm-22.5.3.tar.gz for 22.05> (scripts/setup.sh does this)")
 
 
 class PyslurmUnsupported(ConfigError):
-    """runner = "pyslurm" is not supported by this bridge."""
+    """runner = "pyslurm" cannot work here: pyslurm is missing or built for another Slurm."""
 
 
 @dataclass(frozen=True)
@@ -59,14 +63,24 @@ class Backend:
         """The same backend speaking through another runner (a test's fault injector)."""
         from bridge.slurm_client import SlurmClient
 
+        if type(self.client) is not SlurmClient:  # the pyslurm client: same worker, commands through `runner`
+            return replace(self, client=replace(self.client, runner=runner))
         return replace(self, client=SlurmClient(runner, self.config.timeouts))
 
 
 def make_backend(config: BridgeConfig, runner: Runner | None = None) -> Backend:
-    """The backend of a configuration: its runner (unless one is given) behind a Slurm client."""
+    """The backend of a configuration: its runner (unless one is given) behind the client it names."""
+    runner = runner or make_runner(config)
+    if config.runner == "pyslurm":
+        from bridge.pyslurm_client import PyslurmClient
+        from bridge.pyslurm_process import PyslurmProcess
+
+        worker = PyslurmProcess(env=config.runner_env())
+        check_pyslurm(config, worker)
+        return Backend(PyslurmClient(runner, config.timeouts, worker=worker), config)
     from bridge.slurm_client import SlurmClient
 
-    return Backend(SlurmClient(runner or make_runner(config), config.timeouts), config)
+    return Backend(SlurmClient(runner, config.timeouts), config)
 
 
 def check_runner(config: BridgeConfig) -> None:
@@ -78,19 +92,25 @@ def check_runner(config: BridgeConfig) -> None:
     """
     if config.runner == "ssh":
         _ssh_config(config)
+    elif config.runner == "pyslurm":
+        from bridge.pyslurm_process import PyslurmProcess
+
+        worker = PyslurmProcess(env=config.runner_env())
+        try:
+            check_pyslurm(config, worker)
+        finally:
+            worker.close()
     elif config.runner != "local":
-        make_runner(config)  # pyslurm, or a name the loader let through: raises, naming why
+        make_runner(config)  # a name the loader let through: raises, naming why
 
 
 def make_runner(config: BridgeConfig) -> Runner:
     """The runner named by bridge.toml's `runner` key."""
-    if config.runner == "local":
+    if config.runner in ("local", "pyslurm"):  # pyslurm: for what it has no call for (bridge.pyslurm_client)
         return LocalRunner(env=config.runner_env())
     if config.runner == "ssh":
         return _ssh_runner(config)
-    if config.runner == "pyslurm":
-        raise PyslurmUnsupported(pyslurm_message(config))
-    choices = ", ".join(repr(r) for r in RUNNERS if r != "pyslurm")
+    choices = ", ".join(repr(r) for r in RUNNERS)
     raise ConfigError(f"{config.path}: runner = {config.runner!r} is invalid: expected one of {choices}")
 
 
@@ -117,14 +137,38 @@ def _ssh_config(config: BridgeConfig) -> SshConfig:
     return ssh
 
 
-def pyslurm_message(config: BridgeConfig) -> str:
-    """Why runner = "pyslurm" is refused: the versions pyslurm needs, the cluster's and the module's."""
-    return (
-        f"{config.path}: runner = \"pyslurm\" is not supported. pyslurm on PyPI exists only for "
-        f"Slurm {PYSLURM_SLURM_VERSIONS}; this bridge ships no pyslurm backend because no Slurm "
-        f"25.11 can be installed here to test it. This cluster runs {cluster_slurm_version(config)}. "
-        f"{_pyslurm_module()} Use runner = \"local\" (on the login node) or \"ssh\"."
-    )
+def check_pyslurm(config: BridgeConfig, worker) -> None:
+    """PyslurmUnsupported, in one line, unless the worker loads a pyslurm built for the cluster's Slurm.
+
+    Built for = the libslurm headers it was compiled against (slurm_api_version);
+    the cluster = what slurmctld reports. Their major versions (22.05) must match.
+    """
+    from bridge.errors import CommandError
+
+    try:
+        facts = worker.call("hello", timeout=config.timeouts.info)
+    except CommandError as e:
+        raise PyslurmUnsupported(pyslurm_message(config, f"pyslurm cannot be used here ({_last_line(e)})")) from e
+    built, cluster = _major(facts["libslurm"]), _major(facts["slurm"])
+    if built != cluster:
+        raise PyslurmUnsupported(pyslurm_message(
+            config, f"pyslurm {facts['pyslurm']} is built for Slurm {facts['libslurm']}", facts["slurm"]))
+
+
+def pyslurm_message(config: BridgeConfig, problem: str, cluster: str | None = None) -> str:
+    """The one line refusing runner = "pyslurm": what it needs, what the cluster runs, how to build it."""
+    runs = f"Slurm {cluster}" if cluster else cluster_slurm_version(config)
+    return (f"{config.path}: runner = \"pyslurm\" needs pyslurm built for the cluster's Slurm major version "
+            f"(this cluster runs {runs}): {problem}. Build it: {PYSLURM_BUILD}; or use runner = \"local\" or \"ssh\"")
+
+
+def _major(version: str) -> tuple[int, ...]:
+    """"22.05.8" or "22.5.8" -> (22, 5): Slurm's major release, as pyslurm numbers it too."""
+    return tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
+
+
+def _last_line(error: Exception) -> str:
+    return ((getattr(error, "stderr", "") or "").strip().splitlines() or [str(error)])[-1]
 
 
 def cluster_slurm_version(config: BridgeConfig) -> str:
@@ -134,17 +178,4 @@ def cluster_slurm_version(config: BridgeConfig) -> str:
     try:
         return f"Slurm {SlurmClient(LocalRunner(env=config.runner_env()), config.timeouts).version()}"
     except BridgeError as e:
-        detail = ((getattr(e, "stderr", "") or "").strip().splitlines() or [str(e)])[-1]
-        return f"an unknown Slurm version (sbatch --version: {detail})"
-
-
-def _pyslurm_module() -> str:
-    """What `import pyslurm` gives here, in one sentence."""
-    try:
-        import pyslurm  # type: ignore[import-not-found]
-    except ImportError:
-        return "The pyslurm module is not installed."
-    except Exception as e:  # a pyslurm built for another libslurm may fail in other ways
-        return f"The pyslurm module is installed but cannot be imported ({type(e).__name__}: {e})."
-    version = getattr(pyslurm, "__version__", None) or "of unknown version"
-    return f"The pyslurm module {version} is installed, but it is still unsupported by this bridge."
+        return f"an unknown Slurm version (sbatch --version: {_last_line(e)})"

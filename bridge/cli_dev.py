@@ -96,6 +96,9 @@ def add_demo(commands: argparse._SubParsersAction) -> None:
     )
     demo.add_argument("--workdir", type=Path, default=None,
                       help="where run directories go (default: <cluster state dir>/../demo)")
+    demo.add_argument("--runner", choices=("local", "pyslurm"), default="local",
+                      help="the Slurm client: local (Slurm's commands, the default) or pyslurm (libslurm's C API "
+                      "in a worker process; needs pyslurm built for the cluster's Slurm, scripts/setup.sh)")
     demo.set_defaults(handler=demo_command, keeps_running=True)  # the garbage collector stays on (bridge.cli)
 
 
@@ -106,6 +109,6 @@ def demo_command(args: argparse.Namespace) -> int:
     cluster = LocalCluster(load_spec())
     cluster.up()
     base = args.workdir or cluster.spec.state_dir.parent / "demo"
-    run = run_demo(make_run_dir(base, cluster.spec.slurm_conf))
+    run = run_demo(make_run_dir(base, cluster.spec.slurm_conf, runner=args.runner))
     return 0 if run.all_done else 1
 

@@ -116,8 +116,12 @@ class SlurmClient:
 
     # --- submission ---------------------------------------------------------------------
 
-    def submit(self, script: str) -> int:
+    def submit(self, script: str, directives: Mapping[str, str | None] | None = None) -> int:
         """sbatch the script once; its array job id.
+
+        `directives` (what the script's `#SBATCH` lines were rendered from) is
+        for clients that cannot read the script's comments (bridge.pyslurm_client);
+        sbatch reads the lines themselves.
 
         SubmitLimitReached when an association's or QOS's submit limit refused it
         (nothing submitted; room frees as jobs end); SubmissionRefused for a

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge import claims, render, strikes
-from bridge.array_files import array_account, render_script, write_spool
+from bridge.array_files import BatchScript, array_account, render_script, write_spool
 from bridge.back_pressure import Key
 from bridge.backend import Backend
 from bridge.element_config import JobFacts, job_facts
@@ -184,7 +184,7 @@ def submit_array(session: Session, backend: Backend, queue: Queue, rendered_as: 
 
 
 def _script(session: Session, backend: Backend, settings: QueueSettings, job: JobFacts, claimed: list[ClaimedSplit],
-            tag: str, offset: int, exclude_nodes: str | None, to_cancel: list[str]) -> str | None:
+            tag: str, offset: int, exclude_nodes: str | None, to_cancel: list[str]) -> BatchScript | None:
     """Write the manifest and render the script; None when the job's own data broke it (its strike).
 
     Disk and template errors propagate (the caller tells them apart); an error
@@ -211,7 +211,7 @@ def _offset(split: JobSplit | ClaimedSplit, max_array_size: int) -> int:
     return (split.split_index // max_array_size) * max_array_size
 
 
-def sbatch_once(backend: Backend, tag: str, script: str) -> int:
+def sbatch_once(backend: Backend, tag: str, script: BatchScript) -> int:
     """sbatch the script; run it again (after a backoff) only while sbatch surely never reached slurmctld.
 
     Raises SubmitLimitReached (nothing submitted: back-pressure), SubmissionRefused
@@ -222,7 +222,7 @@ def sbatch_once(backend: Backend, tag: str, script: str) -> int:
     delays = backoff_delays(backend.config.retry)
     while True:
         try:
-            return backend.client.submit(script)
+            return backend.client.submit(script.text, script.directives)
         except (SubmitLimitReached, SubmissionRefused, OutcomeUnknown):
             raise
         except CommandError as e:  # never reached slurmctld: nothing was submitted

@@ -9,6 +9,7 @@ nodes, elapsed time and sacct job ids, read back from sacct as an admin would.
 
 from __future__ import annotations
 
+import json
 import statistics
 import time
 from collections import Counter
@@ -77,13 +78,14 @@ class DemoRun:
         return bool(self.statuses) and all(status == "D" for status in self.statuses.values())
 
 
-def make_run_dir(base: Path, slurm_conf: Path, interval: float = 1.0) -> Path:
-    """A new run directory with the demo's bridge.toml and queues.toml."""
+def make_run_dir(base: Path, slurm_conf: Path, interval: float = 1.0, runner: str = "local") -> Path:
+    """A new run directory with the demo's bridge.toml (its `runner`: "local" or "pyslurm") and queues.toml."""
     root = base / datetime.now().strftime("run-%Y%m%d-%H%M%S-%f")
     root.mkdir(parents=True)
     prefix = beat_demo.test_prefix()  # the BEAT-native experiment runs when beat.backend.python is installed
-    beat = f'beat_prefix = "{prefix}"\n' if prefix else ""
-    write_config(root, slurm_conf, QUEUES, extra=f"{beat}[poll]\nmin_interval = {interval}\nmax_interval = 5.0\n")
+    beat = f"beat_prefix = {json.dumps(str(prefix))}\n" if prefix else ""  # a JSON string is a TOML one
+    write_config(root, slurm_conf, QUEUES, extra=f"{beat}[poll]\nmin_interval = {interval}\nmax_interval = 5.0\n",
+                 runner=runner)
     return root
 
 

@@ -36,6 +36,11 @@ else
     echo "setup: Python >= 3.12: not installing the beat extra (beat.backend.python needs Python <= 3.11)" >&2
 fi
 
+# pyslurm (runner = "pyslurm" and its tests): the shared wheel when it fits, else built from source.
+if [ "${BRIDGE_SETUP_PYSLURM:-0}" = 1 ] || [ "${BRIDGE_SETUP_TEST_PARTS:-0}" = 1 ]; then
+    bash scripts/setup_pyslurm.sh
+fi
+
 [ "${BRIDGE_SETUP_TEST_PARTS:-0}" = 1 ] || exit 0
 
 # The SSH runner's tests start their own OpenSSH server on loopback.

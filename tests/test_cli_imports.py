@@ -66,8 +66,11 @@ def test_the_parsers_choice_lists_are_the_modules_own() -> None:
     assert cli_schema.NAMES == tuple(sorted(schema.SCHEMAS))
 
 
-def test_a_pyslurm_configuration_fails_before_a_database_is_made(tmp_path: Path) -> None:
+def test_a_pyslurm_configuration_fails_before_a_database_is_made(tmp_path: Path, monkeypatch) -> None:
     """The backend is made on first use now; the runner's configuration is still checked first."""
+    (tmp_path / "stand_in").mkdir()  # a pyslurm that is not there, first on the worker's path
+    (tmp_path / "stand_in" / "pyslurm.py").write_text('raise ModuleNotFoundError("No module named \'pyslurm\'")\n')
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "stand_in"))
     config = bridge_toml(tmp_path, 'runner = "pyslurm"\n')
     with pytest.raises(PyslurmUnsupported):
         open_app(config)

@@ -6,6 +6,7 @@ own against the dev cluster; this writes and opens one the same way for all.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,17 +28,18 @@ def queue_toml(name: str, partition: str = "cpu", *, memory_limit: int = 300, ti
 
 
 def write_config(root: Path, slurm_conf: Path, queues: str, *, db_url: str | None = None,
-                 extra: str = "") -> Path:
+                 extra: str = "", runner: str = "local") -> Path:
     """root/queues.toml and root/bridge.toml (cache, spool and SQLite database under root); the latter's path.
 
     `extra` is TOML placed before the [database] table: top-level keys first, then tables.
+    `runner` is bridge.toml's runner: "local" (the CLI client) or "pyslurm".
     """
     (root / "queues.toml").write_text(queues)
     path = root / "bridge.toml"
-    path.write_text(
-        f'runner = "local"\nqueues = "queues.toml"\ncache_root = "cache"\nspool_dir = "spool"\n{extra}\n'
-        f'[database]\nurl = "{db_url or "sqlite:///" + str(root / "bridge.sqlite")}"\n'
-        f'[slurm]\nconf = "{slurm_conf}"\n')
+    url = db_url or "sqlite:///" + str(root / "bridge.sqlite")
+    path.write_text(  # a JSON string is a TOML basic string: paths with quotes or backslashes stay intact
+        f'runner = {json.dumps(runner)}\nqueues = "queues.toml"\ncache_root = "cache"\nspool_dir = "spool"\n{extra}\n'
+        f'[database]\nurl = {json.dumps(url)}\n[slurm]\nconf = {json.dumps(str(slurm_conf))}\n')
     return path
 
 
@@ -52,9 +54,12 @@ class Sandbox:
 
 
 def open_sandbox(root: Path, slurm_conf: Path, queues: str, runner: Runner | None = None, *,
-                 db_url: str | None = None, extra: str = "") -> Sandbox:
-    """Write the configuration under root, migrate the database, sync the queues, make the backend."""
-    config = load_config(write_config(root, slurm_conf, queues, db_url=db_url, extra=extra))
+                 db_url: str | None = None, extra: str = "", runner_name: str = "local") -> Sandbox:
+    """Write the configuration under root, migrate the database, sync the queues, make the backend.
+
+    `runner_name` is bridge.toml's runner ("pyslurm": the pyslurm client, with `runner` for its commands).
+    """
+    config = load_config(write_config(root, slurm_conf, queues, db_url=db_url, extra=extra, runner=runner_name))
     sessions = create_session_factory(config.database_url)
     with sessions() as session:
         sync_queues(session, config.queues)

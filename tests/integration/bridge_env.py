@@ -9,6 +9,9 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from required_parts import need
+
+from bridge.backend import PyslurmUnsupported
 from bridge.devcluster.sandbox import Sandbox, open_sandbox, queue_toml
 from bridge.runner import Runner
 from bridge.sacct import SlurmRecord, parse_sacct
@@ -21,9 +24,17 @@ RETRY = "[retry]\nattempts = 3\nbase_delay = 0.2\nmax_delay = 1.0\n"  # transien
 
 
 def make_env(root: Path, cluster, runner: Runner, *, queues: str = QUEUES, db_url: str | None = None,
-             extra: str = "") -> BridgeEnv:
-    """Write bridge.toml + queues.toml under root, load them, migrate the database, sync the queues."""
-    return open_sandbox(root, cluster.spec.slurm_conf, queues, runner, db_url=db_url, extra=extra + "\n" + RETRY)
+             extra: str = "", client: str = "cli") -> BridgeEnv:
+    """Write bridge.toml + queues.toml under root, load them, migrate the database, sync the queues.
+
+    `client` "pyslurm" gives the pyslurm client (runner = "pyslurm", `runner` for its few commands);
+    a pyslurm that cannot work here is need()ed: skipped, or failed under BRIDGE_REQUIRE_SLURM=1.
+    """
+    try:
+        return open_sandbox(root, cluster.spec.slurm_conf, queues, runner, db_url=db_url,
+                            extra=extra + "\n" + RETRY, runner_name="pyslurm" if client == "pyslurm" else "local")
+    except PyslurmUnsupported as e:
+        need("pyslurm", str(e))
 
 
 def block(algorithm: str, queue: str = "default", slots: int = 4, size: int = 8, **extra) -> dict:

@@ -158,6 +158,15 @@ def any_runner(request: pytest.FixtureRequest, slurm):
     return slurm
 
 
+@pytest.fixture(params=["cli", "pyslurm"])
+def slurm_client(request: pytest.FixtureRequest) -> str:
+    """The same test through the CLI client (Slurm's commands) and the pyslurm client (libslurm in a worker).
+
+    Pass it to make_env(client=...); a missing or mismatched pyslurm is need()ed there.
+    """
+    return request.param
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that uses the loopback sshd with `sshd`."""
     for item in items:

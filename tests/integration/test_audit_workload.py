@@ -114,9 +114,10 @@ def _audit(env, by: str, fmt: str) -> str:
 
 
 def test_a_mixed_workload_is_audited_as_sacct_accounts_it_and_a_time_limit_ends_in_timeout(
-        tmp_path, slurm_cluster, slurm):
+        tmp_path, slurm_cluster, slurm, slurm_client):
+    """Through both Slurm clients: COMPLETED, FAILED, OUT_OF_MEMORY, CANCELLED and TIMEOUT reach the callbacks."""
     raw = raw_array.start(slurm)
-    env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES)
+    env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES, client=slurm_client)
     ids = _workload(env)
     arrays = Arrays()
     try:

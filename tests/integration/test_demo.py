@@ -8,9 +8,11 @@ from pathlib import Path
 
 from beat_parts import beat_test_prefix
 from poller_env import results_of, sacct_elements, tags_by_block
+from required_parts import need
 from sqlalchemy import select
 
 from bridge.app import open_app
+from bridge.backend import PyslurmUnsupported
 from bridge.cache import is_cache_complete
 from bridge.examples import beat_demo
 from bridge.examples.demo_experiments import expected_totals
@@ -20,13 +22,19 @@ from poller.demo import make_run_dir, run_demo, total_of
 
 
 def test_demo_ends_done_with_the_expected_totals_verified_caches_and_one_run_of_the_shared_block(
-        tmp_path, slurm_cluster, slurm):
+        tmp_path, slurm_cluster, slurm, slurm_client):
+    """Through both Slurm clients (`beat-bridge demo --runner local|pyslurm`)."""
     beat_test_prefix()  # the demo's BEAT-native experiment needs the `beat` extra: its absence fails in CI
     lines: list[str] = []
-    run = run_demo(make_run_dir(tmp_path, slurm_cluster.spec.slurm_conf, interval=0.5), say=lines.append,
-                   timeout=240)
+    runner = "pyslurm" if slurm_client == "pyslurm" else "local"
+    try:
+        run = run_demo(make_run_dir(tmp_path, slurm_cluster.spec.slurm_conf, interval=0.5, runner=runner),
+                       say=lines.append, timeout=240)
+    except PyslurmUnsupported as e:
+        need("pyslurm", str(e))
     printed = "\n".join(lines)
     app = open_app(run.root / "bridge.toml")
+    assert type(app.client).__name__ == {"local": "SlurmClient", "pyslurm": "PyslurmClient"}[runner]
     with app.sessions() as session:
         experiments = {e.name: e for e in session.scalars(select(Experiment))}
         assert {name: e.status.value for name, e in experiments.items()} == {

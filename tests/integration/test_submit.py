@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -45,7 +46,14 @@ def _show_job(slurm, job_id: int) -> dict[str, str]:
 def test_three_jobs_of_four_splits_go_out_as_three_arrays_with_the_queue_limits(tmp_path, slurm_cluster, slurm,
                                                                               any_runner):
     """Submitted through the local runner, and through the SSH runner to a real sshd on loopback."""
-    env = make_env(tmp_path, slurm_cluster, any_runner)
+    _three_jobs_go_out_with_the_queue_limits(make_env(tmp_path, slurm_cluster, any_runner), slurm)
+
+
+def test_three_jobs_go_out_with_the_queue_limits_through_the_pyslurm_client(tmp_path, slurm_cluster, slurm):
+    _three_jobs_go_out_with_the_queue_limits(make_env(tmp_path, slurm_cluster, slurm, client="pyslurm"), slurm)
+
+
+def _three_jobs_go_out_with_the_queue_limits(env, slurm) -> None:
     experiment_id = _schedule(env, THREE_JOBS)
     with env.sessions() as session:
         submissions = assign_splits_to_workers(session, env.backend)
@@ -86,21 +94,25 @@ def test_three_jobs_of_four_splits_go_out_as_three_arrays_with_the_queue_limits(
                 assert f"split {index} (split {split.id}, job {split.job_id}," in out, out
 
 
-class CrashAfterSbatch:
-    """A runner that really submits, then dies before the bridge can record the array id."""
+class CrashAfterSubmit:
+    """A Slurm client that really submits, then dies before the bridge can record the array id."""
 
     def __init__(self, real):
         self.real = real
 
-    def run(self, argv, stdin=None, timeout=60.0):
-        result = self.real.run(argv, stdin=stdin, timeout=timeout)
-        if argv[0] == "sbatch":
-            raise KeyboardInterrupt("simulated crash right after sbatch")
-        return result
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def submit(self, script, directives=None):
+        self.real.submit(script, directives)
+        raise KeyboardInterrupt("simulated crash right after the submission")
 
 
-def test_a_crash_between_claim_and_record_is_reconciled_without_resubmitting(tmp_path, slurm_cluster, slurm):
-    crashing = make_env(tmp_path, slurm_cluster, CrashAfterSbatch(slurm))
+def test_a_crash_between_claim_and_record_is_reconciled_without_resubmitting(tmp_path, slurm_cluster, slurm,
+                                                                            slurm_client):
+    """Through both Slurm clients: the claim's tag finds the array in slurmctld's job table, nothing goes twice."""
+    crashing = make_env(tmp_path, slurm_cluster, slurm, client=slurm_client)
+    crashing.backend = dataclasses.replace(crashing.backend, client=CrashAfterSubmit(crashing.backend.client))
     _schedule(crashing, {"name": "crash", "author": "bob", "blocks": {"a": block("square", slots=3, size=6)}})
     with crashing.sessions() as session:
         with pytest.raises(KeyboardInterrupt):
@@ -109,7 +121,7 @@ def test_a_crash_between_claim_and_record_is_reconciled_without_resubmitting(tmp
         claimed = session.scalars(select(JobSplit)).all()
         tags = {s.submission_tag for s in claimed}
         assert len(tags) == 1 and all(s.slurm_job_id is None for s in claimed)
-        restarted = make_env(tmp_path, slurm_cluster, slurm)
+        restarted = make_env(tmp_path, slurm_cluster, slurm, client=slurm_client)
         assert reconcile_claims(session, restarted.backend, older_than=0) == 1
         assert assign_splits_to_workers(session, restarted.backend) == []
         session.expire_all()
