@@ -13,21 +13,23 @@ Contract, after parsl's providers: ``submit(script) -> id``, ``status(ids)``,
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Protocol, runtime_checkable
 
 from bridge import slurm as cmds
-from bridge import slurm_checks as checks
 from bridge.accounting import USAGE_FIELDS, UsageTable, parse_usage
 from bridge.config import SlurmTimeouts
 from bridge.errors import BridgeError, CommandError
 from bridge.runner import CommandResult, Runner
 from bridge.sacct import SlurmRecord, parse_sacct
-from bridge.squeue import SqueueLines, SqueueView, by_element, parse_squeue, squeue_view
+from bridge.slurm_facts import ClusterFacts
+from bridge.squeue import SqueueLines, by_element, parse_squeue, squeue_view
+from bridge.status_view import Element, StatusView, Tracked
 from bridge.tags import tag_age
+
+__all__ = ["Element", "OutcomeUnknown", "SlurmClient", "StatusView", "SubmissionRefused", "SubmitLimitReached",
+           "Tracked", "USAGE_CHUNK", "utc_naive_now"]
 
 log = logging.getLogger(__name__)
 
@@ -57,53 +59,8 @@ class OutcomeUnknown(CommandError):
     """sbatch may or may not have been accepted (timed out, connection lost, no answer from slurmctld)."""
 
 
-class Element(Protocol):
-    """What status() needs of a submitted split: its array, its element id, its submit time."""
-
-    @property
-    def slurm_job_id(self) -> str: ...
-    @property
-    def slurm_element_id(self) -> str: ...
-    @property
-    def submit_time(self) -> datetime | None: ...
-
-
-@runtime_checkable
-class Tracked(Protocol):
-    """Elements a caller keeps between status calls (the poller's memory, poller.memory).
-
-    It names their arrays and says which of them a view neither shows started nor
-    pending, remembering what it can between calls: at 10,000 elements, one pass
-    over them costs a noticeable part of the squeue call itself.
-    """
-
-    def arrays(self) -> Sequence[int]: ...
-    def unseen(self, view: SqueueView) -> list[Element]: ...
-
-
 @dataclass
-class StatusView(SqueueView):
-    """Slurm's answer on a set of elements: squeue's view, completed from sacct where it forgot.
-
-    ``from_sacct`` names the elements sacct answered for; an error is kept per
-    source (None when it answered or was not asked).
-    """
-
-    from_sacct: set[str] = field(default_factory=set)
-    missing: list[Element] = field(default_factory=list)  # the elements squeue did not show (asked of sacct)
-    squeue_error: str | None = None
-    sacct_error: str | None = None
-    squeue_calls: int = 0
-    sacct_calls: int = 0
-
-    def unseen(self, elements: Iterable[Element]) -> list[Element]:
-        """The elements neither started (a record) nor pending in this view."""
-        return [e for e in elements
-                if e.slurm_element_id not in self.records and e.slurm_element_id not in self.pending]
-
-
-@dataclass
-class SlurmClient:
+class SlurmClient(ClusterFacts):
     """Slurm's commands behind one runner, each kind with its own timeout."""
 
     runner: Runner
@@ -355,62 +312,6 @@ class SlurmClient:
                                f"{' '.join(argv[:5])} ... exited {result.returncode}: "
                                f"{result.stderr.strip() or result.stdout.strip() or 'no output'}")
         return result
-
-    # --- cluster facts ------------------------------------------------------------------
-
-    def partitions(self) -> list[dict[str, str]]:
-        """`scontrol show partition`, one dict per partition."""
-        result = self._run(cmds.scontrol_show_partition_argv(), self.timeouts.info).check()
-        return cmds.parse_scontrol_show_partition(result.stdout)
-
-    def nodes(self) -> list[cmds.NodeInfo]:
-        """`sinfo -N`, one NodeInfo per node."""
-        return cmds.parse_sinfo_nodes(self._run(cmds.sinfo_nodes_argv(), self.timeouts.info).check().stdout)
-
-    def config(self) -> Mapping[str, str]:
-        """`scontrol show config` as a dict; empty when it cannot be read."""
-        result = self._run(cmds.scontrol_show_config_argv(), self.timeouts.info)
-        return cmds.parse_scontrol_show_config(result.stdout) if result.ok else {}
-
-    def max_array_size(self) -> int:
-        """MaxArraySize (read once; Slurm's default if unreadable)."""
-        if self._max_array_size is None:
-            self._max_array_size = cmds.max_array_size(dict(self.config()))
-        return self._max_array_size
-
-    def version(self) -> str:
-        """Slurm's version as `sbatch --version` prints it ("22.05.8"); CommandError if unknown."""
-        result = self._run(cmds.sbatch_version_argv(), self.timeouts.info).check()
-        match = re.search(r"(\d+\.\d+(?:\.\d+)?)", result.stdout)
-        if not match:
-            raise CommandError(result.argv, result.returncode, result.stdout, result.stderr,
-                               f"sbatch --version printed no version: {result.stdout.strip()!r}")
-        return match.group(1)
-
-    # --- checks of the queue mapping (`queues check`, bridge.slurm_checks) -----------------
-
-    def user_name(self) -> str:
-        """The user Slurm commands run as (`id -un` on the runner's host): whose associations count."""
-        return self._run(checks.user_name_argv(), self.timeouts.info).check().stdout.strip()
-
-    def accounting_facts(self, user: str, cluster: str) -> checks.AccountingFacts:
-        """Accounts, QOS, the user's default account and associations: three `sacctmgr show`.
-
-        CommandError (naming the command) when slurmdbd cannot be read.
-        """
-        texts = {what: self._checked(argv, self.timeouts.info).stdout
-                 for what, argv in checks.accounting_argvs(user, cluster).items()}
-        return checks.accounting_facts(user, cluster, texts)
-
-    def test_only(self, script: str) -> str | None:
-        """`sbatch --test-only` of the script on stdin: None when Slurm would take it, else its refusal."""
-        result = self._run(checks.sbatch_test_only_argv(), self.timeouts.info, stdin=script)
-        return checks.refusal_of_test_only(result.returncode, result.stdout, result.stderr)
-
-    def shell_syntax(self, script: str) -> str | None:
-        """`bash -n` of the script on stdin, on the runner's host (where sbatch runs): None, or bash's error."""
-        result = self._run(checks.bash_syntax_argv(), self.timeouts.info, stdin=script)
-        return checks.bash_syntax_error(result.returncode, result.stderr)
 
 
 def utc_naive_now() -> datetime:

@@ -140,7 +140,7 @@ class ActiveMemory:
         return self._rows
 
     def unseen(self, view: SqueueView) -> list[Active]:
-        """The active splits the view neither shows started nor pending (bridge.slurm_client.Tracked).
+        """The active splits the view neither shows started nor pending (bridge.status_view.Tracked).
 
         Those not pending are found once per pending set and memory content:
         squeue's answer printed again shares its frozen pending ids (bridge.squeue.SqueueLines),
