@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # pyslurm for this machine's Slurm, into .venv (pyproject's `pyslurm` extra; runner = "pyslurm").
 # PyPI has pyslurm only for Slurm 25.11, so it comes from here: Debian's libslurm-dev, then the
-# prebuilt wheel in $BRIDGE_SHARED_DIR/wheels (default ../shared) when it fits this machine (pip checks
+# prebuilt wheel in the shared directory's wheels/ (see shared_dir below) when it fits this machine (pip checks
 # the CPython tag and platform; the import then proves libslurm's soname and ABI, and its API version
 # must be the installed Slurm's major), else a build from the vendored source (~4 min on 2 cores; build
 # isolation pulls the old setuptools and Cython < 3 it pins). Idempotent: quick when pyslurm already fits.
@@ -9,7 +9,20 @@
 # XX.Y = Slurm's major, e.g. v23.2.2 for 23.02) and BRIDGE_PYSLURM_WHEEL to a wheel of it, or nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-shared=${BRIDGE_SHARED_DIR:-../shared}
+# The shared directory: $BRIDGE_SHARED_DIR, else ../shared beside this checkout, else beside the checkout
+# this one was cloned from (a `git clone . /tmp/x` has no ../shared of its own), else /work/shared.
+shared_dir() {
+    local origin
+    origin=$(git config --get remote.origin.url 2>/dev/null || true)
+    for dir in "${BRIDGE_SHARED_DIR:-}" ../shared "${origin:+$origin/../shared}" /work/shared; do
+        if [ -n "$dir" ] && { [ -d "$dir/wheels" ] || [ -d "$dir/vendor" ]; }; then
+            echo "$dir"
+            return
+        fi
+    done
+    echo ../shared
+}
+shared=$(shared_dir)
 wheel=${BRIDGE_PYSLURM_WHEEL:-$shared/wheels/pyslurm-22.5.3-cp311-cp311-linux_x86_64.whl}
 source=${BRIDGE_PYSLURM_SOURCE:-$shared/vendor/pyslurm-22.5.3.tar.gz}
 python=${BRIDGE_VENV_PYTHON:-.venv/bin/python}
