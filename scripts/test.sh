@@ -7,4 +7,6 @@ BRIDGE_SETUP_TEST_PARTS=1 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/beat-bridge cluster up
 export BRIDGE_START_CLUSTER=1
-exec .venv/bin/python -m pytest "$@"
+
+# pytest in two phases: side by side, then the tests that must run alone (scripts/pytest_phases.sh).
+exec bash scripts/pytest_phases.sh "$@"
