@@ -2,9 +2,10 @@
 # pytest over the whole suite in its two phases (tests/phases.py); scripts/test.sh runs it after set-up.
 #
 # Most live tests wait on Slurm, not on the CPU: the shared phase runs $BRIDGE_TEST_WORKERS (4) of
-# them at once (pytest-xdist; worksteal evens out the long ones). The exclusive phase then runs,
-# one at a time and with nothing beside them, the tests marked exclusive: they stop daemons, set
-# nodes down, change associations, restart PostgreSQL or take the cluster down.
+# them at once (pytest-xdist; worksteal evens out the long ones). The exclusive phase then runs the
+# tests marked exclusive (they stop daemons, set nodes down, change associations, restart PostgreSQL
+# or take the cluster down) one after another on one worker, and beside them, on the other workers,
+# only the tests that use no shared part (fakes, recorded replies, SQLite) -- see tests/phases.py.
 #
 # Both phases always run; either one failing fails the whole with its exit code. Exit 5 (no test
 # collected) is kept when neither phase ran a test, and when a phase of the whole suite (no
@@ -17,9 +18,9 @@ workers="${BRIDGE_TEST_WORKERS:-4}"
 
 "$python" -m pytest -n "$workers" --dist worksteal --phase=shared "$@"
 shared=$?
-"$python" -m pytest --phase=exclusive "$@"
+"$python" -m pytest -n 3 --dist loadgroup --phase=exclusive "$@"
 exclusive=$?
-echo "scripts/pytest_phases.sh: shared phase (-n $workers) exited $shared, exclusive phase exited $exclusive" >&2
+echo "scripts/pytest_phases.sh: shared phase (-n $workers) exited $shared, exclusive phase (-n 3) exited $exclusive" >&2
 
 for status in "$shared" "$exclusive"; do
     if [ "$status" != 0 ] && [ "$status" != 5 ]; then

@@ -123,6 +123,7 @@ def slurm(slurm_cluster):
     return slurm_cluster.runner
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks select_phase adds
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that uses the cluster with `slurm`, so `-m 'not slurm'` runs the rest;
     then keep only the tests of --phase (tests/phases.py)."""
@@ -137,3 +138,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     phases.add_option(parser)
+
+
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest) -> None:
+    phases.check_fixture(fixturedef.argname, request)

@@ -1,14 +1,19 @@
-"""The suite's two phases (scripts/test.sh): `--phase=shared` runs side by side, `--phase=exclusive` alone.
+"""The suite's two phases (scripts/pytest_phases.sh), chosen with --phase; without it every test runs.
 
-Most live tests wait on Slurm, not on the CPU, so scripts/test.sh runs them several at
-once (pytest-xdist). A test that changes what the others rely on -- stops a cluster
-daemon, sets a node down, restarts PostgreSQL, changes a partition or an association,
-takes the whole cluster down -- carries `@pytest.mark.exclusive("why")` and runs in the
-second phase, one at a time with nothing beside it. Without --phase every test runs
-(a developer's plain `pytest`). The reason is required: it is what tells the next
-reader why the test may not share the cluster.
+Most live tests wait on Slurm, not on the CPU, so CI runs them several at once (pytest-xdist).
+A test that changes what the others rely on -- stops a cluster daemon, sets a node down,
+restarts PostgreSQL, changes a partition or an association, takes the whole cluster down --
+carries `@pytest.mark.exclusive("why")`; the reason is required, it tells the next reader why
+the test may not share the cluster (tests/test_phases.py finds a disruptive test without it).
 
-A module of its own, beside required_parts.py, imported by tests/conftest.py's hooks.
+- `--phase=shared`: the tests that use a shared part (the Slurm cluster, PostgreSQL, the sshd
+  that reaches the cluster) and are not exclusive, side by side.
+- `--phase=exclusive`: the exclusive tests, first and one after another on one worker (the
+  xdist group "exclusive", `--dist loadgroup`), and beside them only the tests that use no
+  shared part (fakes, recorded replies, SQLite): nothing an outage can disturb, and CPU work
+  for the cores the outages leave idle.
+
+A module of its own, beside required_parts.py, called by tests/conftest.py's hooks.
 """
 
 from __future__ import annotations
@@ -16,13 +21,17 @@ from __future__ import annotations
 import pytest
 
 PHASES = ("all", "shared", "exclusive")
+# Fixtures that reach a part other tests share: the cluster, the PostgreSQL server, the cluster over ssh.
+SHARED_FIXTURES = {"slurm", "slurm_cluster", "postgres_url", "sshd", "ssh_runner", "any_runner"}
+SHARED_MARKS = ("slurm", "postgres", "sshd")
 
 
 def add_option(parser: pytest.Parser) -> None:
     parser.addoption(
         "--phase", choices=PHASES, default="all",
-        help="shared: only tests without the `exclusive` mark (safe to run side by side with -n); "
-             "exclusive: only those with it; all (default): every test",
+        help="shared: tests of the shared cluster/PostgreSQL that may run side by side (-n); exclusive: the "
+             "exclusive-marked ones (one worker, in order: --dist loadgroup) and tests using no shared part; "
+             "all (default): every test",
     )
 
 
@@ -37,16 +46,41 @@ def is_exclusive(item: pytest.Item) -> bool:
     return True
 
 
+def uses_shared_part(item: pytest.Item) -> bool:
+    """Whether the test reaches the cluster or the PostgreSQL server: by a fixture it names, a mark
+    (slurm, postgres, sshd: a parameter's own marks too) or a "postgresql" parameter (db_url's)."""
+    if SHARED_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    if any(item.get_closest_marker(name) for name in SHARED_MARKS):
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "postgresql" in callspec.params.values()
+
+
+def check_fixture(argname: str, request: pytest.FixtureRequest) -> None:
+    """Fail a test of the exclusive phase taken for one using no shared part that asks for one anyway
+    (request.getfixturevalue("postgres_url") is invisible at collection): it could meet an outage."""
+    item = request.node
+    if (argname in SHARED_FIXTURES and isinstance(item, pytest.Item)
+            and request.config.getoption("--phase") == "exclusive" and not is_exclusive(item)):
+        pytest.fail(f"{item.nodeid} asks for {argname} but was taken for a test using no shared part "
+                    f"(tests/phases.py): give it the postgres or slurm mark, or name the fixture", pytrace=False)
+
+
 def select_phase(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect (pytest's -m way, counted as deselected) the tests outside --phase."""
+    """Keep the tests of --phase (the rest reported deselected, as -m does), the exclusive ones first."""
     phase = config.getoption("--phase")
-    kept, dropped = [], []
-    for item in items:
-        exclusive = is_exclusive(item)
-        if phase == "all" or (phase == "exclusive") == exclusive:
-            kept.append(item)
-        else:
-            dropped.append(item)
+    exclusive = [item for item in items if is_exclusive(item)]
+    if phase == "all":
+        return
+    if phase == "shared":
+        kept = [item for item in items if item not in exclusive and uses_shared_part(item)]
+    else:
+        for item in exclusive:
+            item.add_marker(pytest.mark.xdist_group("exclusive"))
+        kept = exclusive + [item for item in items if item not in exclusive and not uses_shared_part(item)]
+    chosen = set(kept)
+    dropped = [item for item in items if item not in chosen]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
+    items[:] = kept

@@ -25,11 +25,18 @@ DISRUPTIVE_ARGV = {("sacctmgr", "-i"), ("scontrol", "update"), ("cluster", "down
 
 
 class _Item:
-    def __init__(self, nodeid: str, *marks: pytest.Mark) -> None:
-        self.nodeid, self.marks = nodeid, marks
+    """What select_phase reads of a pytest item: its id, marks, fixture names and parameters."""
+
+    def __init__(self, nodeid: str, *marks: pytest.Mark, fixtures: tuple[str, ...] = (), params=None) -> None:
+        self.nodeid, self.marks, self.fixturenames = nodeid, list(marks), list(fixtures)
+        if params is not None:
+            self.callspec = SimpleNamespace(params=params)
 
     def get_closest_marker(self, name: str):
         return next((m for m in self.marks if m.name == name), None)
+
+    def add_marker(self, mark: pytest.MarkDecorator) -> None:
+        self.marks.append(mark.mark)
 
 
 def _config(phase: str, deselected: list) -> SimpleNamespace:
@@ -37,18 +44,50 @@ def _config(phase: str, deselected: list) -> SimpleNamespace:
     return SimpleNamespace(getoption=lambda name: phase, hook=hook)
 
 
-@pytest.mark.parametrize("phase, kept", [("all", ["a", "x"]), ("shared", ["a"]), ("exclusive", ["x"])])
-def test_each_phase_keeps_its_tests_and_reports_the_rest_deselected(phase, kept):
-    items = [_Item("a"), _Item("x", pytest.mark.exclusive("stops slurmdbd").mark)]
-    deselected: list = []
+def _items() -> list[_Item]:
+    return [_Item("fake"), _Item("live", fixtures=("tmp_path", "slurm")),
+            _Item("pg", fixtures=("factory",), params={"db_url": "postgresql"}),
+            _Item("lite", fixtures=("factory",), params={"db_url": "sqlite"}),
+            _Item("marked", pytest.mark.postgres.mark), _Item("ssh", fixtures=("any_runner",)),
+            _Item("x", pytest.mark.exclusive("stops slurmdbd").mark, fixtures=("slurm_cluster",))]
+
+
+@pytest.mark.parametrize("phase, kept", [
+    ("all", ["fake", "live", "pg", "lite", "marked", "ssh", "x"]),
+    ("shared", ["live", "pg", "marked", "ssh"]),
+    ("exclusive", ["x", "fake", "lite"]),  # the exclusive one first, then those reaching no shared part
+])
+def test_each_phase_keeps_its_tests_in_order_and_reports_the_rest_deselected(phase, kept):
+    items, deselected = _items(), []
     phases.select_phase(_config(phase, deselected), items)
     assert [i.nodeid for i in items] == kept
-    assert sorted(i.nodeid for i in deselected) == sorted({"a", "x"} - set(kept))
+    assert sorted(i.nodeid for i in deselected) == sorted({i.nodeid for i in _items()} - set(kept))
+
+
+def test_the_exclusive_phase_puts_the_exclusive_tests_in_one_xdist_group():
+    items = _items()
+    phases.select_phase(_config("exclusive", []), items)
+    groups = {i.nodeid: [m.args for m in i.marks if m.name == "xdist_group"] for i in items}
+    assert groups == {"x": [("exclusive",)], "fake": [], "lite": []}
 
 
 def test_an_exclusive_mark_without_its_reason_is_a_usage_error():
     with pytest.raises(pytest.UsageError, match="t::x: @pytest.mark.exclusive needs its reason"):
         phases.select_phase(_config("shared", []), [_Item("t::x", pytest.mark.exclusive.mark)])
+
+
+def test_the_postgres_fixture_fails_a_test_taken_for_one_using_no_shared_part(request):
+    class Probe(pytest.Item):
+        def runtest(self):  # pragma: no cover - never run, only looked at
+            pass
+
+    probe = Probe.from_parent(request.node.parent, name="probe")
+    asking = SimpleNamespace(node=probe, config=SimpleNamespace(getoption=lambda name: "exclusive"))
+    with pytest.raises(pytest.fail.Exception, match="probe asks for postgres_url but was taken for a test using no"):
+        phases.check_fixture("postgres_url", asking)
+    phases.check_fixture("sqlite_url", asking)  # not a shared part: nothing to say
+    asking.config = SimpleNamespace(getoption=lambda name: "shared")
+    phases.check_fixture("postgres_url", asking)  # the shared phase is where it belongs
 
 
 def _marks_exclusive(decorators: list[ast.expr]) -> bool:
