@@ -123,7 +123,6 @@ def slurm(slurm_cluster):
     return slurm_cluster.runner
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the xdist_group marks select_phase adds
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test that uses the cluster with `slurm`, so `-m 'not slurm'` runs the rest;
     then keep only the tests of --phase (tests/phases.py)."""

@@ -1,4 +1,4 @@
-"""The suite's two phases (scripts/pytest_phases.sh), chosen with --phase; without it every test runs.
+"""The suite's phases (scripts/pytest_phases.sh), chosen with --phase; without it every test runs.
 
 Most live tests wait on Slurm, not on the CPU, so CI runs them several at once (pytest-xdist).
 A test that changes what the others rely on -- stops a cluster daemon, sets a node down,
@@ -7,11 +7,11 @@ carries `@pytest.mark.exclusive("why")`; the reason is required, it tells the ne
 the test may not share the cluster (tests/test_phases.py finds a disruptive test without it).
 
 - `--phase=shared`: the tests that use a shared part (the Slurm cluster, PostgreSQL, the sshd
-  that reaches the cluster) and are not exclusive, side by side.
-- `--phase=exclusive`: the exclusive tests, first and one after another on one worker (the
-  xdist group "exclusive", `--dist loadgroup`), and beside them only the tests that use no
-  shared part (fakes, recorded replies, SQLite): nothing an outage can disturb, and CPU work
-  for the cores the outages leave idle.
+  that reaches the cluster) and are not exclusive: side by side.
+- `--phase=exclusive`: the exclusive tests, one after another (no -n).
+- `--phase=isolated`: the tests that use no shared part (fakes, recorded replies, SQLite):
+  nothing an outage can disturb, so they run beside the exclusive phase, on the cores its
+  outages leave idle.
 
 A module of its own, beside required_parts.py, called by tests/conftest.py's hooks.
 """
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pytest
 
-PHASES = ("all", "shared", "exclusive")
+PHASES = ("all", "shared", "exclusive", "isolated")
 # Fixtures that reach a part other tests share: the cluster, the PostgreSQL server, the cluster over ssh.
 SHARED_FIXTURES = {"slurm", "slurm_cluster", "postgres_url", "sshd", "ssh_runner", "any_runner"}
 SHARED_MARKS = ("slurm", "postgres", "sshd")
@@ -30,8 +30,7 @@ def add_option(parser: pytest.Parser) -> None:
     parser.addoption(
         "--phase", choices=PHASES, default="all",
         help="shared: tests of the shared cluster/PostgreSQL that may run side by side (-n); exclusive: the "
-             "exclusive-marked ones (one worker, in order: --dist loadgroup) and tests using no shared part; "
-             "all (default): every test",
+             "exclusive-marked ones (run them alone); isolated: tests using no shared part; all (default): every test",
     )
 
 
@@ -58,29 +57,27 @@ def uses_shared_part(item: pytest.Item) -> bool:
 
 
 def check_fixture(argname: str, request: pytest.FixtureRequest) -> None:
-    """Fail a test of the exclusive phase taken for one using no shared part that asks for one anyway
+    """Fail a test of the isolated phase that asks for a shared part anyway
     (request.getfixturevalue("postgres_url") is invisible at collection): it could meet an outage."""
     item = request.node
     if (argname in SHARED_FIXTURES and isinstance(item, pytest.Item)
-            and request.config.getoption("--phase") == "exclusive" and not is_exclusive(item)):
+            and request.config.getoption("--phase") == "isolated"):
         pytest.fail(f"{item.nodeid} asks for {argname} but was taken for a test using no shared part "
                     f"(tests/phases.py): give it the postgres or slurm mark, or name the fixture", pytrace=False)
 
 
+def phase_of(item: pytest.Item) -> str:
+    """exclusive for a marked test (its reason checked), else shared or isolated by the parts it reaches."""
+    if is_exclusive(item):
+        return "exclusive"
+    return "shared" if uses_shared_part(item) else "isolated"
+
+
 def select_phase(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep the tests of --phase (the rest reported deselected, as -m does), the exclusive ones first."""
+    """Keep the tests of --phase, in their order; the rest are reported deselected, as -m does."""
     phase = config.getoption("--phase")
-    exclusive = [item for item in items if is_exclusive(item)]
-    if phase == "all":
-        return
-    if phase == "shared":
-        kept = [item for item in items if item not in exclusive and uses_shared_part(item)]
-    else:
-        for item in exclusive:
-            item.add_marker(pytest.mark.xdist_group("exclusive"))
-        kept = exclusive + [item for item in items if item not in exclusive and not uses_shared_part(item)]
-    chosen = set(kept)
-    dropped = [item for item in items if item not in chosen]
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-    items[:] = kept
+    kept = [item for item in items if phase_of(item) == phase or phase == "all"]
+    if len(kept) < len(items):
+        chosen = set(kept)
+        config.hook.pytest_deselected(items=[item for item in items if item not in chosen])
+        items[:] = kept

@@ -35,9 +35,6 @@ class _Item:
     def get_closest_marker(self, name: str):
         return next((m for m in self.marks if m.name == name), None)
 
-    def add_marker(self, mark: pytest.MarkDecorator) -> None:
-        self.marks.append(mark.mark)
-
 
 def _config(phase: str, deselected: list) -> SimpleNamespace:
     hook = SimpleNamespace(pytest_deselected=lambda items: deselected.extend(items))
@@ -55,7 +52,8 @@ def _items() -> list[_Item]:
 @pytest.mark.parametrize("phase, kept", [
     ("all", ["fake", "live", "pg", "lite", "marked", "ssh", "x"]),
     ("shared", ["live", "pg", "marked", "ssh"]),
-    ("exclusive", ["x", "fake", "lite"]),  # the exclusive one first, then those reaching no shared part
+    ("exclusive", ["x"]),
+    ("isolated", ["fake", "lite"]),
 ])
 def test_each_phase_keeps_its_tests_in_order_and_reports_the_rest_deselected(phase, kept):
     items, deselected = _items(), []
@@ -64,25 +62,19 @@ def test_each_phase_keeps_its_tests_in_order_and_reports_the_rest_deselected(pha
     assert sorted(i.nodeid for i in deselected) == sorted({i.nodeid for i in _items()} - set(kept))
 
 
-def test_the_exclusive_phase_puts_the_exclusive_tests_in_one_xdist_group():
-    items = _items()
-    phases.select_phase(_config("exclusive", []), items)
-    groups = {i.nodeid: [m.args for m in i.marks if m.name == "xdist_group"] for i in items}
-    assert groups == {"x": [("exclusive",)], "fake": [], "lite": []}
-
-
-def test_an_exclusive_mark_without_its_reason_is_a_usage_error():
+@pytest.mark.parametrize("phase", ["all", "shared", "isolated"])
+def test_an_exclusive_mark_without_its_reason_is_a_usage_error_in_every_phase(phase):
     with pytest.raises(pytest.UsageError, match="t::x: @pytest.mark.exclusive needs its reason"):
-        phases.select_phase(_config("shared", []), [_Item("t::x", pytest.mark.exclusive.mark)])
+        phases.select_phase(_config(phase, []), [_Item("t::x", pytest.mark.exclusive.mark)])
 
 
-def test_the_postgres_fixture_fails_a_test_taken_for_one_using_no_shared_part(request):
+def test_the_postgres_fixture_fails_a_test_of_the_isolated_phase(request):
     class Probe(pytest.Item):
         def runtest(self):  # pragma: no cover - never run, only looked at
             pass
 
     probe = Probe.from_parent(request.node.parent, name="probe")
-    asking = SimpleNamespace(node=probe, config=SimpleNamespace(getoption=lambda name: "exclusive"))
+    asking = SimpleNamespace(node=probe, config=SimpleNamespace(getoption=lambda name: "isolated"))
     with pytest.raises(pytest.fail.Exception, match="probe asks for postgres_url but was taken for a test using no"):
         phases.check_fixture("postgres_url", asking)
     phases.check_fixture("sqlite_url", asking)  # not a shared part: nothing to say
