@@ -8,5 +8,5 @@ BRIDGE_SETUP_TEST_PARTS=1 bash scripts/setup.sh
 .venv/bin/beat-bridge cluster up
 export BRIDGE_START_CLUSTER=1
 
-# pytest in two phases: side by side, then the tests that must run alone (scripts/pytest_phases.sh).
+# pytest in phases: the shared tests side by side, then the exclusive ones alone with the isolated ones beside them.
 exec bash scripts/pytest_phases.sh "$@"

@@ -132,7 +132,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     phases.select_phase(config, items)
 
 
-# --- the suite's phases: shared (side by side, pytest-xdist) and exclusive (alone); see tests/phases.py ---
+# --- the suite's phases (--phase=shared|exclusive|isolated, scripts/pytest_phases.sh); see tests/phases.py ---
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
