@@ -7,4 +7,6 @@ BRIDGE_SETUP_TEST_PARTS=1 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/beat-bridge cluster up
 export BRIDGE_START_CLUSTER=1
-exec .venv/bin/python -m pytest "$@"
+
+# pytest in phases: the shared tests side by side, then the exclusive ones alone with the isolated ones beside them.
+exec bash scripts/pytest_phases.sh "$@"

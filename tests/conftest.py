@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import phases
 import pytest
 from required_parts import need  # noqa: F401  (re-exported: `from conftest import need` still works)
 
@@ -123,7 +124,20 @@ def slurm(slurm_cluster):
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test that uses the cluster with `slurm`, so `-m 'not slurm'` runs the rest."""
+    """Mark every test that uses the cluster with `slurm`, so `-m 'not slurm'` runs the rest;
+    then keep only the tests of --phase (tests/phases.py)."""
     for item in items:
         if {"slurm", "slurm_cluster"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slurm)
+    phases.select_phase(config, items)
+
+
+# --- the suite's phases (--phase=shared|exclusive|isolated, scripts/pytest_phases.sh); see tests/phases.py ---
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    phases.add_option(parser)
+
+
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest) -> None:
+    phases.check_fixture(fixturedef.argname, request)

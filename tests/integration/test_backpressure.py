@@ -27,6 +27,9 @@ from sqlalchemy import func, select
 from bridge.models import Result, StateHistory
 from bridge.runner import Runner
 
+# Association, QOS and partition changes reach every job on the cluster (slurmctld re-reads them).
+pytestmark = pytest.mark.exclusive("changes associations, QOS and the debug partition's DenyAccounts")
+
 LIMIT = 3
 
 

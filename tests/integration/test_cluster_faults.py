@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from datetime import datetime, timedelta
 
+import pytest
 from bridge_env import block, make_env
 from faults import node_down, stop_start
 from poller_env import (
@@ -28,6 +29,8 @@ from poller_env import (
 from sqlalchemy import select
 
 from bridge.models import StateHistory
+
+pytestmark = pytest.mark.exclusive("sets a node down (killing what runs there) and stops slurmctld")
 
 
 def _from(name: str) -> dict:

@@ -14,6 +14,11 @@ import pytest
 
 from bridge.devcluster import procs
 
+# Takes the shared cluster down: no other test may run meanwhile (tests/phases.py).
+pytestmark = pytest.mark.exclusive("takes the shared cluster down and up again")
+
+pytestmark = pytest.mark.exclusive("takes the shared cluster down and up again")
+
 OURS = {"munged", "slurmdbd", "slurmctld", "slurmd", "slurmstepd"}
 
 

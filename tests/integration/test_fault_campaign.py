@@ -37,7 +37,8 @@ from sqlalchemy import func, select
 
 from bridge.models import StateHistory
 
-pytestmark = pytest.mark.postgres
+pytestmark = [pytest.mark.postgres,
+              pytest.mark.exclusive("stops slurmctld and slurmdbd, restarts the PostgreSQL server")]
 
 SEED = "BRIDGE_CAMPAIGN_SEED"
 SPLITS = {"a": 33, "b": 33, "c": 33, "d": 1}

@@ -29,6 +29,7 @@ def _from(name: str) -> dict:
     return {"in": {"block": name, "output": "out"}}
 
 
+@pytest.mark.exclusive("stops the shared slurmdbd")
 def test_slurmdbd_stopped_mid_run_causes_no_false_failure_and_the_run_completes(tmp_path, slurm_cluster, slurm):
     env = make_env(tmp_path, slurm_cluster, slurm)
     experiment_id = schedule(env, {"name": "dbd-outage", "author": "gina", "blocks": {
@@ -140,6 +141,7 @@ class SqueueForgot:
         return self.real.run(argv, stdin=stdin, timeout=timeout)
 
 
+@pytest.mark.exclusive("stops the shared slurmdbd")
 def test_slurmdbd_down_while_elements_end_with_sacct_as_the_only_source_gives_no_false_failure(
         tmp_path, slurm_cluster, slurm):
     """Elements end while slurmdbd is down (sacct fails), and its rows read FAILED/End=Unknown for a

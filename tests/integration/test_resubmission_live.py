@@ -14,6 +14,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta
 
+import pytest
 from bridge_env import block, make_env, queue_toml
 from faults import node_down
 from poller_env import (
@@ -95,6 +96,7 @@ def test_a_memory_killed_split_is_resubmitted_to_the_bigger_queue_and_completes(
     assert 0 < total["wasted_core_hours"] < total["core_hours"], total
 
 
+@pytest.mark.exclusive("sets a node of the shared cluster down")
 def test_a_split_whose_node_goes_down_is_retried_on_the_other_node(tmp_path, slurm_cluster, slurm):
     env = make_env(tmp_path, slurm_cluster, slurm, queues=QUEUES)
     since = datetime.now() - timedelta(minutes=1)

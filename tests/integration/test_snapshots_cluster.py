@@ -32,6 +32,12 @@ def _sacct(runner, since, element_ids) -> dict[str, dict[str, str]]:
     return {values[0]: dict(zip(fields, values)) for values in (line.split("|") for line in lines)}
 
 
+def _kib(max_rss: str) -> int:
+    """sacct's MaxRSS in KiB: it prints the largest unit that divides the value exactly (61440K as 60M)."""
+    factor = {"K": 1, "M": 1024, "G": 1024 ** 2}.get(max_rss[-1:])
+    return int(max_rss[:-1]) * factor if factor else int(max_rss)
+
+
 def test_snapshots_outlive_the_job_rows_and_equal_sacct(tmp_path, slurm_cluster, slurm):
     env = make_env(tmp_path, slurm_cluster, slurm)
     since = utc_naive_now() - timedelta(minutes=1)
@@ -53,7 +59,7 @@ def test_snapshots_outlive_the_job_rows_and_equal_sacct(tmp_path, slurm_cluster,
             assert row.state == allocation["State"] == "COMPLETED"
             assert row.alloc_cpus == int(allocation["AllocCPUS"]) >= 1
             assert row.elapsed_s == int(allocation["ElapsedRaw"])
-            assert row.max_rss_kb == int(batch["MaxRSS"].rstrip("K")) > 40 * 1024  # the batch step's, in KiB
+            assert row.max_rss_kb == _kib(batch["MaxRSS"]) > 40 * 1024  # the batch step's
             assert row.end is not None and row.start is not None and row.submit <= row.start <= row.end
             assert row.attempts >= 1 and row.timelimit_min is not None and row.account
     assert loop.cycles >= 1
