@@ -67,6 +67,7 @@ def test_the_same_array_from_both_clients_is_the_same_job_to_slurmctld_with_requ
     assert jobs["pyslurm"]["StdOut"] == jobs["cli"]["StdOut"].replace(str(ids["cli"]), str(ids["pyslurm"]))
 
 
+@pytest.mark.exclusive("adds an account with MaxSubmitJobs=1 to slurmdbd (sacctmgr) and removes it")
 def test_a_submit_limit_is_back_pressure_through_both_clients(tmp_path, slurm, pyslurm_env):
     """libslurm logs the limit's name and raises only "Job violates accounting/QOS policy": the pyslurm
     client reads the logged name as sbatch prints it, so a full association is waited on, not failed."""
