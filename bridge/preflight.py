@@ -13,6 +13,7 @@ the file and key; `open_database` also checks the schema's revision (bridge.db_r
 from __future__ import annotations
 
 import logging
+import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -20,12 +21,12 @@ from sqlalchemy import exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from bridge.db import SQLITE_BUSY_TIMEOUT_S
 from bridge.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 EXAMPLES = "sqlite:///path/to/bridge.sqlite or postgresql+psycopg://user@host/database"
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def url_problem(url: str) -> str | None:
@@ -61,17 +62,34 @@ def _sqlite_problem(url: URL) -> str | None:
     if path.is_dir():
         return f"an SQLite database file, but {path} is a directory"
     if path.exists():
-        try:
-            with open(path, "rb") as f:
-                header = f.read(len(_SQLITE_MAGIC))
-        except OSError as e:
-            return f"a readable SQLite database file ({path}: {e.strerror or e})"
-        if header and header != _SQLITE_MAGIC:
-            return f"an SQLite database file, but {path} is not an SQLite database"
-        return None
+        return _sqlite_file_problem(path)
     parent = next((p for p in path.parents if p.exists()), None)
     if parent is not None and not parent.is_dir():
         return f"a path inside a directory, but {parent} is not a directory"
+    return None
+
+
+def _sqlite_file_problem(path: Path) -> str | None:
+    """Whether an existing file is an SQLite database, read by SQLite itself (read-only), never by open().
+
+    Closing any descriptor of a database file drops every POSIX lock this process
+    holds on it (fcntl semantics; https://www.sqlite.org/howtocorrupt.html#_posix_advisory_locks_canceled_by_a_separate_thread_doing_close_).
+    A daemon that checks a configuration while its engine is open (the command server) would
+    then look closed to other processes, the last of which deletes the WAL under it: its later
+    commits would be invisible to everyone else. SQLite's own connections share one lock record
+    per file and close it only when the last one goes.
+    """
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        connection = sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
+        try:
+            connection.execute("PRAGMA schema_version").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as e:  # "file is not a database"; OperationalError: unreadable
+        if isinstance(e, sqlite3.OperationalError):
+            return f"a readable SQLite database file ({path}: {e})"
+        return f"an SQLite database file, but {path} is not an SQLite database"
     return None
 
 
