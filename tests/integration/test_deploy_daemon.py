@@ -64,6 +64,11 @@ class Listener:
         self.sock.close()
 
 
+def _last_status(listener: Listener) -> str:
+    statuses = [m["STATUS"] for m in list(listener.messages) if "STATUS" in m]
+    return statuses[-1] if statuses else ""
+
+
 def test_run_sends_ready_watchdog_status_and_stopping_to_systemds_socket(tmp_path, slurm_cluster, slurm):
     env = make_env(tmp_path, slurm_cluster, slurm, extra=POLL)
     experiment_id = schedule(env, {"name": "notified", "author": "nora", "blocks": {
@@ -79,6 +84,9 @@ def test_run_sends_ready_watchdog_status_and_stopping_to_systemds_socket(tmp_pat
             try:
                 wait_for("experiment done", lambda: status(env, experiment_id) in ("D", "F"), timeout=30)
                 wait_for("3 watchdog pings", lambda: listener.count("WATCHDOG") >= 3, timeout=10)
+                # the cycle that applied the ends still counted 2 active: stop after one that saw them gone
+                wait_for("a cycle reporting nothing active", lambda: _last_status(listener).endswith(
+                    "0 active splits; last error: none"), timeout=30)
             finally:
                 process.send_signal(signal.SIGTERM)
                 code = process.wait(timeout=20)
