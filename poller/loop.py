@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -136,7 +137,7 @@ class BridgeLoop:
 
     def _run(self, done: Callable[[Session], bool] | None, once: bool) -> None:
         while not self._stop.is_set():
-            with self.sessions() as session:
+            with closing_quietly(self.sessions()) as session:
                 report = self._cycle(session, once)
                 if not once:
                     self._watch_results(session, report)
@@ -165,7 +166,7 @@ class BridgeLoop:
         if report.poll is None:  # Slurm or the database did not answer: not now
             return wait
         started = time.monotonic()
-        with self.sessions() as session:
+        with closing_quietly(self.sessions()) as session:
             try:
                 self.snapshot_sacct_calls += snapshots.refresh(session, self.backend.client).sacct_calls
             except Exception as e:  # never the daemon's end: the snapshots stay pending, read later
@@ -261,6 +262,23 @@ class BridgeLoop:
         self.last_cycle_seconds = time.monotonic() - started
         log.debug("cycle %d in %.3f s: %s", self.cycles, self.last_cycle_seconds, report)
         return report
+
+
+@contextmanager
+def closing_quietly(session: Session) -> Iterator[Session]:
+    """The session, closed at the end; a database gone by then is logged, never the daemon's end.
+
+    Reads after the cycle (the result watch) begin a transaction that close() rolls back:
+    on a connection the server dropped meanwhile (a PostgreSQL restart) that rollback
+    raises, and nothing else in the loop would have caught it.
+    """
+    try:
+        yield session
+    finally:
+        try:
+            session.close()
+        except DBAPIError as e:
+            log.debug("session closed after a database error: %s", database_error(e))
 
 
 def discard(session: Session) -> None:

@@ -49,3 +49,27 @@ def test_the_start_up_queue_comparison_logs_a_database_outage_instead_of_ending_
         warn_unsynced(SimpleNamespace(sessions=away, config=env.config))
     [record] = [r for r in caplog.records if "could not compare queues.toml" in r.getMessage()]
     assert "database error" in record.getMessage() and "OperationalError" in record.getMessage()
+
+
+def test_a_database_lost_when_a_cycles_session_closes_is_no_end_of_the_daemon(tmp_path, monkeypatch):
+    """The rollback in close() meets a dropped connection (seen once in the fault campaign's pg_restart)."""
+    from sqlalchemy.exc import OperationalError
+
+    env = make_replay_env(tmp_path)
+    experiment = declare(env, {"a": block()})
+    sub = submit(env)
+    element_done(env, sub, 0)
+    element_done(env, sub, 1)
+    answer(env, "completed", "squeue", sub)
+    real_close, failures = env.sessions.class_.close, []
+
+    def close(self):
+        real_close(self)
+        if len(failures) < 2:
+            failures.append(1)
+            raise OperationalError("ROLLBACK", {}, Exception("terminating connection due to administrator command"))
+
+    monkeypatch.setattr(env.sessions.class_, "close", close)
+    loop = BridgeLoop(env.sessions, env.backend, PollConfig(0.1, 0.1))
+    loop.run(done=lambda session: session.get(Experiment, experiment).status.value == "D")
+    assert status_of(env, experiment) == "D" and len(failures) == 2
