@@ -86,7 +86,7 @@ class CommandServer:
         self.served = self.declined = 0
         self._stop = threading.Event()
         self._app = None
-        self._parser = None
+        self._parser: Any = None  # built by _warm_up, before the first request is read
         self._files = _stamps(config)
         self._streams = (sys.stdout, sys.stderr)
         sys.stdout, sys.stderr = Routed(sys.stdout, 0), Routed(sys.stderr, 1)
@@ -199,13 +199,11 @@ class CommandServer:
 
     def run(self, argv: list[str], cwd: str) -> tuple[int, str, str]:
         """One command as bridge.cli.main runs it: exit code, stdout, stderr."""
-        from bridge.cli import build_parser, handle
+        from bridge.cli import handle
 
         out, err = io.StringIO(), io.StringIO()
         token = _output.set((out, err))
         try:
-            if self._parser is None:
-                self._parser = build_parser()
             try:
                 args = self._parser.parse_args(argv)
                 args.served_app, args.cwd = self.app, Path(cwd)
@@ -222,14 +220,16 @@ class CommandServer:
 
     @property
     def app(self):
-        """The commands' App: opened on first use, once, with its own engine and Slurm client."""
+        """The commands' App: the daemon's configuration with an engine and Slurm client of its own, made once."""
         if self._app is None:
-            from bridge.app import open_app
+            from bridge.app import App
+            from bridge.preflight import open_database
             from bridge.wake import SENDER, SENDER_KEY
 
-            app = open_app(self.config.path)
-            app.sessions.configure(info={SENDER_KEY: f"{SENDER}:commands"})  # their NOTIFYs wake this daemon's loop
-            self._app = app
+            # the daemon's configuration, loaded and checked once (requests decline once its files change)
+            sessions = open_database(self.config.path, self.config.database_url)
+            sessions.configure(info={SENDER_KEY: f"{SENDER}:commands"})  # their NOTIFYs wake this daemon's loop
+            self._app = App(self.config, sessions)
         return self._app
 
 

@@ -81,7 +81,7 @@ def served_command(argv: Sequence[str]) -> tuple[str, ...] | None:
     """The served command argv names (("experiments", "list"), ...), or None when it runs locally."""
     if any(arg in LOCAL_FLAGS for arg in argv):
         return None
-    words = tuple(arg for arg in argv[:2])
+    words = tuple(argv[:2])
     for command in SERVED:
         if words[:len(command)] == command:
             if command == ("experiments", "add") and "-" in argv[2:]:

@@ -24,6 +24,7 @@ from bridge.command_socket import (
     config_argument,
     decode,
     encode,
+    private_dir,
     read_all,
     runtime_dir,
     served_command,
@@ -50,16 +51,11 @@ def ask_daemon(argv: list[str]) -> dict | None:
     """The daemon's answer to a served command ({"rc", "stdout", "stderr"}), or None to run it here."""
     if served_command(argv) is None:
         return None
-    directory = runtime_dir()
-    path = socket_path(config_argument(argv), directory)
-    if not os.path.exists(path):
+    directory, config = runtime_dir(), os.path.realpath(config_argument(argv))
+    path = socket_path(config, directory)
+    if not os.path.exists(path) or not private_dir(directory, create=False):
         return None
-    from bridge.command_socket import private_dir
-
-    if not private_dir(directory, create=False):
-        return None
-    request = {"protocol": PROTOCOL, "version": __version__, "argv": argv, "cwd": os.getcwd(),
-               "config": os.path.realpath(config_argument(argv))}
+    request = {"protocol": PROTOCOL, "version": __version__, "argv": argv, "cwd": os.getcwd(), "config": config}
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(CONNECT_TIMEOUT)
