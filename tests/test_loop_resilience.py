@@ -17,12 +17,18 @@ def boom(argv):
     raise RuntimeError("an unexpected bug")
 
 
-def test_an_unexpected_error_fails_one_cycle_and_the_daemon_goes_on(tmp_path, caplog):
-    env = make_replay_env(tmp_path)
+def _submitted_and_done(env):
+    """A one-block experiment submitted through the replay fake, both its elements finished: (its id, the array)."""
     experiment = declare(env, {"a": block()})
     sub = submit(env)
     element_done(env, sub, 0)
     element_done(env, sub, 1)
+    return experiment, sub
+
+
+def test_an_unexpected_error_fails_one_cycle_and_the_daemon_goes_on(tmp_path, caplog):
+    env = make_replay_env(tmp_path)
+    experiment, sub = _submitted_and_done(env)
     env.fake.then("squeue", Answer(raises=boom))
     answer(env, "completed", "squeue", sub)
     loop = BridgeLoop(env.sessions, env.backend, PollConfig(0.1, 0.1))
@@ -56,10 +62,7 @@ def test_a_database_lost_when_a_cycles_session_closes_is_no_end_of_the_daemon(tm
     from sqlalchemy.exc import OperationalError
 
     env = make_replay_env(tmp_path)
-    experiment = declare(env, {"a": block()})
-    sub = submit(env)
-    element_done(env, sub, 0)
-    element_done(env, sub, 1)
+    experiment, sub = _submitted_and_done(env)
     answer(env, "completed", "squeue", sub)
     real_close, failures = env.sessions.class_.close, []
 
