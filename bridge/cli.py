@@ -133,12 +133,6 @@ def _config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _app(args: argparse.Namespace, may_upgrade: bool = False):
-    from bridge.app import app_for, open_app
-
-    return open_app(args.config, may_upgrade=may_upgrade) if may_upgrade else app_for(args)
-
-
 def _action(actions, name: str, handler: Callable, help_text: str) -> argparse.ArgumentParser:
     parser = actions.add_parser(name, help=help_text, description=help_text)
     parser.set_defaults(handler=handler, quiet=handler not in (run_command, _submit))
@@ -182,9 +176,10 @@ def _add_submit(commands: argparse._SubParsersAction) -> None:
 
 
 def _submit(args: argparse.Namespace) -> int:
+    from bridge.app import open_app
     from poller.loop import run_cycle
 
-    app = _app(args)
+    app = open_app(args.config)
     with app.sessions() as session:
         report = run_cycle(session, app.backend)
         if report.error:
