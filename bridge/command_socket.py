@@ -27,6 +27,8 @@ import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bridge.config_path import resolve_config_path
+
 PROTOCOL = 1
 RUNTIME_ENV = "BEAT_BRIDGE_RUNTIME_DIR"
 SYSTEM_RUNTIME = Path("/run/beat-bridge")
@@ -90,15 +92,17 @@ def served_command(argv: Sequence[str]) -> tuple[str, ...] | None:
     return None
 
 
-def config_argument(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> str:
-    """The bridge.toml a command names, as bridge.config.resolve_config_path reads it (--config, env, default)."""
-    from_env = (os.environ if environ is None else environ).get("BEAT_BRIDGE_CONFIG")
+def config_argument(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Path:
+    """The bridge.toml a command names: its --config, resolved as bridge.config does (env, default)."""
+    named = None
     for i, arg in enumerate(argv):
         if arg == "--config" and i + 1 < len(argv):
-            return argv[i + 1]
+            named = argv[i + 1]
+            break
         if arg.startswith("--config="):
-            return arg.split("=", 1)[1]
-    return from_env or "config/bridge.toml"
+            named = arg.split("=", 1)[1]
+            break
+    return resolve_config_path(named, environ)
 
 
 def encode(message: Mapping[str, object]) -> bytes:

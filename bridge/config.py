@@ -12,12 +12,11 @@ Schema; what it loads into is bridge.config_types.
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping
 from pathlib import Path
 
 from bridge.accounts_config import load_accounts
 from bridge.config_fields import _SPOOL_RULE, BRIDGE_FIELDS, RUNNERS  # the Field tables the loader reads by
+from bridge.config_path import resolve_config_path
 from bridge.config_types import (  # re-exported: the dataclasses are bridge.config's to its callers
     BridgeConfig,
     ClaimRule,
@@ -38,20 +37,6 @@ from bridge.toml_table import Table, read_fields, read_toml
 log = logging.getLogger(__name__)
 __all__ = ["BRIDGE_FIELDS", "RUNNERS", "BridgeConfig", "ClaimRule", "Limits", "LostRule", "PollConfig", "RetryPolicy",
            "SlurmTimeouts", "SshConfig", "load_config", "resolve_config_path"]
-
-ENV_VAR = "BEAT_BRIDGE_CONFIG"
-DEFAULT_PATH = Path("config/bridge.toml")
-
-
-def resolve_config_path(arg: str | Path | None, environ: Mapping[str, str] | None = None) -> Path:
-    """The config file to use: the explicit argument, else $BEAT_BRIDGE_CONFIG, else config/bridge.toml."""
-    environ = os.environ if environ is None else environ
-    if arg:
-        return Path(arg)
-    if environ.get(ENV_VAR):
-        return Path(environ[ENV_VAR])
-    return DEFAULT_PATH
-
 
 def load_config(path: str | Path, queue_errors: dict[str, ConfigError] | None = None) -> BridgeConfig:
     """Load bridge.toml and the queues.toml it names; raise ConfigError naming file, key and value.

@@ -19,8 +19,8 @@ import pytest
 
 from bridge import cli, entry
 from bridge.command_server import CommandServer
-from bridge.command_socket import STARTED, private_dir, served_command, socket_path
-from bridge.config import load_config
+from bridge.command_socket import STARTED, config_argument, private_dir, served_command, socket_path
+from bridge.config import load_config, resolve_config_path
 from bridge.preflight import open_database
 from bridge.queues import sync_queues
 
@@ -167,3 +167,13 @@ def test_a_daemon_ending_mid_command_is_an_error_never_a_second_run(
 ])
 def test_which_commands_a_daemon_serves(argv: list[str], served: tuple | None) -> None:
     assert served_command(argv) == served
+
+
+@pytest.mark.parametrize(("argv", "environ", "expected"), [
+    (["experiments", "list"], {}, "config/bridge.toml"),
+    (["experiments", "list"], {"BEAT_BRIDGE_CONFIG": "env.toml"}, "env.toml"),
+    (["experiments", "list", "--config", "a.toml"], {"BEAT_BRIDGE_CONFIG": "env.toml"}, "a.toml"),
+    (["status", "--config=b.toml"], {}, "b.toml"),
+])
+def test_the_socket_is_looked_up_for_the_bridge_toml_the_command_would_load(argv, environ, expected) -> None:
+    assert config_argument(argv, environ) == resolve_config_path(expected, {}) == Path(expected)
