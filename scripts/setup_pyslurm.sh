@@ -27,23 +27,31 @@ wheel=${BRIDGE_PYSLURM_WHEEL:-$shared/wheels/pyslurm-22.5.3-cp311-cp311-linux_x8
 source=${BRIDGE_PYSLURM_SOURCE:-$shared/vendor/pyslurm-22.5.3.tar.gz}
 python=${BRIDGE_VENV_PYTHON:-.venv/bin/python}
 
-if ! dpkg -s libslurm-dev >/dev/null 2>&1; then
+# libslurm-dev to build against; slurm-wlm-basic-plugins because libslurm, when pyslurm loads, exits the
+# process if its PluginDir (/usr/lib/<arch>/slurm-wlm, from that package) is missing: on a fresh machine,
+# before `cluster up` installs the Slurm packages, no pyslurm would "fit" and a good wheel was refused.
+packages="libslurm-dev slurm-wlm-basic-plugins"
+# shellcheck disable=SC2086
+if ! dpkg -s $packages >/dev/null 2>&1; then
     if [ "$(id -u)" != 0 ]; then
-        echo "setup_pyslurm: libslurm-dev is missing; run as root or: sudo apt-get install -y libslurm-dev" >&2
+        echo "setup_pyslurm: $packages missing; run as root or: sudo apt-get install -y $packages" >&2
         exit 1
     fi
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libslurm-dev >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages >/dev/null
 fi
 slurm=$(dpkg-query -W -f '${Version}' libslurm-dev | cut -d- -f1)  # 22.05.8
 
 # Whether .venv's pyslurm loads here and was built for this Slurm's major (22.05 <-> API 22.5).
 # Importing pyslurm reads a slurm.conf (libslurm exits the process without one), and the cluster's may
 # not exist yet: a two-line one is enough to load it.
+why=$(mktemp)  # the last failed import's stderr, shown when nothing fits
+trap 'rm -f "$why"' EXIT
 fits() {
     conf=$(mktemp)
     printf 'ClusterName=setup\nSlurmctldHost=localhost\n' >"$conf"
-    SLURM_CONF=$conf "$python" - "$slurm" <<'PY' 2>/dev/null
+    SLURM_CONF=$conf "$python" - "$slurm" <<'PY' 2>"$why"
 
 import sys
 import pyslurm
@@ -71,6 +79,7 @@ echo "setup_pyslurm: building pyslurm from $source for Slurm $slurm (a few minut
 multiarch=$(dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || echo x86_64-linux-gnu)
 SLURM_LIB_DIR=/usr/lib/$multiarch SLURM_INCLUDE_DIR=/usr/include pip_install "$source"
 if ! fits; then
-    echo "setup_pyslurm: pyslurm built from $source does not load for Slurm $slurm" >&2
+    echo "setup_pyslurm: pyslurm built from $source does not load for Slurm $slurm:" >&2
+    cat "$why" >&2
     exit 1
 fi
