@@ -9,7 +9,8 @@ schema made, the queues synced; no Slurm call: nothing is submitted), each round
 subprocesses: `experiments add` of config/example-experiment.json (renamed) `--schedule`, `experiments
 list`, `experiments show ID`, `experiments cancel ID` (of the experiment just added) and
 `status`. The baselines run in the same rounds: the bare interpreter (`python -c pass`) and
-`python -c "import sqlalchemy"`, the floor of any command that opens the database. Medians
+`python -c "import sqlalchemy"`, the floor of any command that opens the database, and the floor
+of any command that reads it through the bridge's ORM models (import them, configure the mappers). Medians
 of ROUNDS (default 7) of wall time (and of CPU time, user + system: steadier on a busy machine);
 each command's ratio is to `import sqlalchemy`; the goal is 0.3 s.
 Usage: python bench/cli_latency.py [rounds]
@@ -36,7 +37,9 @@ from bridge.queues import sync_queues
 
 REPO = Path(__file__).resolve().parent.parent
 GOAL_S = 0.3
-BASELINES = {"python -c pass": ["-c", "pass"], 'python -c "import sqlalchemy"': ["-c", "import sqlalchemy"]}
+BASELINES = {"python -c pass": ["-c", "pass"], 'python -c "import sqlalchemy"': ["-c", "import sqlalchemy"],
+             # the floor of a command that uses the bridge's ORM models: import them, set up their mappers
+             "the models' floor": ["-c", "import bridge.models, sqlalchemy.orm as o; o.configure_mappers()"]}
 COMMANDS = ("experiments add", "experiments list", "experiments show", "experiments cancel", "status")
 
 
@@ -130,14 +133,16 @@ def measure(rounds: int, mode: str) -> None:
         shutil.rmtree(root, ignore_errors=True)
     medians = {name: statistics.median(values) for name, values in wall.items()}
     cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
-    bare, floor = (medians[name] for name in BASELINES)
+    bare, floor, models = (medians[name] for name in BASELINES)
     print(f"{mode}: SQLite, a new process per command, median of {rounds} rounds; baselines: python -c pass "
           f"{bare:.3f} s, "
-          f'python -c "import sqlalchemy" {floor:.3f} s (the baseline below; CPU {cpu_medians[names[1]]:.3f} s)')
+          f'python -c "import sqlalchemy" {floor:.3f} s (the baseline below; CPU {cpu_medians[names[1]]:.3f} s), '
+          f"importing the bridge's models and setting up their mappers {models:.3f} s")
     for name in COMMANDS:
         mark = "✓" if medians[name] <= GOAL_S else "✗"
         print(f"{ratio_line(name, medians[name], floor)}; CPU {cpu_medians[name]:.3f} s; "
-              f"{medians[name] / bare:.1f}x the bare interpreter; goal {GOAL_S} s {mark}")
+              f"{medians[name] / bare:.1f}x the bare interpreter, {medians[name] - models:+.3f} s over the models' "
+              f"floor; goal {GOAL_S} s {mark}")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import Any
 
 from bridge.models import Queue
 from bridge.queues_config import QueueConfig
-from bridge.render import package_templates_dir
+from bridge.template_paths import package_templates_dir
 
 _BASE = ("partition", "memory_limit", "time_limit", "cores_per_slot", "max_slots_per_user")
 

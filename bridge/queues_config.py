@@ -11,15 +11,18 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.errors import BridgeError, ConfigError
 from bridge.failure_policy import FAILURE_FIELDS, FailurePolicy, check_targets, failure_policy
 from bridge.models import Environment, Queue
-from bridge.render import BRIDGE_OPTIONS, ArraySpec, extra_options, package_templates_dir, render_array_script
-from bridge.sbatch_options import directive_problem
+from bridge.sbatch_options import BRIDGE_OPTIONS, directive_problem, extra_options
+from bridge.template_paths import package_templates_dir
 from bridge.toml_table import Field, Table, read_fields, read_toml
 from bridge.values import has_control
+
+if TYPE_CHECKING:
+    from bridge.render import ArraySpec
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _DIRECTIVE = re.compile(r"^\s*--[A-Za-z][A-Za-z0-9-]*(=.*\S)?\s*$")  # surrounding blanks are stripped
@@ -87,10 +90,12 @@ class QueueConfig:
 
 
 def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = (),
-                errors: dict[str, ConfigError] | None = None) -> dict[str, QueueConfig]:
+                errors: dict[str, ConfigError] | None = None, render: bool = True) -> dict[str, QueueConfig]:
     """Load queues.toml: `[queues.<name>]` tables, each mapping a BEAT queue onto a partition.
 
     With `errors`, a queue that fails is left out and its error put there (`queues check` names them all).
+    `render=False` (commands that never submit) skips rendering each queue's template with a sample
+    split, and so jinja2's import: every other key is still checked.
     """
     path = Path(path).absolute()
     top = Table(path, "", read_toml(path))
@@ -105,7 +110,7 @@ def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = (),
         t = queues_table.table(name, required=True)
         assert t is not None
         try:
-            queues[name] = _queue(name, t, templates_dirs)
+            queues[name] = _queue(name, t, templates_dirs, render)
         except ConfigError as e:
             if errors is None:
                 raise
@@ -121,7 +126,7 @@ def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = (),
     return queues
 
 
-def _queue(name: str, t: Table, templates_dirs: tuple[Path, ...]) -> QueueConfig:
+def _queue(name: str, t: Table, templates_dirs: tuple[Path, ...], render: bool = True) -> QueueConfig:
     v = read_fields(t, QUEUE_FIELDS)
     queue = QueueConfig(
         name=name, partition=v["partition"], memory_limit=v["memory_limit"], time_limit=v["time_limit"],
@@ -137,14 +142,17 @@ def _queue(name: str, t: Table, templates_dirs: tuple[Path, ...]) -> QueueConfig
     except BridgeError as e:
         raise ConfigError(f"{t.file}: {t.key('extra_directives')}: {e} "
                           f"(the bridge sets: {', '.join(sorted(taken))})") from e
-    _check_template(t, queue, templates_dirs)
+    if render:
+        _check_template(t, queue, templates_dirs)
     return queue
 
 
 def sample_spec(queue: QueueConfig) -> ArraySpec:
     """An array of two splits on this queue, as the submitter would build it: renders every template at load."""
+    from bridge import render  # jinja2 only where a template is rendered
+
     spool = "/spool/bb-sample"
-    return ArraySpec(
+    return render.ArraySpec(
         job_name="bb-sample", submission_tag="bb-sample", partition=queue.partition,
         cpus_per_task=queue.cores_per_slot, mem_mb=queue.memory_limit, time_minutes=queue.time_limit,
         array_indices=(0, 1), throttle=queue.max_slots_per_user, output=f"{spool}/slurm-%A_%a.out",
@@ -156,6 +164,8 @@ def sample_spec(queue: QueueConfig) -> ArraySpec:
 
 def _check_template(t: Table, queue: QueueConfig, templates_dirs: tuple[Path, ...]) -> None:
     """Render the queue's template (or the default one) with a sample split: errors surface now, not at sbatch."""
+    from bridge.render import render_array_script
+
     try:
         render_array_script(sample_spec(queue), template=queue.template, search_path=templates_dirs)
     except BridgeError as e:

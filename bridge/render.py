@@ -25,7 +25,6 @@ import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import jinja2
@@ -33,7 +32,7 @@ from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bridge.errors import BridgeError
-from bridge.sbatch_options import BRIDGE_OPTIONS, clash, directive_problem
+from bridge.sbatch_options import BRIDGE_OPTIONS, extra_options, parse_directive  # re-exported
 from bridge.sbatch_text import (  # re-exported: the quoting rules render applies
     SLURM_TEXT_MAX,
     UnsafeValueError,
@@ -44,14 +43,14 @@ from bridge.sbatch_text import (  # re-exported: the quoting rules render applie
     slurm_filename,
 )
 from bridge.template_loader import SearchPathLoader
+from bridge.template_paths import DEFAULT_TEMPLATE, package_templates_dir  # re-exported
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BRIDGE_OPTIONS", "SLURM_TEXT_MAX", "UnsafeValueError", "bounded_comment", "check_value", "sbatch_quote",
-           "sbatch_unquote", "slurm_filename"]
+__all__ = ["BRIDGE_OPTIONS", "DEFAULT_TEMPLATE", "SLURM_TEXT_MAX", "UnsafeValueError", "bounded_comment", "check_value",
+           "extra_options", "package_templates_dir", "parse_directive", "sbatch_quote", "sbatch_unquote",
+           "slurm_filename"]
 
-DEFAULT_TEMPLATE = "array.sbatch.j2"
-_OPTION = re.compile(r"^--([A-Za-z][A-Za-z0-9-]*)(?:=(.*))?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 QUOTING_FILTERS = ("shquote", "sbatchquote", "raw")
 _QUOTE_HINT = "end it with | shquote (shell), | sbatchquote (#SBATCH value) or | raw (a value the bridge built)"
@@ -85,25 +84,6 @@ class ArraySpec:
     env: tuple[tuple[str, str], ...] = ()
 
 
-def package_templates_dir() -> Path:
-    """The shipped templates: the source checkout's templates/ (beside this package), else package data.
-
-    A source checkout wins over the `bridge.templates` package data: an editable
-    install maps that package onto one checkout, and another checkout (a git
-    worktree) must render its own templates.
-    """
-    checkout = Path(__file__).resolve().parent.parent
-    if (checkout / "pyproject.toml").is_file() and (checkout / "templates" / DEFAULT_TEMPLATE).is_file():
-        return checkout / "templates"
-    try:
-        path = Path(str(resources.files("bridge.templates")))
-        if (path / DEFAULT_TEMPLATE).is_file():
-            return path
-    except (ModuleNotFoundError, TypeError):  # pragma: no cover - depends on the install
-        pass
-    return checkout / "templates"  # pragma: no cover
-
-
 def compact_ranges(indices: Iterable[int]) -> str:
     """`[0, 1, 2, 3, 5]` -> `"0-3,5"`: the array index list as sbatch's --array wants it."""
     values = sorted(set(indices))
@@ -118,39 +98,6 @@ def compact_ranges(indices: Iterable[int]) -> str:
         if v is not None:
             start = prev = v
     return ",".join(parts)
-
-
-def parse_directive(text: str) -> tuple[str, str | None]:
-    """`--constraint="intel avx"` -> `("constraint", "intel avx")`; a flag gives `(name, None)`."""
-    check_value("extra directive", text)
-    match = _OPTION.match(text.strip())
-    if not match:
-        hint = directive_problem(text)
-        raise UnsafeValueError(f"extra directive {text!r} is not a long sbatch option like --name=value"
-                               + (f": {hint}" if hint else ""))
-    name, raw = match.groups()
-    if raw is None:
-        return name, None
-    words = sbatch_unquote(raw)
-    if len(words) != 1:
-        raise UnsafeValueError(f"extra directive {text!r} must have exactly one value")
-    return name, words[0]
-
-
-def extra_options(directives: Iterable[str], taken: Iterable[str] = BRIDGE_OPTIONS) -> dict[str, str | None]:
-    """An admin's extra directives as options; one that sets an option the bridge sets, under any
-    spelling sbatch reads as it (bridge.sbatch_options), is an error."""
-    taken = set(taken)
-    options: dict[str, str | None] = {}
-    for text in directives:
-        name, value = parse_directive(text)
-        if name in options:
-            raise UnsafeValueError(f"extra directive {text!r} conflicts with another --{name}")
-        why = clash(name, taken)
-        if why is not None:
-            raise UnsafeValueError(f"extra directive {text!r} conflicts with {why}")
-        options[name] = value
-    return options
 
 
 def sbatch_directives(spec: ArraySpec) -> dict[str, str | None]:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from bridge.sbatch_text import UnsafeValueError, check_value, sbatch_unquote
+
 # The options every array gets from the bridge (account and qos only when the queue sets them).
 BRIDGE_OPTIONS = frozenset(
     {"array", "comment", "cpus-per-task", "error", "job-name", "mem", "no-requeue", "output", "partition", "time"}
@@ -91,3 +93,39 @@ def directive_problem(text: str, taken: Iterable[str] = BRIDGE_OPTIONS) -> str |
     if why is not None:
         return f"-{letter} is sbatch's short form of --{long}: it conflicts with {why}, which the bridge sets"
     return f"-{letter} is sbatch's short form of --{long}: write --{long}=... (extra directives are long options)"
+
+
+_OPTION = re.compile(r"^--([A-Za-z][A-Za-z0-9-]*)(?:=(.*))?$")
+
+
+def parse_directive(text: str) -> tuple[str, str | None]:
+    """`--constraint="intel avx"` -> `("constraint", "intel avx")`; a flag gives `(name, None)`."""
+    check_value("extra directive", text)
+    match = _OPTION.match(text.strip())
+    if not match:
+        hint = directive_problem(text)
+        raise UnsafeValueError(f"extra directive {text!r} is not a long sbatch option like --name=value"
+                               + (f": {hint}" if hint else ""))
+    name, raw = match.groups()
+    if raw is None:
+        return name, None
+    words = sbatch_unquote(raw)
+    if len(words) != 1:
+        raise UnsafeValueError(f"extra directive {text!r} must have exactly one value")
+    return name, words[0]
+
+
+def extra_options(directives: Iterable[str], taken: Iterable[str] = BRIDGE_OPTIONS) -> dict[str, str | None]:
+    """An admin's extra directives as options; one that sets an option the bridge sets, under any
+    spelling sbatch reads as it (bridge.sbatch_options), is an error."""
+    taken = set(taken)
+    options: dict[str, str | None] = {}
+    for text in directives:
+        name, value = parse_directive(text)
+        if name in options:
+            raise UnsafeValueError(f"extra directive {text!r} conflicts with another --{name}")
+        why = clash(name, taken)
+        if why is not None:
+            raise UnsafeValueError(f"extra directive {text!r} conflicts with {why}")
+        options[name] = value
+    return options

@@ -27,6 +27,11 @@ if [ ! -x .venv/bin/python ]; then
     fi
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,postgres]'
+# Bytecode now, as pip does for a regular install (an editable one leaves it to the first run, which
+# writes none under PYTHONDONTWRITEBYTECODE): a command's start-up then reads .pyc files instead of
+# compiling ~100 modules (~40 ms of `beat-bridge experiments list`, bench/cli_latency.py). A .pyc older
+# than its source is ignored and recompiled, so this is only ever a speed-up.
+.venv/bin/python -m compileall -q -j 0 bridge poller sbatch_scripts >/dev/null
 
 # BEAT algorithm blocks (issue 14): the `beat` extra, beat.backend.python 1.7.15, which imports `imp`
 # and so installs on Python 3.11 at most; on a newer Python the demo runs without its BEAT experiment.
