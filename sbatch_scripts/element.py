@@ -53,7 +53,8 @@ block (range [s, e]) each output has exactly e-s+1 values, value k being unit
 s+k; an unsplit block may return any non-empty number of values per output,
 numbered from 0 (so a reducer returns one). Values must be JSON-serialisable.
 What the algorithm prints (fd level, so subprocesses too) becomes the result's
-stdout/stderr, truncated to the first and last MAX_OUTPUT/2 bytes. The data
+stdout/stderr, truncated to the first and last MAX_OUTPUT/2 bytes
+(bridge.sbatch_scripts.element_report, which also builds the result dict). The data
 format is that of bridge.sbatch_scripts.element_io; bridge.sbatch_scripts.spool
 and .manifest name, write and read the spool files for the bridge's side.
 """
@@ -64,23 +65,18 @@ import argparse
 import importlib
 import json
 import os
-import resource
 import signal
 import sys
-import tempfile
 import time
 import traceback
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.results import beat_result
 from bridge.sbatch_scripts import beat_run
 from bridge.sbatch_scripts.element_io import (
     ElementSystemError,
-    IOStats,
     OutputError,
     Range,
     atomic_write,
@@ -88,10 +84,10 @@ from bridge.sbatch_scripts.element_io import (
     read_inputs,
     write_output,
 )
+from bridge.sbatch_scripts.element_report import ElementReport, announce, captured_output, result_dict
 from bridge.sbatch_scripts.manifest import ManifestError, read_element
 from bridge.sbatch_scripts.spool import result_file
 
-MAX_OUTPUT = 64 * 1024
 EXIT_OK, EXIT_USER, EXIT_SYSTEM, EXIT_TERMINATED = 0, 1, 2, 128 + signal.SIGTERM
 
 
@@ -114,20 +110,6 @@ class Context:
     end: int | None
     split_index: int
     nb_splits: int
-
-
-@dataclass
-class ElementReport:
-    """What the element found out, turned into the result dict at the end."""
-
-    stats: IOStats = field(default_factory=IOStats)
-    stdout: str = ""
-    stderr: str = ""
-    user_error: str | None = None
-    system_error: str | None = None
-    written: list[str] = field(default_factory=list)
-    label: str = ""
-    beat_statistics: dict[str, Any] = field(default_factory=dict)
 
 
 def load_spool(spool: Path, index: int) -> tuple[dict[str, Any], Path, str]:
@@ -184,40 +166,6 @@ def import_algorithm(reference: str) -> Callable[..., Any]:
     return function
 
 
-@contextmanager
-def captured_output(report: ElementReport) -> Iterator[None]:
-    """Send fds 1 and 2 to temporary files meanwhile; keep what was written in `report`."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        saved = os.dup(1), os.dup(2)
-        os.dup2(out.fileno(), 1)
-        os.dup2(err.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-            report.stdout, report.stderr = _truncated(out), _truncated(err)
-
-
-def _truncated(stream: Any, limit: int = MAX_OUTPUT) -> str:
-    """The text of a file: all of it, or its first and last limit/2 bytes around a marker."""
-    size = stream.seek(0, os.SEEK_END)
-    stream.seek(0)
-    if size <= limit:
-        return stream.read().decode(errors="replace")
-    head = stream.read(limit // 2)
-    stream.seek(size - limit // 2)
-    tail = stream.read()
-    marker = f"\n[... {size - limit} bytes truncated ...]\n".encode()
-    return (head + marker + tail).decode(errors="replace")
-
-
 def _algorithm_traceback(error: BaseException) -> str:
     """The traceback of an algorithm's exception, without this module's calling frame."""
     return "".join(traceback.format_exception(type(error), error, error.__traceback__.tb_next))
@@ -270,24 +218,6 @@ def run_beat(configuration: dict[str, Any], root: Path, report: ElementReport) -
         raise UserError(outcome.user_error)
 
 
-def result_dict(report: ElementReport, elapsed: float) -> dict[str, Any]:
-    """BEAT's result dict for this element, with this process's resource usage."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    failed = report.user_error is not None or report.system_error is not None
-    return beat_result(
-        status=1 if failed else 0, stdout=report.stdout, stderr=report.stderr,
-        user_error=report.user_error, system_error=report.system_error,
-        statistics={
-            "cpu": {"user": own.ru_utime + children.ru_utime, "system": own.ru_stime + children.ru_stime},
-            # ru_maxrss is in kilobytes on Linux
-            "memory": {"rss": max(own.ru_maxrss, children.ru_maxrss) * 1024},
-            # a BEAT block's also carry BEAT's own I/O statistics (volume, blocks, time, network, files)
-            "data": {**report.beat_statistics, "read": report.stats.read, "written": report.stats.written},
-            "time": {"elapsed": round(elapsed, 3)},
-        },
-    )
-
-
 def _on_sigterm(signum: int, frame: Any) -> None:
     raise Terminated()
 
@@ -315,7 +245,7 @@ def execute(spool: Path, index: int) -> int:
     result = result_dict(report, time.monotonic() - began)
     code = _write_result(result_file(spool, index), result, report, code)
     signal.signal(signal.SIGTERM, previous)
-    _announce(report, result, code)
+    announce(report, result, code)
     return code
 
 
@@ -326,20 +256,6 @@ def _write_result(file: Path, result: dict[str, Any], report: ElementReport, cod
         print(f"{report.label}: cannot write result {file}: {e}", file=sys.stderr, flush=True)
         return code or EXIT_SYSTEM
     return code
-
-
-def _announce(report: ElementReport, result: dict[str, Any], code: int) -> None:
-    """One line for the Slurm .out file (success) or .err file (failure)."""
-    elapsed = result["statistics"]["time"]["elapsed"]
-    if code == EXIT_OK:
-        print(f"{report.label}: done in {elapsed} s, wrote {', '.join(report.written)}", flush=True)
-        return
-    kind = "user error" if report.user_error else "system error"
-    text = (report.user_error or report.system_error or "").strip().splitlines() or [""]
-    print(f"{report.label}: {kind} (exit {code}) after {elapsed} s: {text[-1]}", file=sys.stderr, flush=True)
-    if report.stderr:
-        sys.stderr.write(report.stderr[-4000:])
-        sys.stderr.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
