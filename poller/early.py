@@ -27,6 +27,8 @@ from bridge.models import ACTIVE_SPLIT, JobSplit
 from bridge.sbatch_scripts import spool as spool_files
 
 CONFIRM_DELAY = 0.15  # seconds to the next poll while an active split's result file is there
+EARLY_GAP = 0.1  # seconds: at most one poll per EARLY_GAP for result files; no wake-up cuts a wait shorter
+RESULT_TICK = 0.05  # seconds between two looks at the spool directories while splits are watched
 CONFIRM_WINDOW = 3.0  # seconds after which a result file no longer shortens the wait
 RESULT_SUFFIX = ".result.json"
 # Above this many active splits nothing is watched: ends come all the time, so the regular poll sees one
@@ -89,6 +91,10 @@ class ResultWatch:
         now = time.monotonic() if now is None else now
         return any(now - seen < CONFIRM_WINDOW for seen in self._first_seen.values())
 
+    def seen_since(self, moment: float) -> bool:
+        """Whether a result file of an active split was first seen at or after `moment` (time.monotonic())."""
+        return any(seen >= moment for seen in self._first_seen.values())
+
     def _look(self, tag: str, force: bool = False) -> bool:
         """List the directory if it changed; True if a result of an active split is new."""
         try:
@@ -105,3 +111,20 @@ class ResultWatch:
                 self._first_seen[tag, index] = now
                 new = True
         return new
+
+
+def wait_for_results(wait: float, now: float, polled_at: float, fresh: bool, unconfirmed: bool) -> float:
+    """The wait before the next cycle (from `now`), shortened by what the active splits' result files say.
+
+    `fresh`: a result file was first seen after the last poll began, so that poll may have asked
+    squeue before the element ended: the next poll comes EARLY_GAP after the last one began (the
+    ends of one level's elements, a few tens of milliseconds apart, are often split by a poll).
+    `unconfirmed`: a result file seen before the last poll began, its split still active: the
+    element is still completing; the next poll after CONFIRM_DELAY. Either way Slurm is asked at
+    most once per EARLY_GAP.
+    """
+    if fresh:
+        return min(wait, max(0.0, polled_at + EARLY_GAP - now))
+    if unconfirmed:
+        return min(wait, max(CONFIRM_DELAY, EARLY_GAP))
+    return wait

@@ -33,7 +33,7 @@ from bridge.backend import Backend
 from bridge.config import PollConfig
 from bridge.cycle import CycleReport
 from bridge.errors import BridgeError, PollError
-from poller.early import CONFIRM_DELAY, ResultWatch
+from poller.early import EARLY_GAP, RESULT_TICK, ResultWatch, wait_for_results
 from poller.memory import ActiveMemory
 from poller.poll import PollReport, poll_once
 from poller.unknown import UnknownStates
@@ -44,8 +44,6 @@ if TYPE_CHECKING:  # imported by `run` only when [metrics] is configured
 __all__ = ["BridgeLoop", "CycleReport", "Interval", "run_cycle"]
 
 log = logging.getLogger(__name__)
-
-EARLY_GAP = 0.1  # seconds: no wake-up (database change, result file) cuts a wait shorter than this
 
 
 @dataclass
@@ -191,24 +189,29 @@ class BridgeLoop:
         """Sleep until the next cycle, cut short by another process's commit or an element's result file.
 
         Slurm is polled no faster for it: a database change costs no Slurm call
-        to notice, and a result file one squeue (at most one per EARLY_GAP).
-        While an active split's result is there unconfirmed, the next poll comes
-        after CONFIRM_DELAY (poller.early).
+        to notice, and a result file one squeue (at most one per EARLY_GAP after
+        the last poll began). The result files are looked at every RESULT_TICK
+        while splits are watched, also at once when the wait begins: ends that
+        came during the cycle (or the snapshots' sacct) wait for no tick. Their
+        effect on the wait's length: poller.early.wait_for_results.
         """
         started = time.monotonic()
-        if self.results.unconfirmed(started):
-            seconds = min(seconds, max(CONFIRM_DELAY, EARLY_GAP))
+        seconds = wait_for_results(seconds, started, self._polled_at, self.results.seen_since(self._polled_at),
+                                   self.results.unconfirmed(started))
+        tick = RESULT_TICK if self.results.active else wake.TICK
         self.wake.mark()
         self._woke = woke = None
         while not self._stop.is_set():
-            elapsed = time.monotonic() - started
-            if elapsed >= seconds:
+            now = time.monotonic()
+            if now - started >= seconds:
                 return
-            if self.wake.wait(min(wake.TICK, seconds - elapsed), self._stop):
+            if woke is None and now - self._polled_at >= EARLY_GAP and self.results.new_results():
+                woke = "result"
+            elif self.wake.wait(min(tick, seconds - (now - started)), self._stop):
                 woke = woke or "database"
-            elif elapsed >= EARLY_GAP and self.results.new_results():
-                woke = woke or "result"
-            if woke is not None and time.monotonic() - started >= EARLY_GAP:
+            # a commit wakes EARLY_GAP after the wait began at the soonest, a result file after the last poll began
+            ready = (started if woke == "database" else self._polled_at) + EARLY_GAP
+            if woke is not None and time.monotonic() >= ready:
                 self.woken[woke] += 1
                 self._woke = woke
                 log.debug("woken after %.2f s of %.2f s: %s", time.monotonic() - started, seconds,
