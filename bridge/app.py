@@ -59,16 +59,13 @@ class App:
         return write_sessions(self.sessions)
 
 
-def open_app(config_arg: str | Path | None, runner: Runner | None = None, *, may_upgrade: bool = False,
-             submits: bool = True) -> App:
+def open_app(config_arg: str | Path | None, runner: Runner | None = None, *, may_upgrade: bool = False) -> App:
     """Load the configuration, open the database; the backend follows on first use.
 
     The database must be at the code's schema revision (a brand-new one is created);
     `may_upgrade` (the daemon) migrates one behind instead of refusing it (bridge.preflight).
-    `submits=False` (commands that never render an sbatch script) skips the queues' sample rendering
-    (bridge.queues_config.load_queues) and so jinja2's import; the daemon still checks them all at start.
     """
-    config = with_local_cluster(load_config(resolve_config_path(config_arg), render_templates=submits))
+    config = with_local_cluster(load_config(resolve_config_path(config_arg)))
     if runner is None:
         check_runner(config)  # before touching the database: a bad runner must fail first
     cache.CACHE_ROOT = str(config.cache_root)  # read at call time by is_cache_complete & co.
@@ -78,12 +75,9 @@ def open_app(config_arg: str | Path | None, runner: Runner | None = None, *, may
 
 
 def app_for(args: Any) -> App:
-    """A command's App: the running daemon's when it serves the command (bridge.command_server), else opened.
-
-    Its callers (experiments, status) never submit: no template is rendered to load the queues.
-    """
+    """A command's App: the running daemon's when it serves the command (bridge.command_server), else opened."""
     served = getattr(args, "served_app", None)
-    return served if served is not None else open_app(args.config, submits=False)
+    return served if served is not None else open_app(args.config)
 
 
 def with_local_cluster(config: BridgeConfig) -> BridgeConfig:

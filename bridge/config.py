@@ -38,12 +38,10 @@ log = logging.getLogger(__name__)
 __all__ = ["BRIDGE_FIELDS", "RUNNERS", "BridgeConfig", "ClaimRule", "Limits", "LostRule", "PollConfig", "RetryPolicy",
            "SlurmTimeouts", "SshConfig", "load_config", "resolve_config_path"]
 
-def load_config(path: str | Path, queue_errors: dict[str, ConfigError] | None = None,
-                render_templates: bool = True) -> BridgeConfig:
+def load_config(path: str | Path, queue_errors: dict[str, ConfigError] | None = None) -> BridgeConfig:
     """Load bridge.toml and the queues.toml it names; raise ConfigError naming file, key and value.
 
     With `queue_errors` (`queues check`), a queue that fails to load is kept out and its error put there.
-    `render_templates=False`: for commands that never submit (bridge.queues_config.load_queues).
     """
     path = Path(path).absolute()
     top = Table(path, "", read_toml(path))
@@ -65,7 +63,7 @@ def load_config(path: str | Path, queue_errors: dict[str, ConfigError] | None = 
         spool_dir=_spool_dir(top, v["spool_dir"]),
         runner=v["runner"],
         queues_file=queues_file,
-        queues=load_queues(queues_file, (templates_dir,) if templates_dir else (), queue_errors, render_templates),
+        queues=load_queues(queues_file, (templates_dir,) if templates_dir else (), queue_errors),
         ssh=SshConfig(**v["ssh"]) if v["ssh"] else None,
         poll=_poll(top, v["poll"]),
         retry=_retry(top, v["retry"]),

@@ -90,12 +90,10 @@ class QueueConfig:
 
 
 def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = (),
-                errors: dict[str, ConfigError] | None = None, render: bool = True) -> dict[str, QueueConfig]:
+                errors: dict[str, ConfigError] | None = None) -> dict[str, QueueConfig]:
     """Load queues.toml: `[queues.<name>]` tables, each mapping a BEAT queue onto a partition.
 
     With `errors`, a queue that fails is left out and its error put there (`queues check` names them all).
-    `render=False` (commands that never submit) skips rendering each queue's template with a sample
-    split, and so jinja2's import: every other key is still checked.
     """
     path = Path(path).absolute()
     top = Table(path, "", read_toml(path))
@@ -110,7 +108,7 @@ def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = (),
         t = queues_table.table(name, required=True)
         assert t is not None
         try:
-            queues[name] = _queue(name, t, templates_dirs, render)
+            queues[name] = _queue(name, t, templates_dirs)
         except ConfigError as e:
             if errors is None:
                 raise
@@ -126,7 +124,7 @@ def load_queues(path: str | Path, templates_dirs: tuple[Path, ...] = (),
     return queues
 
 
-def _queue(name: str, t: Table, templates_dirs: tuple[Path, ...], render: bool = True) -> QueueConfig:
+def _queue(name: str, t: Table, templates_dirs: tuple[Path, ...]) -> QueueConfig:
     v = read_fields(t, QUEUE_FIELDS)
     queue = QueueConfig(
         name=name, partition=v["partition"], memory_limit=v["memory_limit"], time_limit=v["time_limit"],
@@ -142,8 +140,7 @@ def _queue(name: str, t: Table, templates_dirs: tuple[Path, ...], render: bool =
     except BridgeError as e:
         raise ConfigError(f"{t.file}: {t.key('extra_directives')}: {e} "
                           f"(the bridge sets: {', '.join(sorted(taken))})") from e
-    if render:
-        _check_template(t, queue, templates_dirs)
+    _check_template(t, queue, templates_dirs)
     return queue
 
 

@@ -46,7 +46,7 @@ def test_building_the_parser_imports_no_orm_template_ssh_chart_or_migration_pack
     assert [name for name in HEAVY if name in loaded] == []
 
 
-def test_read_commands_on_a_current_database_import_neither_alembic_nor_the_slurm_client_nor_paramiko_nor_jinja2(
+def test_read_commands_on_a_current_database_import_neither_alembic_nor_the_slurm_client_nor_paramiko(
         tmp_path: Path) -> None:
     """With runner = "ssh": `experiments list` and `status` never speak to Slurm, so they never build the runner."""
     config = bridge_toml(tmp_path, SSH)
@@ -55,8 +55,7 @@ def test_read_commands_on_a_current_database_import_neither_alembic_nor_the_slur
                            f"assert main(['experiments', 'list', '--config', {str(config)!r}]) == 0\n"
                            f"assert main(['status', '--config', {str(config)!r}]) == 1  # no daemon runs")
     assert "bridge.models" in loaded  # the commands did read the database
-    assert [name for name in ("alembic", "paramiko", "matplotlib", "bridge.slurm_client", "jinja2")
-            if name in loaded] == []  # no template is rendered to load the queues (bridge.app.app_for)
+    assert [name for name in ("alembic", "paramiko", "matplotlib", "bridge.slurm_client") if name in loaded] == []
 
 
 def test_the_parsers_choice_lists_are_the_modules_own() -> None:

@@ -112,17 +112,6 @@ environments = ["Python 3-1.2.0", { name = "R", version = "4.3" }]
     assert queue.environments == (EnvironmentRef("Python 3", "1.2.0"), EnvironmentRef("R", "4.3"))
 
 
-def test_a_template_that_cannot_render_is_refused_at_load_unless_nothing_will_submit(tmp_path: Path) -> None:
-    """Commands that never submit (experiments, status) skip the sample rendering, and with it jinja2."""
-    (tmp_path / "bad.sbatch.j2").write_text("#!/bin/bash\n#SBATCH -p {{ directives.partition }}\n")  # unquoted
-    bridge = write(tmp_path, MINIMAL + 'templates_dir = "."\n', QUEUES + 'template = "bad.sbatch.j2"\n')
-    with pytest.raises(ConfigError) as refused:
-        load_config(bridge)
-    assert "queues.default.template" in str(refused.value) and "shquote" in str(refused.value)
-    config = load_config(bridge, render_templates=False)
-    assert config.queues["default"].template == tmp_path / "bad.sbatch.j2"
-
-
 def test_queue_template_found_in_package_templates(tmp_path: Path) -> None:
     queue = load_queues(write(tmp_path, MINIMAL, QUEUES + 'template = "array.sbatch.j2"\n').parent / "queues.toml")
     assert queue["default"].template is not None
