@@ -2,13 +2,15 @@
 
 Every element writes ``split-N.result.json`` as its last act (bridge.sbatch_scripts.element),
 on success and on failure. Between polls the daemon looks at the spool
-directories of its active arrays every few tenths of a second: one stat() per
+directories of its active arrays every RESULT_TICK: one stat() per
 directory (a rename into it changes its mtime), a listing only when that
 changed. A new result file of an active split wakes the loop, whose poll then
 confirms with one squeue and decides as always (poller.poll: result read, cache
 verified, callbacks): the file is only a hint, never a verdict, so BEAT's
-semantics stay the poll's. An element that wrote its result is still running or
-completing for a moment: while such a split is active, the next poll comes after
+semantics stay the poll's. Slurm is asked at most once per EARLY_GAP for them
+(wait_for_results): a file first seen after the last poll began brings the next
+poll to EARLY_GAP after that one; an element that wrote its result but was
+still running or completing at the last poll is polled again after
 CONFIRM_DELAY, for at most CONFIRM_WINDOW seconds per file, then the normal
 interval again. With more than WATCH_LIMIT active splits nothing is watched. Nothing
 here reads or changes the database but `refresh`.
