@@ -26,8 +26,7 @@ def test_a_command_that_reads_then_writes_keeps_the_lock_while_the_daemon_commit
         try:
             read.wait(10)
             with factory() as session, locked(session):
-                pass
-            order.append("daemon")
+                order.append("daemon")  # holding the lock: recorded here, not after commits (the threads race then)
         except Exception as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
@@ -39,8 +38,8 @@ def test_a_command_that_reads_then_writes_keeps_the_lock_while_the_daemon_commit
             read.set()
             time.sleep(0.5)  # the daemon's turn: without the lock it commits here, under the command's feet
             upsert_environment(session, "R", "4.3")  # reads, then inserts: what `queues sync` does
+            order.append("command")  # still holding the lock
             session.commit()
-            order.append("command")
     finally:
         thread.join(30)
     assert errors == [] and not thread.is_alive(), errors
