@@ -15,10 +15,11 @@ experiment the web server schedules waits for the next poll, up to
   read every TICK seconds (a read of the WAL index, no lock). The daemon's own
   sessions are other connections too: `exclude_own(sessions)` reads data_version
   just before and just after each of their commits. A change seen before one
-  counts (another process committed meanwhile); the one after is the new baseline.
-  SQLite has one writer at a time, so nothing else can commit between the two
-  reads of a transaction that has written (every helper writes first: the
-  scheduler lock), and no commit by another process is ever mistaken for ours.
+  counts (another process committed meanwhile); the one after is the new baseline,
+  for a transaction that changed rows only. SQLite has one writer at a time, so
+  nothing else can commit between the two reads of a transaction that has written;
+  a read-only one holds no lock, so after it the baseline stays and the next
+  read decides. No commit by another process is ever mistaken for ours.
 
 `changed()` is the plain signal ("another process committed since I last
 looked"), and `subscribe` registers a callback run on every change seen, for
@@ -111,6 +112,15 @@ class Wake:
         return False
 
 
+_BEGUN = "wake_begun"  # session.info: (connection, its total_changes) when our transaction began
+_WROTE = "wake_wrote"  # session.info: whether our committing transaction changed rows
+
+
+def _total_changes(connection: Any) -> int:
+    """Rows the SQLite connection under a SQLAlchemy Connection has changed since it was opened."""
+    return connection.connection.dbapi_connection.total_changes
+
+
 class DataVersionWake(Wake):
     """SQLite: `PRAGMA data_version` of a kept connection, compared with its value at mark()."""
 
@@ -127,22 +137,35 @@ class DataVersionWake(Wake):
             self._seen = self._version()
 
     def exclude_own(self, sessions: Any) -> None:
-        event.listen(sessions, "before_commit", self._before_own_commit)
-        event.listen(sessions, "after_commit", self._after_own_commit)
+        for name, hook in self._own_hooks():
+            event.listen(sessions, name, hook)
         self._own = sessions
 
+    def _own_hooks(self) -> tuple[tuple[str, Callable[..., None]], ...]:
+        return (("after_begin", self._own_begin), ("before_commit", self._before_own_commit),
+                ("after_commit", self._after_own_commit))
+
+    def _own_begin(self, session: Session, transaction: Any, connection: Any) -> None:
+        session.info[_BEGUN] = connection, _total_changes(connection)
+
     def _before_own_commit(self, session: Session) -> None:
+        session.flush()  # our pending changes are written before we judge whether we wrote
         version = self._version()
         if version is not None and self._seen is not None and version != self._seen:
             self._pending = True
+        begun = session.info.pop(_BEGUN, None)
+        # Only a transaction that changed rows holds SQLite's write lock to its commit, so that no other
+        # commit can come between this read and the one after it; after a read-only one, _poll decides.
+        session.info[_WROTE] = begun is not None and _total_changes(begun[0]) != begun[1]
 
     def _after_own_commit(self, session: Session) -> None:
-        self._seen = self._version()
+        if session.info.pop(_WROTE, False):
+            self._seen = self._version()
 
     def close(self) -> None:
         if self._own is not None:
-            event.remove(self._own, "before_commit", self._before_own_commit)
-            event.remove(self._own, "after_commit", self._after_own_commit)
+            for name, hook in self._own_hooks():
+                event.remove(self._own, name, hook)
             self._own = None
         if self._connection is not None:
             self._connection.close()

@@ -109,3 +109,41 @@ def test_on_sqlite_a_commit_between_two_of_the_daemons_own_is_not_taken_for_its_
         assert signal.wait(0.3) is False  # the daemon's own commits alone wake no one
     finally:
         signal.close()
+
+
+def test_on_sqlite_a_commit_during_one_of_the_daemons_read_only_commits_still_wakes_it(sqlite_url):
+    """A read-only transaction holds no write lock: another process may commit between the two reads around it.
+
+    (The served `experiments add --schedule` commits its schedule while the cycle its declaration woke
+    commits its reads: the wake-up was lost and the experiment waited for the idle interval, 10 s.)
+    """
+    from sqlalchemy import event, select
+    from sqlalchemy.orm import sessionmaker
+
+    from bridge.db import create_session_factory
+
+    daemon = create_session_factory(sqlite_url)
+    other = sessionmaker(daemon.kw["bind"])  # another writer (in another process, in real life)
+    signal = wake.open_wake(daemon.kw["bind"])
+    signal.exclude_own(daemon)
+    beat = update(DaemonHeartbeat).values(cycles=DaemonHeartbeat.cycles + 1)
+
+    def meanwhile(session) -> None:  # runs after the wake's own before_commit read, before the commit
+        with other() as s:
+            s.execute(beat)
+            s.commit()
+
+    try:
+        signal.mark()
+        event.listen(daemon, "before_commit", meanwhile)
+        with daemon() as s:  # a cycle that only read
+            s.scalar(select(DaemonHeartbeat.cycles))
+            s.commit()
+        event.remove(daemon, "before_commit", meanwhile)
+        assert signal.wait(5) is True
+        with daemon() as s:  # a read-only commit of ours alone wakes no one either
+            s.scalar(select(DaemonHeartbeat.cycles))
+            s.commit()
+        assert signal.wait(0.3) is False
+    finally:
+        signal.close()
