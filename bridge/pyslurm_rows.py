@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from bridge.sbatch_options import parse_directive  # jinja-free: the pyslurm worker process loads no jinja2
 from bridge.slurm import SACCT_FIELDS, SQUEUE_FIELDS
 
 SBATCH_PREFIX = "#SBATCH"
@@ -81,8 +82,6 @@ def job_description(directives: Mapping[str, str | None]) -> dict[str, Any]:
 
 def script_directives(script: str) -> dict[str, str | None]:
     """The `#SBATCH --name[=value]` lines at the top of a script (sbatch stops at the first command)."""
-    from bridge.render import parse_directive  # jinja2: not in the worker process, which never needs it
-
     found: dict[str, str | None] = {}
     for line in script.splitlines()[1:]:
         text = line.strip()

@@ -11,18 +11,16 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bridge.errors import BridgeError, ConfigError
 from bridge.failure_policy import FAILURE_FIELDS, FailurePolicy, check_targets, failure_policy
 from bridge.models import Environment, Queue
+from bridge.render import ArraySpec, render_array_script
 from bridge.sbatch_options import BRIDGE_OPTIONS, directive_problem, extra_options
 from bridge.template_paths import package_templates_dir
 from bridge.toml_table import Field, Table, read_fields, read_toml
 from bridge.values import has_control
-
-if TYPE_CHECKING:
-    from bridge.render import ArraySpec
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 _DIRECTIVE = re.compile(r"^\s*--[A-Za-z][A-Za-z0-9-]*(=.*\S)?\s*$")  # surrounding blanks are stripped
@@ -146,10 +144,8 @@ def _queue(name: str, t: Table, templates_dirs: tuple[Path, ...]) -> QueueConfig
 
 def sample_spec(queue: QueueConfig) -> ArraySpec:
     """An array of two splits on this queue, as the submitter would build it: renders every template at load."""
-    from bridge import render  # jinja2 only where a template is rendered
-
     spool = "/spool/bb-sample"
-    return render.ArraySpec(
+    return ArraySpec(
         job_name="bb-sample", submission_tag="bb-sample", partition=queue.partition,
         cpus_per_task=queue.cores_per_slot, mem_mb=queue.memory_limit, time_minutes=queue.time_limit,
         array_indices=(0, 1), throttle=queue.max_slots_per_user, output=f"{spool}/slurm-%A_%a.out",
@@ -161,8 +157,6 @@ def sample_spec(queue: QueueConfig) -> ArraySpec:
 
 def _check_template(t: Table, queue: QueueConfig, templates_dirs: tuple[Path, ...]) -> None:
     """Render the queue's template (or the default one) with a sample split: errors surface now, not at sbatch."""
-    from bridge.render import render_array_script
-
     try:
         render_array_script(sample_spec(queue), template=queue.template, search_path=templates_dirs)
     except BridgeError as e:
