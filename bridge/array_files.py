@@ -36,18 +36,20 @@ class BatchScript:
     directives: Mapping[str, str | None]
 
 
-def write_spool(backend: Backend, tag: str, job: JobFacts, splits: Sequence[ClaimedSplit], offset: int) -> Path:
+def write_spool(backend: Backend, tag: str, job: JobFacts, splits: Sequence[ClaimedSplit], offset: int,
+                linger: float = 0.0) -> Path:
     """The array's one manifest, `<spool>/<tag>/manifest.jsonl`: what each of its elements runs.
 
     The configuration the splits share is built once; each split adds its
     range, index and id under its array index (split index - offset).
+    `linger` > 0: the elements wait that long for their release (bridge.handover).
     """
     config = backend.config
     spool = spool_files.array_spool_dir(config.spool_dir, tag)
     root = str(Path(config.cache_root).resolve())
     shared = array_configuration(job, root)
     entries = {split.split_index - offset: split_entry(split) for split in splits}
-    write_manifest(spool, tag, root, offset, shared, entries)
+    write_manifest(spool, tag, root, offset, shared, entries, linger=linger)
     return spool
 
 

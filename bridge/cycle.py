@@ -1,8 +1,10 @@
-"""The bridge's cycle, sequenced in one place: poll -> callbacks -> split -> submit -> cancel -> snapshots.
+"""The bridge's cycle, sequenced in one place: poll -> callbacks -> split -> submit -> release -> cancel -> snapshots.
 
 `beat-bridge run` (each cycle of the daemon, and `--once`) and `beat-bridge
 submit` run this one function. It reads Slurm first, so a job that finished
-unblocks its dependents and they are split and submitted in the same cycle.
+unblocks its dependents and they are split and submitted in the same cycle;
+then the elements whose splits ended are released (bridge.handover), so that
+their ends run slurmctld's scheduler while those dependents are queued.
 Every element that must stop (siblings of failed splits, splits of cancelled
 experiments, arrays of a job whose later array Slurm refused) is cancelling in
 the database by the end of the cycle, and goes into one scancel then: those
@@ -21,7 +23,7 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
-from bridge import claims, snapshots, spool_retention
+from bridge import claims, handover, snapshots, spool_retention
 from bridge.backend import Backend
 from bridge.cancelling import process_newly_cancelled_experiments
 from bridge.errors import PollError
@@ -39,6 +41,7 @@ class PollResult(Protocol):
     squeue_calls: int
     sacct_calls: int
     events: list[tuple[int, str]]  # (split id, what happened)
+    ended: list[tuple[str, int]]  # (submission tag, array index): ended, perhaps waiting for their release
     unknown: list[tuple[int, str]]  # (split id, Slurm state) in a state unknown for too long (poller.unknown)
 
     @property
@@ -93,6 +96,8 @@ def run_cycle(session: Session, backend: Backend, poll: Poll, read_snapshots: bo
     except SpoolUnavailable as e:  # a disk problem: loudly, and the loop backs off; no split is failed
         log.error("%s", e)
         report.error = str(e)
+    if report.poll is not None and report.poll.ended:  # after the submission: their ends start it (bridge.handover)
+        handover.release(config.spool_dir, report.poll.ended)
     ids, tags = scancel_targets(session)
     if ids:
         report.cancelled = backend.client.cancel(ids)

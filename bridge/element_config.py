@@ -13,12 +13,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
 from bridge.cache import CacheError
 from bridge.cache import cache_root as resolve_cache_root
-from bridge.models import Block, Experiment, Job, JobSplit
+from bridge.models import Block, Experiment, Job, JobSplit, block_dependencies
 from bridge.submission_rows import ClaimedSplit
 
 
@@ -33,13 +33,15 @@ class JobFacts:
     command: str
     nb_splits: int
     author: str  # the experiment's: its arrays' Slurm account may be the author's ([accounts], bridge.accounts_config)
+    hands_over: bool = False  # some block depends on this one: its elements linger for their release (bridge.handover)
 
 
 def job_facts(session: Session, job_id: int) -> JobFacts | None:
     """The job's facts in one query (None if the job is gone); loads no ORM object."""
     nb_splits = select(func.count(JobSplit.id)).where(JobSplit.job_id == Job.id).scalar_subquery()
+    dependents = exists().where(block_dependencies.c.dependency_id == Block.id)
     row = session.execute(
-        select(Job.id, Block.id, Block.name, Experiment.name, Block.command, nb_splits, Experiment.author)
+        select(Job.id, Block.id, Block.name, Experiment.name, Block.command, nb_splits, Experiment.author, dependents)
         .join(Job.block).join(Block.experiment).where(Job.id == job_id)).one_or_none()
     return None if row is None else JobFacts(*row)
 
@@ -48,7 +50,7 @@ def facts_of(job: Job) -> JobFacts:
     """The facts of a loaded job (its splits counted as loaded)."""
     block = job.block
     return JobFacts(job.id, block.id, block.name, block.experiment.name, block.command, len(job.splits),
-                    block.experiment.author)
+                    block.experiment.author, bool(block.dependents))
 
 
 def array_configuration(job: JobFacts, cache_root: str | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from itertools import groupby
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bridge import claims, render, strikes
+from bridge import claims, handover, render, strikes
 from bridge.array_files import BatchScript, array_account, render_script, write_spool
 from bridge.back_pressure import Key
 from bridge.backend import Backend
@@ -192,7 +192,7 @@ def _script(session: Session, backend: Backend, settings: QueueSettings, job: Jo
     (bridge.strikes): on the third cycle in a row the job fails, naming it.
     """
     try:
-        spool = write_spool(backend, tag, job, claimed, offset)
+        spool = write_spool(backend, tag, job, claimed, offset, handover.array_linger(session, job, len(claimed)))
         script = render_script(backend, settings, job, claimed, tag, spool, offset, exclude_nodes)
     except Exception as e:
         if not strikes.is_job_data_error(e):

@@ -34,8 +34,15 @@ def facts_of(record: SlurmRecord) -> SlurmFacts:
                       record.start, record.end if terminal else None)
 
 
-def decide(session: Session, backend: Backend, split: Active, record: SlurmRecord) -> Action:
-    """What one record means for one split: pure but for reading the result file and the cache."""
+def decide(session: Session, backend: Backend, split: Active, record: SlurmRecord,
+           result_there: bool = False) -> Action:
+    """What one record means for one split: pure but for reading the result file and the cache.
+
+    `result_there`: the element's result file was seen (poller.early). An
+    element Slurm shows running with a successful result has ended its work
+    (it may be waiting for its release, bridge.handover): it is done as if
+    COMPLETED. A failed result waits for Slurm's verdict, as before.
+    """
     verdict = judge(record.state, record.exit_code, record.signal,
                     _stderr_of(backend, record) if record.state == "FAILED" else None)
     if verdict.outcome is Outcome.ACTIVE:
@@ -43,6 +50,9 @@ def decide(session: Session, backend: Backend, split: Active, record: SlurmRecor
     if verdict.terminal and record.end is None:
         return Action(Kind.RECORD)  # terminal rows without End are not settled yet (slurm-notes.md)
     if verdict.outcome is Outcome.STARTED:
+        result = read_result(backend, record) if result_there else None
+        if result is not None and result.get("status", 1) == 0:
+            return _completed(session, backend, split.id, record)
         return Action(Kind.STARTED)
     if verdict.outcome is Outcome.CANCELLED:
         return Action(Kind.CANCELLED)

@@ -6,8 +6,10 @@ directories of its active arrays every RESULT_TICK: one stat() per
 directory (a rename into it changes its mtime), a listing only when that
 changed. A new result file of an active split wakes the loop, whose poll then
 confirms with one squeue and decides as always (poller.poll: result read, cache
-verified, callbacks): the file is only a hint, never a verdict, so BEAT's
-semantics stay the poll's. Slurm is asked at most once per EARLY_GAP for them
+verified, callbacks), so BEAT's semantics stay the poll's: the file alone is
+never a verdict, but a successful one of an element Slurm still shows
+running is its end (the element may be waiting for its release:
+bridge.handover). Slurm is asked at most once per EARLY_GAP for them
 (wait_for_results): a file first seen after the last poll began brings the next
 poll to EARLY_GAP after that one; an element that wrote its result but was
 still running or completing at the last poll is polled again after
@@ -25,6 +27,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bridge import handover
 from bridge.models import ACTIVE_SPLIT, JobSplit
 from bridge.sbatch_scripts import spool as spool_files
 
@@ -35,7 +38,8 @@ CONFIRM_WINDOW = 3.0  # seconds after which a result file no longer shortens the
 RESULT_SUFFIX = ".result.json"
 # Above this many active splits nothing is watched: ends come all the time, so the regular poll sees one
 # every interval anyway, and listing huge spool directories every tick would cost more than it saves.
-WATCH_LIMIT = 500
+# The submitter lets elements linger for their release only below it (bridge.handover).
+WATCH_LIMIT = handover.WATCHED_AT_MOST
 
 _ACTIVE_ELEMENTS = select(JobSplit.submission_tag, JobSplit.slurm_element_id).where(
     JobSplit.slurm_element_id.is_not(None), JobSplit.status.in_(sorted(ACTIVE_SPLIT)))
@@ -92,6 +96,10 @@ class ResultWatch:
         """Whether an active split has had its result file for less than CONFIRM_WINDOW seconds."""
         now = time.monotonic() if now is None else now
         return any(now - seen < CONFIRM_WINDOW for seen in self._first_seen.values())
+
+    def finished(self) -> frozenset[tuple[str, int]]:
+        """(tag, array index) of active splits whose result file is there (the poll may end them, bridge.handover)."""
+        return frozenset(self._first_seen)
 
     def seen_since(self, moment: float) -> bool:
         """Whether a result file of an active split was first seen at or after `moment` (time.monotonic())."""

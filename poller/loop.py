@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -63,7 +64,8 @@ class Interval:
 
 def run_cycle(session: Session, backend: Backend, watch: UnknownStates | None = None,
               read_snapshots: bool = True, skip_poll: PollReport | None = None,
-              memory: ActiveMemory | None = None) -> CycleReport:
+              memory: ActiveMemory | None = None,
+              finished: AbstractSet[tuple[str, int]] = frozenset()) -> CycleReport:
     """The cycle (bridge.cycle) with this poller's poll: what `run`, `run --once` and `submit` do.
 
     `watch` is the daemon's memory of unknown Slurm states across cycles (poller.unknown),
@@ -71,13 +73,16 @@ def run_cycle(session: Session, backend: Backend, watch: UnknownStates | None = 
     accounting snapshots between cycles (read_snapshots=False here).
     With `skip_poll` (a cycle woken by a database change soon after a poll), Slurm is
     not asked: that report stands for the poll, and the cycle only splits, submits and cancels.
+    `finished`: the elements whose result file the daemon has seen (poller.early, bridge.handover).
     """
-    poll = partial(logged_poll, watch=watch, memory=memory) if skip_poll is None else (lambda s, b: skip_poll)
+    poll = (partial(logged_poll, watch=watch, memory=memory, finished=finished) if skip_poll is None
+            else (lambda s, b: skip_poll))
     return cycle.run_cycle(session, backend, poll, read_snapshots)
 
 
 def logged_poll(session: Session, backend: Backend, watch: UnknownStates | None = None,
-                memory: ActiveMemory | None = None) -> PollReport:
+                memory: ActiveMemory | None = None,
+                finished: AbstractSet[tuple[str, int]] = frozenset()) -> PollReport:
     """poll_once between two DEBUG lines, the second saying its transactions are over.
 
     With the runner's DEBUG line of the squeue call between them, they bracket
@@ -87,7 +92,7 @@ def logged_poll(session: Session, backend: Backend, watch: UnknownStates | None 
     """
     log.debug("poll begins")
     try:
-        report = poll_once(session, backend, watch=watch, memory=memory)
+        report = poll_once(session, backend, watch=watch, memory=memory, finished=finished)
     except PollError:
         log.debug("poll over: Slurm unreadable, nothing changed")
         raise
@@ -234,7 +239,7 @@ class BridgeLoop:
         skip = self._skip_poll()
         try:
             report = run_cycle(session, self.backend, self.unknown, read_snapshots=once, skip_poll=skip,
-                               memory=self.memory)
+                               memory=self.memory, finished=self.results.finished())
         except BridgeError as e:  # sbatch/scancel errors already handled per array; anything else: retry later
             session.rollback()
             report = CycleReport(poll=None, error=str(e))

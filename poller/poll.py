@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from datetime import timezone
 
@@ -57,6 +58,7 @@ class PollReport:
     missing: list[int] = field(default_factory=list)
     unknown: list[tuple[int, str]] = field(default_factory=list)  # (split id, state) unknown past the bound
     applied: int = 0  # splits whose record changed or owed a callback: one transaction each
+    ended: list[tuple[str, int]] = field(default_factory=list)  # (tag, index): ended while Slurm shows them running
 
     @property
     def changed(self) -> bool:
@@ -105,23 +107,27 @@ def never_started(rows: Iterable[SlurmRecord], splits: Sequence[Active]) -> dict
 
 
 def poll_once(session: Session, backend: Backend, now: float | None = None,
-              watch: UnknownStates | None = None, memory: ActiveMemory | None = None) -> PollReport:
+              watch: UnknownStates | None = None, memory: ActiveMemory | None = None,
+              finished: AbstractSet[tuple[str, int]] = frozenset()) -> PollReport:
     """Read every active split's state (one squeue, sacct for what it forgot) and fire the callbacks.
 
     `watch` remembers unknown Slurm states across polls, `memory` the active
     splits (poller.memory): the daemon's; fresh ones when not given (everything
-    read from the database). Raises PollError, changing nothing, when neither answers.
+    read from the database). `finished`: the (tag, array index) of elements
+    whose result file is there (poller.early): one Slurm still shows running
+    is looked at again, and ends with a successful result (bridge.handover).
+    Raises PollError, changing nothing, when neither answers.
     """
     memory = memory if memory is not None else ActiveMemory()
     try:
-        return _poll(session, backend, now, watch if watch is not None else UnknownStates(), memory)
+        return _poll(session, backend, now, watch if watch is not None else UnknownStates(), memory, finished)
     except BaseException:
         memory.invalidate()  # whatever was applied before the error: read everything again
         raise
 
 
 def _poll(session: Session, backend: Backend, now: float | None, watch: UnknownStates,
-          memory: ActiveMemory) -> PollReport:
+          memory: ActiveMemory, finished: AbstractSet[tuple[str, int]]) -> PollReport:
     report = PollReport()
     splits = memory.read(session)
     report.active = len(splits)
@@ -140,13 +146,17 @@ def _poll(session: Session, backend: Backend, now: float | None, watch: UnknownS
             unknown.append(split.id)
             if watch.overdue(split.id, split.slurm_element_id, record.state_text, wall):
                 report.unknown.append((split.id, record.state_text))
-        if record.state_text == split.slurm_state and not _actionable(split.status, record.state):
+        result_seen = (record.name, record.array_task_id) in finished
+        if record.state_text == split.slurm_state and not (result_seen or _actionable(split.status, record.state)):
             continue  # seen before, and nothing is owed for it
         report.applied += 1
-        settled = apply_slurm_state(session, split.id, facts_of(record), decide(session, backend, split, record))
+        action = decide(session, backend, split, record, result_there=result_seen)
+        settled = apply_slurm_state(session, split.id, facts_of(record), action)
         memory.applied(split.id, settled.event)
         if settled.event is not None:
             report.events.append((split.id, settled.event))
+            if result_seen and not settled.event.startswith("started"):  # it may be lingering: released
+                report.ended.append((record.name, record.array_task_id))  # once the cycle has submitted
     watch.keep_only(unknown)
     return report
 

@@ -32,6 +32,11 @@ dataset, missing or corrupt upstream cache, cannot write the cache: status 1,
 ``system_error``); 143 terminated by SIGTERM (scancel, or Slurm's time limit:
 status 1, ``system_error``, no output written). One line goes to the real
 stdout (or stderr on failure), i.e. the element's Slurm .out/.err files.
+After a success, an element whose manifest header says ``linger`` stays until
+the bridge writes ``split-N.release`` (at most that many seconds, then it ends
+anyway) and says in one more line which it was: the bridge submits what the
+split's end made runnable first, so that this element's end starts it at once
+(bridge.handover).
 
 A BEAT block (``"kind": "beat"``: its configuration is BEAT's, with ``algorithm``
 ``user/name/version`` of the ``prefix``) runs under beat.backend.python's executor
@@ -86,9 +91,10 @@ from bridge.sbatch_scripts.element_io import (
 )
 from bridge.sbatch_scripts.element_report import ElementReport, announce, captured_output, result_dict
 from bridge.sbatch_scripts.manifest import ManifestError, read_element
-from bridge.sbatch_scripts.spool import result_file
+from bridge.sbatch_scripts.spool import release_file, result_file
 
 EXIT_OK, EXIT_USER, EXIT_SYSTEM, EXIT_TERMINATED = 0, 1, 2, 128 + signal.SIGTERM
+RELEASE_TICK = 0.01  # seconds between two looks for the release file
 
 
 class Terminated(BaseException):
@@ -112,8 +118,8 @@ class Context:
     nb_splits: int
 
 
-def load_spool(spool: Path, index: int) -> tuple[dict[str, Any], Path, str]:
-    """(configuration, cache root, submission tag) of array index `index`, from the array's manifest, checked."""
+def load_spool(spool: Path, index: int) -> tuple[dict[str, Any], Path, str, float]:
+    """(configuration, cache root, submission tag, linger) of array index `index`, from its manifest, checked."""
     try:
         entry = read_element(spool, index)
     except ManifestError as e:
@@ -125,7 +131,7 @@ def load_spool(spool: Path, index: int) -> tuple[dict[str, Any], Path, str]:
     if expected_tag and tag != expected_tag:
         raise ElementSystemError(f"{file}: submission tag {tag!r} is not this array's {expected_tag!r}")
     _check_configuration(file, configuration)
-    return configuration, Path(root), str(tag)
+    return configuration, Path(root), str(tag), float(entry.linger)
 
 
 def _check_configuration(file: Path, configuration: dict[str, Any]) -> None:
@@ -173,7 +179,7 @@ def _algorithm_traceback(error: BaseException) -> str:
 
 def run_split(spool: Path, index: int, report: ElementReport) -> None:
     """Read the manifest entry, run the algorithm over its range, write its outputs; raise on failure."""
-    configuration, root, tag = load_spool(spool, index)
+    configuration, root, tag, report.linger = load_spool(spool, index)
     report.label = (f"element {tag} split {index} (split {configuration.get('split_id')}, "
                      f"job {configuration.get('job_id')}, block {configuration.get('block')!r})")
     if beat_run.is_beat(configuration):
@@ -246,7 +252,26 @@ def execute(spool: Path, index: int) -> int:
     code = _write_result(result_file(spool, index), result, report, code)
     signal.signal(signal.SIGTERM, previous)
     announce(report, result, code)
+    if code == EXIT_OK and report.linger > 0:
+        wait_for_release(release_file(spool, index), report.linger, report.label)
     return code
+
+
+def wait_for_release(release: Path, linger: float, label: str) -> bool:
+    """After a successful result, stay until the bridge's release file appears, `linger` seconds at most.
+
+    The bridge writes it once it has submitted what this split's end made
+    runnable (bridge.handover): this element's end then runs slurmctld's
+    scheduler for them at once. True if released; one line either way.
+    """
+    began = time.monotonic()
+    while not release.exists():
+        if time.monotonic() - began >= linger:
+            print(f"{label}: not released within {linger:g} s, ending anyway", flush=True)
+            return False
+        time.sleep(RELEASE_TICK)
+    print(f"{label}: released after {time.monotonic() - began:.3f} s", flush=True)
+    return True
 
 
 def _write_result(file: Path, result: dict[str, Any], report: ElementReport, code: int) -> int:

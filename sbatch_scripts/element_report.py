@@ -33,6 +33,7 @@ class ElementReport:
     written: list[str] = field(default_factory=list)
     label: str = ""
     beat_statistics: dict[str, Any] = field(default_factory=dict)
+    linger: float = 0.0  # the manifest's: seconds to wait for the bridge's release after success
 
 
 @contextmanager

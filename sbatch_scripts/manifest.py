@@ -5,7 +5,9 @@ atomically, with one fsync (issue 12: one file per split cost an fsync per split
 It is JSON lines:
 
 - line 1, the header: ``{"format": 1, "submission_tag": tag, "cache_root": "/abs/cache",
-  "offset": o, "first": a, "width": w, "configuration": {what every split shares}}``;
+  "offset": o, "first": a, "width": w, "configuration": {what every split shares}}``,
+  and ``"linger": seconds`` when the elements are to wait that long at most, after
+  a successful result, for the bridge's release (bridge.handover);
 - then one line per array index from ``first`` on, each exactly ``width`` bytes
   with its newline: index N's entry ``{"range": [s, e] | null, "split_index": N + o,
   "split_id": id}`` padded with spaces, or only spaces for an index the array does
@@ -31,6 +33,7 @@ from typing import Any, NamedTuple
 from bridge.sbatch_scripts.element_io import atomic_write
 
 FORMAT = 1
+MAX_LINGER = 60.0  # seconds: an element never waits longer for its release, whatever a header says
 _SEPARATORS = (",", ":")
 
 
@@ -48,6 +51,7 @@ class ElementEntry(NamedTuple):
     cache_root: Any
     submission_tag: Any
     file: Path
+    linger: float = 0.0  # seconds to wait for the bridge's release after a successful result (bridge.handover)
 
 
 def manifest_file(spool: Path) -> Path:
@@ -60,16 +64,20 @@ def split_file(spool: Path, index: int) -> Path:
 
 
 def write_manifest(spool: Path, tag: str, cache_root: str | Path, offset: int,
-                   configuration: Mapping[str, Any], entries: Mapping[int, Mapping[str, Any]]) -> Path:
+                   configuration: Mapping[str, Any], entries: Mapping[int, Mapping[str, Any]],
+                   linger: float = 0.0) -> Path:
     """Write the array's manifest once, atomically (the directory is created); returns its path.
 
-    `entries` maps each array index to the split's own configuration keys.
+    `entries` maps each array index to the split's own configuration keys;
+    `linger` > 0 goes into the header (bridge.handover).
     """
     lines = {index: json.dumps(entry, separators=_SEPARATORS).encode() for index, entry in entries.items()}
     first, last = min(lines), max(lines)
     width = max(map(len, lines.values())) + 1
     header = {"format": FORMAT, "submission_tag": tag, "cache_root": str(Path(cache_root).resolve()),
               "offset": offset, "first": first, "width": width, "configuration": dict(configuration)}
+    if linger > 0:
+        header["linger"] = linger
     blank = b" " * (width - 1)
     body = b"\n".join(lines.get(index, blank).ljust(width - 1) for index in range(first, last + 1))
     spool.mkdir(parents=True, exist_ok=True)
@@ -101,7 +109,7 @@ def read_element(spool: Path, index: int) -> ElementEntry:
         raise ManifestError(f"cannot read manifest {file}: {e}") from e
     entry = _entry(file, index, line, header)
     return ElementEntry({**header["configuration"], **entry}, header.get("cache_root"),
-                        header.get("submission_tag"), file)
+                        header.get("submission_tag"), file, header.get("linger", 0.0))
 
 
 def _header(file: Path, line: bytes) -> dict[str, Any]:
@@ -114,6 +122,10 @@ def _header(file: Path, line: bytes) -> dict[str, Any]:
             and all(_is_int(header.get(key)) for key in ("offset", "first", "width")) and header["width"] > 0):
         raise ManifestError(f"{file}: expected a format {FORMAT} manifest header with 'configuration', "
                             "'offset', 'first' and 'width'")
+    linger = header.get("linger", 0.0)
+    if not isinstance(linger, (int, float)) or isinstance(linger, bool) or not 0 <= linger <= MAX_LINGER:
+        raise ManifestError(f"{file}: the header's 'linger' must be a number of seconds from 0 to {MAX_LINGER}, "
+                            f"got {linger!r}")
     return header
 
 

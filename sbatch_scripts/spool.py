@@ -3,7 +3,9 @@
 One directory per submitted array, ``<spool_root>/<submission tag>/``, holding
 the array's ``manifest.jsonl`` (from the bridge, before sbatch: every
 element's configuration, see bridge.sbatch_scripts.manifest) and per element
-``split-N.result.json`` (N the array index, from the element). The bridge's
+``split-N.result.json`` (N the array index, from the element), and
+``split-N.release`` (from the bridge, once it has handed the element's split
+over: bridge.handover). The bridge's
 submitter and poller use these functions so that both sides name and write
 files one way.
 """
@@ -26,6 +28,11 @@ def array_spool_dir(spool_root: str | Path, tag: str) -> Path:
 
 def result_file(spool: Path, index: int) -> Path:
     return spool / f"split-{index}.result.json"
+
+
+def release_file(spool: Path, index: int) -> Path:
+    """``split-N.release``: the bridge's word that element N may end (bridge.handover)."""
+    return spool / f"split-{index}.release"
 
 
 def read_result(spool: Path, index: int) -> dict[str, Any] | None:

@@ -112,9 +112,10 @@ def cycle(env: ReplayEnv) -> CycleReport:
         return run_cycle(session, env.backend)
 
 
-def poll(env: ReplayEnv) -> PollReport:
+def poll(env: ReplayEnv, finished: frozenset[tuple[str, int]] = frozenset()) -> PollReport:
+    """One poll; `finished`: the elements whose result file the daemon has seen (poller.early)."""
     with env.sessions() as session:
-        return poll_once(session, env.backend)
+        return poll_once(session, env.backend, finished=finished)
 
 
 def splits(env: ReplayEnv) -> list[JobSplit]:
