@@ -124,6 +124,11 @@ def render_slurm_conf(spec: ClusterSpec) -> str:
         # sched_interval=1: a 1000-element array runs ~3x faster than with the default.
         "SchedulerParameters=sched_interval=1,bf_interval=1",
         "DependencyParameters=kill_invalid_depend",
+        # An epilog, as production clusters have: slurmd then reports every job's end with the
+        # epilog-complete message, which runs slurmctld's scheduler at once. Without one it skips
+        # the message when the job's steps are gone already (a race), and queued jobs wait for the
+        # next pass: a level's hand-over relies on that message (bridge.handover).
+        "Epilog=/bin/true",
         "AccountingStorageType=accounting_storage/slurmdbd",
         "AccountingStorageHost=127.0.0.1",
         f"AccountingStoragePort={spec.dbd_port}",
