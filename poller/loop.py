@@ -19,9 +19,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -37,14 +36,17 @@ from bridge.errors import BridgeError, PollError
 from poller.early import EARLY_GAP, RESULT_TICK, ResultWatch, wait_for_results
 from poller.memory import ActiveMemory
 from poller.poll import PollReport, poll_once
+from poller.sessions import closing_quietly, database_error, discard
 from poller.unknown import UnknownStates
 
 if TYPE_CHECKING:  # imported by `run` only when [metrics] is configured
     from bridge.metrics import Metrics
 
-__all__ = ["BridgeLoop", "CycleReport", "Interval", "run_cycle"]
+__all__ = ["BridgeLoop", "CycleReport", "Interval", "closing_quietly", "database_error", "discard", "run_cycle"]
 
 log = logging.getLogger(__name__)
+
+SNAPSHOTS_DEFERRED_AT_MOST = 20.0  # seconds accounting snapshots wait while result files are watched
 
 
 @dataclass
@@ -125,6 +127,7 @@ class BridgeLoop:
         self.woken = {"database": 0, "result": 0}  # early cycles, by what woke them
         self._woke: str | None = None  # what ended the last wait early
         self._polled_at = -float("inf")  # monotonic time of the last poll that asked Slurm
+        self._snapshots_deferred_since: float | None = None  # since when due snapshots wait for ends
         self._last_active = 0  # active splits at that poll
 
     def stop(self, *_: object) -> None:
@@ -165,10 +168,19 @@ class BridgeLoop:
         """Read due accounting snapshots (bridge.snapshots) in the wait, not in the cycle; the wait left.
 
         So their sacct call shifts neither the next poll nor a dependent's submission.
+        While result files are watched (poller.early) they wait, SNAPSHOTS_DEFERRED_AT_MOST
+        seconds at most: an element may end any moment, and its result is seen only
+        after the call (sacct, ~0.2 s here, read the last level's snapshots just as the
+        next level ended: bench/dag_latency.py). Snapshots are settled minutes later anyway.
         """
         if report.poll is None:  # Slurm or the database did not answer: not now
             return wait
         started = time.monotonic()
+        if self.results.active:
+            self._snapshots_deferred_since = self._snapshots_deferred_since or started
+            if started - self._snapshots_deferred_since < SNAPSHOTS_DEFERRED_AT_MOST:
+                return wait
+        self._snapshots_deferred_since = None
         with closing_quietly(self.sessions()) as session:
             try:
                 self.snapshot_sacct_calls += snapshots.refresh(session, self.backend.client).sacct_calls
@@ -270,41 +282,3 @@ class BridgeLoop:
         self.last_cycle_seconds = time.monotonic() - started
         log.debug("cycle %d in %.3f s: %s", self.cycles, self.last_cycle_seconds, report)
         return report
-
-
-@contextmanager
-def closing_quietly(session: Session) -> Iterator[Session]:
-    """The session, closed at the end; a database gone by then is logged, never the daemon's end.
-
-    Reads after the cycle (the result watch) begin a transaction that close() rolls back:
-    on a connection the server dropped meanwhile (a PostgreSQL restart) that rollback
-    raises, and nothing else in the loop would have caught it.
-    """
-    try:
-        yield session
-    finally:
-        try:
-            session.close()
-        except DBAPIError as e:
-            log.debug("session closed after a database error: %s", database_error(e))
-
-
-def discard(session: Session) -> None:
-    """Give up the session's transaction and connection after a database error.
-
-    The rollback itself may fail on a dead connection; SQLAlchemy then
-    invalidates it, and the pool (pre-ping on PostgreSQL) hands out a fresh one.
-    """
-    try:
-        session.rollback()
-    except DBAPIError as e:
-        log.debug("rollback after a database error failed too: %s", database_error(e))
-    session.close()
-
-
-def database_error(e: DBAPIError) -> str:
-    """One line naming the database error: driver exception class and its first line."""
-    orig = e.orig if e.orig is not None else e
-    lines = str(orig).strip().splitlines() or [""]
-    lost = ", connection lost" if e.connection_invalidated else ""
-    return f"database error{lost}: {type(orig).__name__}: {lines[0]}"

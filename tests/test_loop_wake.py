@@ -55,3 +55,27 @@ def test_a_commit_beside_the_waiting_daemon_is_submitted_in_a_cycle_without_sque
     with env.sessions() as session:
         job = session.get(Experiment, later_id).blocks[0].job
         assert {s.slurm_job_id for s in job.splits} == {"4343"}
+
+
+def test_due_snapshots_wait_while_result_files_are_watched_and_no_longer_than_their_bound(tmp_path, monkeypatch):
+    """Their sacct would come between an element's result and the daemon seeing it (bench/dag_latency.py)."""
+    from bridge import snapshots
+    from bridge.cycle import CycleReport
+    from poller import loop as loop_module
+    from poller.poll import PollReport
+
+    env = make_replay_env(tmp_path)
+    loop = BridgeLoop(env.sessions, env.backend, PollConfig(min_interval=30, max_interval=30))
+    reads = []
+    monkeypatch.setattr(snapshots, "refresh", lambda session, client: reads.append(1) or snapshots.SnapshotRound())
+    report = CycleReport(poll=PollReport(active=1))
+    loop.results.active = {"bb-tag": {0}}  # a watched element: its result may come any moment
+    loop._between_cycles(1.0, report)
+    assert reads == []
+    loop._snapshots_deferred_since -= loop_module.SNAPSHOTS_DEFERRED_AT_MOST  # as long as they may wait
+    loop._between_cycles(1.0, report)
+    assert reads == [1]
+    loop.results.active = {}  # nothing watched: read at once
+    loop._between_cycles(1.0, report)
+    assert reads == [1, 1]
+    loop.wake.close()
