@@ -3,7 +3,8 @@
 - **orphan**: an element pending or running on Slurm that the database does not
   account for: its name is a tag of *this* deployment that no split row and no
   accounting snapshot carries, or the database has it final (done, failed,
-  cancelled) since before Slurm was read. Arrays of another deployment, or whose
+  cancelled) since before Slurm was read; a split done from its result may
+  still run, waiting for its release, for LINGER seconds (bridge.handover). Arrays of another deployment, or whose
   name is not a tag of ours, are never reported (bridge.tags.ours).
 - **lost**: a split queued or processing with an array id that neither squeue nor
   sacct knows (their listings, then a look-up by id), on `[reconcile] misses`
@@ -28,6 +29,7 @@ from datetime import datetime, timedelta, timezone
 
 from bridge.claims import may_release
 from bridge.config import LostRule
+from bridge.handover import LINGER
 from bridge.reconcile_facts import (
     FINAL,
     KINDS,
@@ -45,6 +47,8 @@ from bridge.status import SplitStatus
 from bridge.tags import ours, parse_tag
 
 __all__ = ["KINDS", "judge", "orphans", "unseen", "lost_splits", "divergent", "stuck", "window"]
+
+LINGERING = timedelta(seconds=LINGER + 2)  # a done split's element may run this long after (clock slack: 2 s)
 
 
 def judge(facts: Facts, lost_rule: LostRule, stuck_after: float) -> ReconcileReport:
@@ -108,6 +112,8 @@ def _known_but_active(record: SlurmRecord, known: SplitRow | SnapshotRow | None,
     status = known.status if isinstance(known, SplitRow) else known.split_status
     if status not in FINAL or known.settled is None or known.settled >= read_at:
         return None  # still active in BEAT too, or made final after squeue answered (a race, not a divergence)
+    if status == SplitStatus.COMPLETED.value and record.state == "RUNNING" and known.settled >= read_at - LINGERING:
+        return None  # done from its result, waiting for its release (bridge.handover): it ends within LINGER
     return Divergence("orphan", f"{SplitStatus(status).name.lower()} ({status}) in BEAT since "
                       f"{known.settled:%Y-%m-%d %H:%M:%S}, still {record.state} on Slurm",
                       experiment_id=known.experiment_id, block=known.block, split_id=known.split_id, **ids)

@@ -202,3 +202,13 @@ def test_the_failed_attempts_of_a_resubmitted_split_are_neither_divergent_nor_or
     wrong = run(facts(accounted=[rec("300_0", "COMPLETED", OURS)],
                       splits=[split(1, "C", OURS, "330", 0, state="COMPLETED", settled=T0)], snapshots=earlier[:1]))
     assert kinds(wrong) == [("divergent", 1, OURS, "300_0", "COMPLETED")]
+
+
+def test_a_done_element_still_running_within_its_linger_is_no_orphan():
+    """bridge.handover: done from its result, the element waits up to LINGER for its release."""
+    report = run(facts(
+        jobs=[rec("500_0", "RUNNING", OURS), rec("500_1", "RUNNING", OURS), rec("500_2", "RUNNING", OURS)],
+        splits=[split(1, "C", OURS, "500", 0, settled=READ - timedelta(seconds=1)),  # lingering
+                split(2, "C", OURS, "500", 1, settled=READ - timedelta(minutes=1)),  # far longer than LINGER
+                split(3, "F", OURS, "500", 2, settled=READ - timedelta(seconds=1))]))  # failures never linger
+    assert kinds(report) == [("orphan", 2, OURS, "500_1", "RUNNING"), ("orphan", 3, OURS, "500_2", "RUNNING")]
