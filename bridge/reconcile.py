@@ -4,8 +4,9 @@
   account for: its name is a tag of *this* deployment that no split row and no
   accounting snapshot carries, or the database has it final (done, failed,
   cancelled) since before Slurm was read; a split done from its result may
-  still run, waiting for its release, for LINGER seconds (bridge.handover). Arrays of another deployment, or whose
-  name is not a tag of ours, are never reported (bridge.tags.ours).
+  still run, waiting for its release, for LINGER seconds (bridge.handover).
+  Arrays of another deployment, or whose name is not a tag of ours, are never
+  reported (bridge.tags.ours).
 - **lost**: a split queued or processing with an array id that neither squeue nor
   sacct knows (their listings, then a look-up by id), on `[reconcile] misses`
   runs in a row spanning `grace` seconds (bridge.claims.may_release, the claims'
