@@ -9,9 +9,10 @@ per level (bench/dag_latency.py). So an element of a job with dependent
 blocks does not end right after a successful result: it stays until the
 bridge writes its release file (``split-N.release``, bridge.sbatch_scripts.spool),
 LINGER seconds at most. Meanwhile the daemon sees the result (poller.early),
-its poll takes a successful result of an element Slurm still shows running as
-the element's end (poller.decide: the result is BEAT's verdict, and the element
-does nothing after it but wait), fires on_split_done, splits and submits what
+its poll takes a successful result of such an element that Slurm still shows
+running as the element's end (poller.decide: the result is BEAT's verdict, and
+the element does nothing after it but wait; any other element's split waits
+for Slurm's word, End included), fires on_split_done, splits and submits what
 became runnable, and only then releases it (bridge.cycle.run_cycle). The
 element's end then runs the scheduler while the dependents are queued: they
 start within milliseconds wherever slurmd sends the epilog-complete message,

@@ -7,9 +7,9 @@ directory (a rename into it changes its mtime), a listing only when that
 changed. A new result file of an active split wakes the loop, whose poll then
 confirms with one squeue and decides as always (poller.poll: result read, cache
 verified, callbacks), so BEAT's semantics stay the poll's: the file alone is
-never a verdict, but a successful one of an element Slurm still shows
-running is its end (the element may be waiting for its release:
-bridge.handover). Slurm is asked at most once per EARLY_GAP for them
+never a verdict, but a successful one of an element that waits for its
+release (its manifest says so, bridge.handover) and that Slurm still shows
+running is its end. Slurm is asked at most once per EARLY_GAP for them
 (wait_for_results): a file first seen after the last poll began brings the next
 poll to EARLY_GAP after that one; an element that wrote its result but was
 still running or completing at the last poll is polled again after
@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from bridge import handover
 from bridge.models import ACTIVE_SPLIT, JobSplit
+from bridge.sbatch_scripts import manifest
 from bridge.sbatch_scripts import spool as spool_files
 
 CONFIRM_DELAY = 0.15  # seconds to the next poll while an active split's result file is there
@@ -73,6 +74,7 @@ class ResultWatch:
         self.active: dict[str, set[int]] = {}  # submission tag -> array indices of its active splits
         self._mtimes: dict[str, int | None] = {}
         self._first_seen: dict[tuple[str, int], float] = {}  # results of active splits -> when first seen
+        self._lingers: dict[str, bool] = {}  # tag -> its elements wait for their release (bridge.handover)
 
     def refresh(self, session: Session) -> None:
         """Read which splits are active (one query), and which of them already wrote their result."""
@@ -83,6 +85,8 @@ class ResultWatch:
                 active.setdefault(tag, set()).add(element_index(element_id))
         self.active = active
         self._mtimes = {tag: self._mtimes.get(tag) for tag in active}
+        self._lingers = {tag: self._lingers[tag] if tag in self._lingers else self._array_lingers(tag)
+                         for tag in active}
         self._first_seen = {key: seen for key, seen in self._first_seen.items()
                             if key[0] in active and key[1] in active[key[0]]}
         for tag in active:
@@ -98,8 +102,19 @@ class ResultWatch:
         return any(now - seen < CONFIRM_WINDOW for seen in self._first_seen.values())
 
     def finished(self) -> frozenset[tuple[str, int]]:
-        """(tag, array index) of active splits whose result file is there (the poll may end them, bridge.handover)."""
-        return frozenset(self._first_seen)
+        """(tag, index) of active elements of lingering arrays whose result is there: the poll may end them.
+
+        Only arrays whose elements wait for their release (bridge.handover): any other
+        element ends at once after its result, and its split waits for Slurm's word.
+        """
+        return frozenset(key for key in self._first_seen if self._lingers.get(key[0]))
+
+    def _array_lingers(self, tag: str) -> bool:
+        """Whether the array's manifest tells its elements to wait for their release (read once per array)."""
+        try:
+            return manifest.array_linger(spool_files.array_spool_dir(self.spool_root, tag)) > 0
+        except ValueError:
+            return False
 
     def seen_since(self, moment: float) -> bool:
         """Whether a result file of an active split was first seen at or after `moment` (time.monotonic())."""

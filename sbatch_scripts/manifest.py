@@ -112,6 +112,16 @@ def read_element(spool: Path, index: int) -> ElementEntry:
                         header.get("submission_tag"), file, header.get("linger", 0.0))
 
 
+def array_linger(spool: Path) -> float:
+    """The header's `linger` of an array's manifest (bridge.handover); 0 when it has none or cannot be read."""
+    file = manifest_file(spool)
+    try:
+        with open(file, "rb") as stream:
+            return float(_header(file, stream.readline()).get("linger", 0.0))
+    except (OSError, ManifestError):
+        return 0.0
+
+
 def _header(file: Path, line: bytes) -> dict[str, Any]:
     try:
         header = json.loads(line)

@@ -112,3 +112,20 @@ def test_a_release_that_cannot_be_written_is_skipped_not_raised(tmp_path):
     (tmp_path / "bb-x").mkdir()
     assert handover.release(tmp_path, [("bb-x", 0), ("bb-gone", 1), ("../bad", 2)]) == 1
     assert (tmp_path / "bb-x" / "split-0.release").exists()
+
+
+@pytest.mark.parametrize("dependent, lingers", [(True, True), (False, False)])
+def test_the_daemon_ends_from_their_result_only_elements_that_wait_for_their_release(env, dependent, lingers):
+    from poller.early import ResultWatch
+
+    blocks = {"a": block(slots=2)}
+    if dependent:
+        blocks["b"] = block(slots=1, inputs={"in": {"block": "a", "output": "out"}})
+    declare(env, blocks)
+    sub = submit(env, UPSTREAM_JOB)
+    element_done(env, sub, 0)
+    watch = ResultWatch(env.config.spool_dir)
+    with env.sessions() as session:
+        watch.refresh(session)
+    # any other element ends at once after its result: its split waits for Slurm's word (its End included)
+    assert watch.finished() == (frozenset({(sub.tag, 0)}) if lingers else frozenset())

@@ -53,8 +53,10 @@ def hundred_splits() -> dict:
         return {n: {"block": n, "output": "out"} for n in names}
     return {"name": "campaign", "author": "ivan", "blocks": {
         "a": block("scale", slots=33, size=33, parameters={"factor": 3}),
+        # 3 s: with the dev cluster's epilog every element's end starts the next at once, and at 2 s the
+        # experiment could end before the campaign's last events
         "b": block("sleep_then_copy", slots=33, inputs={"in": {"block": "a", "output": "out"}},
-                   parameters={"seconds": 2}),
+                   parameters={"seconds": 3}),
         "c": block("add", slots=33, inputs=inputs("a", "b")),
         "d": block("total", slots=1, inputs={"in": {"block": "c", "output": "out"}}),
     }}
