@@ -42,9 +42,11 @@ pytestmark = [pytest.mark.postgres,
 
 SEED = "BRIDGE_CAMPAIGN_SEED"
 SPLITS = {"a": 33, "b": 33, "c": 33, "d": 1}
-# 4 splits of the author on Slurm at once: ~9 arrays per block, each sbatch a window for a kill,
-# and work on Slurm for the whole campaign
-QUEUES = queue_toml("default", max_slots_per_user=4)
+# 2 splits of the author on Slurm at once: ~17 arrays per block, each sbatch a window for a kill,
+# and work on Slurm for the whole campaign (b alone ~70 s: with the dev cluster's epilog each
+# element's end starts the next at once, and with 4 at once and 2-3 s the experiment ended
+# before the campaign's last events, 51-63 s of them)
+QUEUES = queue_toml("default", max_slots_per_user=2)
 
 
 def hundred_splits() -> dict:
@@ -53,10 +55,8 @@ def hundred_splits() -> dict:
         return {n: {"block": n, "output": "out"} for n in names}
     return {"name": "campaign", "author": "ivan", "blocks": {
         "a": block("scale", slots=33, size=33, parameters={"factor": 3}),
-        # 3 s: with the dev cluster's epilog every element's end starts the next at once, and at 2 s the
-        # experiment could end before the campaign's last events
         "b": block("sleep_then_copy", slots=33, inputs={"in": {"block": "a", "output": "out"}},
-                   parameters={"seconds": 3}),
+                   parameters={"seconds": 4}),
         "c": block("add", slots=33, inputs=inputs("a", "b")),
         "d": block("total", slots=1, inputs={"in": {"block": "c", "output": "out"}}),
     }}
