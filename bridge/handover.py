@@ -49,8 +49,9 @@ MAX_ELEMENTS = 64  # splits of a job above which its elements do not linger
 # beyond, a lingering element would always wait LINGER, so none lingers.
 WATCHED_AT_MOST = 500
 
-_ACTIVE = select(func.count(JobSplit.id)).where(JobSplit.slurm_element_id.is_not(None),
-                                                JobSplit.status.in_(sorted(ACTIVE_SPLIT)))
+# A split on Slurm and not final: what the result watch follows (poller.early) and counts here.
+ACTIVE_ON_SLURM = (JobSplit.slurm_element_id.is_not(None), JobSplit.status.in_(sorted(ACTIVE_SPLIT)))
+_ACTIVE = select(func.count(JobSplit.id)).where(*ACTIVE_ON_SLURM)
 
 
 def linger_for(job: JobFacts, active: int = 0, elements: int = 0) -> float:

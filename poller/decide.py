@@ -52,7 +52,7 @@ def decide(session: Session, backend: Backend, split: Active, record: SlurmRecor
     if verdict.outcome is Outcome.STARTED:
         result = read_result(backend, record) if result_there else None
         if result is not None and result.get("status", 1) == 0:
-            return _completed(session, backend, split.id, record)
+            return _completed(session, backend, split.id, record, result)
         return Action(Kind.STARTED)
     if verdict.outcome is Outcome.CANCELLED:
         return Action(Kind.CANCELLED)
@@ -69,14 +69,16 @@ def failure_rules(backend: Backend, reason: str | None) -> dict[str, OnFailure]:
     return {name: rule for name, rule in found.items() if rule is not None}
 
 
-def _completed(session: Session, backend: Backend, split_id: int, record: SlurmRecord) -> Action:
+def _completed(session: Session, backend: Backend, split_id: int, record: SlurmRecord,
+               result: dict[str, Any] | None = None) -> Action:
     """COMPLETED: the element's result must be there, and the job's cache complete, before on_split_done.
 
     A result file not there (yet: the shared file system may lag) is checked
     again on the next cycles, up to cache_errors times, then the split fails
     naming the file; an unreadable one fails it at once (read_result).
+    `result`: the one the caller has read already (else it is read here).
     """
-    result = read_result(backend, record)
+    result = result if result is not None else read_result(backend, record)
     if result is not None and result.get("status", 0) != 0:
         return Action(Kind.FAILED, result, "failed:result")
     if result is None:

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bridge import handover
-from bridge.models import ACTIVE_SPLIT, JobSplit
+from bridge.models import JobSplit
 from bridge.sbatch_scripts import manifest
 from bridge.sbatch_scripts import spool as spool_files
 
@@ -42,8 +42,7 @@ RESULT_SUFFIX = ".result.json"
 # The submitter lets elements linger for their release only below it (bridge.handover).
 WATCH_LIMIT = handover.WATCHED_AT_MOST
 
-_ACTIVE_ELEMENTS = select(JobSplit.submission_tag, JobSplit.slurm_element_id).where(
-    JobSplit.slurm_element_id.is_not(None), JobSplit.status.in_(sorted(ACTIVE_SPLIT)))
+_ACTIVE_ELEMENTS = select(JobSplit.submission_tag, JobSplit.slurm_element_id).where(*handover.ACTIVE_ON_SLURM)
 
 
 def element_index(element_id: str) -> int:
